@@ -1,0 +1,1 @@
+"""The pipeline definitions; compiled by `make compile` into compiled/."""

@@ -1,0 +1,204 @@
+"""The compiled template: up to date, reproducible, wired right, environment-agnostic."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.components import load_component_from_file
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipelines.rlhf_tuning import PIPELINE_NAME, PIPELINE_VERSION
+from tests.conftest import REPO
+from vertex_rlhf import compiler, dataset_rules, steps
+from vertex_rlhf.params import load_params
+
+COMPILED = REPO / "compiled"
+TEMPLATE = COMPILED / f"{PIPELINE_NAME}-{PIPELINE_VERSION}.yaml"
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_compiled_directory_is_up_to_date_with_the_sources() -> None:
+    assert compiler.stale_problems(COMPILED) == []
+
+
+def test_stale_check_notices_a_changed_template(tmp_path: Path) -> None:
+    compiler.compile_to(tmp_path)
+    target = tmp_path / TEMPLATE.name
+    target.write_text(target.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    assert compiler.stale_problems(tmp_path) == [
+        f"{target} differs from a fresh compile of the sources"
+    ]
+
+
+def test_compile_is_byte_identical_and_leaves_unchanged_files_alone(tmp_path: Path) -> None:
+    first, changed = compiler.compile_to(tmp_path)
+    assert changed
+    mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    second, changed = compiler.compile_to(tmp_path)
+    assert not changed
+    assert first.text == second.text
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == mtimes
+    assert (tmp_path / TEMPLATE.name).read_bytes() == TEMPLATE.read_bytes()
+
+
+def test_manifest_records_versions_and_digest() -> None:
+    manifest = json.loads((COMPILED / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["templates"][PIPELINE_VERSION]
+    assert manifest["pipeline"] == PIPELINE_NAME
+    assert manifest["current"] == PIPELINE_VERSION
+    assert entry["file"] == TEMPLATE.name
+    assert entry["kfp"] == "2.17.3"
+    assert entry["google_cloud_pipeline_components"] == "2.22.0"
+    assert entry["sha256"] == hashlib.sha256(TEMPLATE.read_bytes()).hexdigest()
+
+
+def test_gcpc_compile_time_variables_do_not_change_the_template() -> None:
+    env = {
+        **os.environ,
+        "PRIVATE_IMAGE_TAG": "evil",
+        "USE_TEST_MACHINE_SPEC": "true",
+        "PRIVATE_ARTIFACT_REGISTRY_PROJECT": "someone-else",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vertex_rlhf",
+            "compile",
+            "--check",
+            "--compiled-dir",
+            str(COMPILED),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+
+
+def test_template_loads_with_kfp_and_parses_into_the_proto() -> None:
+    component = load_component_from_file(str(TEMPLATE))
+    assert component.name == PIPELINE_NAME
+    proto = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(yaml.safe_load(TEMPLATE.read_text(encoding="utf-8")), proto)
+    assert proto.pipeline_info.name == PIPELINE_NAME
+    assert f"version {PIPELINE_VERSION}" in proto.pipeline_info.description
+    assert set(proto.root.dag.tasks) == {
+        "validate-dataset",
+        "validate-dataset-2",
+        "validate-dataset-3",
+        "compute-steps",
+        "rlhf-train-template",
+    }
+
+
+def _validation_task_for(spec: dict[str, Any], kind: str) -> str:
+    tasks = spec["root"]["dag"]["tasks"]
+    [name] = [
+        n
+        for n, t in tasks.items()
+        if n.startswith("validate-dataset")
+        and t["inputs"]["parameters"]["kind"]["runtimeValue"]["constant"] == kind
+    ]
+    return name
+
+
+def test_steps_come_from_validated_row_counts(spec: dict[str, Any]) -> None:
+    tasks = spec["root"]["dag"]["tasks"]
+    steps_inputs = tasks["compute-steps"]["inputs"]["parameters"]
+    for kind, input_name in (("preference", "preference_rows"), ("prompt", "prompt_rows")):
+        producer = _validation_task_for(spec, kind)
+        assert steps_inputs[input_name]["taskOutputParameter"] == {
+            "outputParameterKey": "rows",
+            "producerTask": producer,
+        }
+    gcpc_inputs = tasks["rlhf-train-template"]["inputs"]["parameters"]
+    for name in ("reward_model_train_steps", "reinforcement_learning_train_steps"):
+        assert gcpc_inputs[name]["taskOutputParameter"] == {
+            "outputParameterKey": name,
+            "producerTask": "compute-steps",
+        }
+    # The eval check also gates the accelerators, without lengthening the critical path.
+    eval_task = _validation_task_for(spec, "eval")
+    assert eval_task in tasks["compute-steps"]["dependentTasks"]
+    assert "compute-steps" in tasks["rlhf-train-template"]["dependentTasks"]
+
+
+def test_preflight_tasks_are_never_cached(spec: dict[str, Any]) -> None:
+    tasks = spec["root"]["dag"]["tasks"]
+    for name in ("validate-dataset", "validate-dataset-2", "validate-dataset-3", "compute-steps"):
+        assert not tasks[name].get("cachingOptions", {}).get("enableCache", False), name
+    assert tasks["rlhf-train-template"]["cachingOptions"]["enableCache"] is True
+
+
+def test_every_gcpc_parameter_is_a_pipeline_input(spec: dict[str, Any]) -> None:
+    from google_cloud_pipeline_components.preview.llm import rlhf_pipeline
+
+    gcpc = set(rlhf_pipeline.component_spec.inputs)
+    ours = spec["root"]["inputDefinitions"]["parameters"]
+    computed = {"reward_model_train_steps", "reinforcement_learning_train_steps"}
+    assert gcpc - set(ours) == set()
+    passed = spec["root"]["dag"]["tasks"]["rlhf-train-template"]["inputs"]["parameters"]
+    for name in gcpc - computed:
+        assert passed[name] == {"componentInputParameter": name}, name
+    for name, definition in ours.items():
+        assert definition.get("description"), f"input {name} has no description"
+
+
+def test_preflight_needs_no_install_at_run_time(spec: dict[str, Any]) -> None:
+    executors = spec["deploymentSpec"]["executors"]
+    for name in ("exec-validate-dataset", "exec-compute-steps"):
+        container = executors[name]["container"]
+        assert container["image"] == "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
+        assert "pip install" not in " ".join(container["command"])
+
+
+def test_components_ship_the_library_source_verbatim(spec: dict[str, Any]) -> None:
+    executors = spec["deploymentSpec"]["executors"]
+    validate_source = executors["exec-validate-dataset"]["container"]["command"][-1]
+    for function in dataset_rules.SHIPPED:
+        assert inspect.getsource(function) in validate_source, function.__name__
+    steps_source = executors["exec-compute-steps"]["container"]["command"][-1]
+    assert inspect.getsource(steps.compute_training_steps) in steps_source
+
+
+@pytest.mark.parametrize("executor", ["exec-validate-dataset", "exec-compute-steps"])
+def test_shipped_source_parses_on_older_pythons(spec: dict[str, Any], executor: str) -> None:
+    # GCPC's image is not ours to pick; keep the shipped code to Python 3.8 syntax.
+    source = spec["deploymentSpec"]["executors"][executor]["container"]["command"][-1]
+    ast.parse(source, feature_version=(3, 8))
+
+
+@pytest.mark.usefixtures("project_env")
+def test_template_is_environment_agnostic() -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    for env in ("dev", "prod", "local"):
+        params = load_params(env, params_dir=REPO / "params")
+        for value in (
+            params.vertex_ai.project_id,
+            params.vertex_ai.pipeline_root,
+            params.dataset.preference_dataset,
+            params.dataset.prompt_dataset,
+        ):
+            assert value not in text, value
+    assert "serviceAccount" not in text
+    assert "{{$.pipeline_google_cloud_project_id}}" in text

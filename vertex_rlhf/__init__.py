@@ -1,0 +1,1 @@
+"""Library for the RLHF pipeline: parameter schema, step maths, dataset rules, compiler, CLI."""

@@ -1,0 +1,171 @@
+"""Compile the pipeline into ``compiled/`` with a manifest, byte for byte reproducibly.
+
+GCPC reads environment variables at import time that change the compiled YAML
+(private image tag and registry, test machine specs). They are cleared before GCPC
+is imported, and checked after, so the template never depends on the shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from vertex_rlhf.errors import PipelineError
+
+GCPC_COMPILE_ENV = (
+    "PRIVATE_IMAGE_TAG",
+    "PRIVATE_ARTIFACT_REGISTRY_PROJECT",
+    "PRIVATE_ARTIFACT_REGISTRY_LOCATION",
+    "PRIVATE_ARTIFACT_REGISTRY",
+    "PRIVATE_IMAGE_NAME_PREFIX",
+    "USE_TEST_MACHINE_SPEC",
+    "TEXT_IMPORTER_IMAGE_OVERRIDE",
+    "CLOUD_ML_REGION",
+)
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A compiled template, in memory."""
+
+    name: str
+    version: str
+    text: str
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}-{self.version}.yaml"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def build_template() -> Template:
+    """Compiles the pipeline in memory with GCPC's compile-time variables cleared.
+
+    Returns:
+        The compiled YAML text with the pipeline's name and version.
+
+    Raises:
+        PipelineError: GCPC was already imported with compile-time variables set.
+    """
+    for name in GCPC_COMPILE_ENV:
+        os.environ.pop(name, None)
+    from google_cloud_pipeline_components._implementation.llm import env
+    from google_cloud_pipeline_components._implementation.llm.generated import (
+        refined_image_versions,
+    )
+    from kfp import compiler
+
+    from pipelines.rlhf_tuning import PIPELINE_NAME, PIPELINE_VERSION, rlhf_tuning
+
+    if (env.PRIVATE_IMAGE_TAG, env.PRIVATE_ARTIFACT_REGISTRY_PROJECT) != (
+        refined_image_versions.IMAGE_TAG,
+        "vertex-ai-restricted",
+    ):
+        raise PipelineError(
+            "GCPC was imported with PRIVATE_* variables set, which changes the template",
+            hint="unset " + " ".join(GCPC_COMPILE_ENV) + " and compile in a fresh process",
+        )
+    target = Path(os.environ.get("TMPDIR", "/tmp")) / f"rlhf-compile-{os.getpid()}.yaml"
+    try:
+        compiler.Compiler().compile(rlhf_tuning, str(target))
+        text = target.read_text(encoding="utf-8")
+    finally:
+        target.unlink(missing_ok=True)
+    return Template(PIPELINE_NAME, PIPELINE_VERSION, text)
+
+
+def manifest_entry(template: Template) -> dict[str, Any]:
+    """Describes a template for the manifest: file, digest and the SDK versions."""
+    return {
+        "file": template.file_name,
+        "sha256": template.sha256,
+        "kfp": version("kfp"),
+        "google_cloud_pipeline_components": version("google-cloud-pipeline-components"),
+    }
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """Reads ``compiled/manifest.json``; an absent file is an empty manifest."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return {"pipeline": "", "current": "", "templates": {}}
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise PipelineError(
+            f"{path}: not valid JSON ({error})", hint="run `make compile` to rewrite it"
+        ) from None
+    return manifest
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def compile_to(directory: Path) -> tuple[Template, bool]:
+    """Writes the template and updates the manifest, touching nothing that is unchanged.
+
+    Args:
+        directory: usually ``compiled/``.
+
+    Returns:
+        The template, and whether any file was written.
+    """
+    template = build_template()
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(directory)
+    manifest["pipeline"] = template.name
+    manifest["current"] = template.version
+    manifest.setdefault("templates", {})[template.version] = {
+        **manifest["templates"].get(template.version, {}),
+        **manifest_entry(template),
+    }
+    manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    changed = False
+    path = directory / template.file_name
+    if not path.is_file() or path.read_text(encoding="utf-8") != template.text:
+        _write_atomically(path, template.text)
+        changed = True
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file() or manifest_path.read_text(encoding="utf-8") != manifest_text:
+        _write_atomically(manifest_path, manifest_text)
+        changed = True
+    return template, changed
+
+
+def stale_problems(directory: Path) -> list[str]:
+    """Compares ``compiled/`` with a fresh compile of the sources.
+
+    Args:
+        directory: usually ``compiled/``.
+
+    Returns:
+        What is out of date; empty when ``compiled/`` matches the sources.
+    """
+    template = build_template()
+    problems = []
+    path = directory / template.file_name
+    if not path.is_file():
+        problems.append(f"{path} is missing")
+    elif path.read_text(encoding="utf-8") != template.text:
+        problems.append(f"{path} differs from a fresh compile of the sources")
+    entry = read_manifest(directory).get("templates", {}).get(template.version, {})
+    expected = manifest_entry(template)
+    for key, value in expected.items():
+        if entry.get(key) != value:
+            problems.append(
+                f"{directory / MANIFEST}: templates.{template.version}.{key} is"
+                f" {entry.get(key)!r}, expected {value!r}"
+            )
+    return problems

@@ -1,0 +1,333 @@
+"""Row rules for the Vertex RLHF dataset formats, and a streaming validator.
+
+One source of truth: the ``validate_dataset`` component ships these functions by
+source (kfp ``additional_funcs``) and the CLI imports them. So every function here
+is self-contained: standard-library imports inside the body, ``typing`` names in
+signatures, and calls only to other functions of this module (``SHIPPED`` lists
+them in dependency order).
+
+Formats (see NOTES.md): a preference row has ``candidate_0``, ``candidate_1``
+(non-empty strings), ``choice`` (integer 0 or 1) and either ``input_text`` (text
+models) or ``messages`` (chat models); a prompt row has ``input_text`` or
+``messages``. An eval row is either a preference row (reward-model metrics) or a
+prompt row (bulk inference only); one dataset keeps to one layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Tuple
+
+KINDS = ("preference", "prompt", "eval")
+
+
+def json_type_name(value: Any) -> str:
+    """Names a parsed JSON value's type, with a short excerpt of the value.
+
+    Args:
+        value: a value produced by a JSON parser.
+
+    Returns:
+        For example ``'string "1"'``, ``'boolean true'`` or ``'null'``.
+    """
+    import json
+
+    if value is None:
+        return "null"
+    names = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
+    for python_type, name in names:
+        if isinstance(value, python_type):
+            text = json.dumps(value, ensure_ascii=False)
+            return f"{name} {text[:40]}{'...' if len(text) > 40 else ''}"
+    return "array" if isinstance(value, list) else "object"
+
+
+def check_messages(messages: Any) -> Tuple[str, str]:
+    """Checks a chat ``messages`` value.
+
+    Args:
+        messages: the parsed value of the row's ``messages`` field.
+
+    Returns:
+        ``("", "")`` when valid, else ``(field, problem)``.
+    """
+    if not isinstance(messages, list) or not messages:
+        what = "an empty array" if messages == [] else json_type_name(messages)
+        return "messages", f"must be a non-empty array of {{author, content}} objects, got {what}"
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            return f"messages[{i}]", f"must be an object, got {json_type_name(message)}"
+        author = message.get("author")
+        if author not in ("user", "assistant"):
+            got = "nothing" if "author" not in message else json_type_name(author)
+            return f"messages[{i}].author", f'must be "user" or "assistant", got {got}'
+        content = message.get("content")
+        if not isinstance(content, str) or not content.strip():
+            got = "nothing" if "content" not in message else json_type_name(content)
+            return f"messages[{i}].content", f"must be a non-empty string, got {got}"
+    if messages[0]["author"] != "user":
+        return "messages[0].author", 'the first message must be from "user"'
+    if messages[-1]["author"] != "user":
+        return f"messages[{len(messages) - 1}].author", 'the last message must be from "user"'
+    return "", ""
+
+
+def check_text_field(row: Dict[str, Any], name: str) -> str:
+    """Checks that ``row[name]`` exists and is a non-empty string.
+
+    Args:
+        row: a parsed row.
+        name: the field to check.
+
+    Returns:
+        ``""`` when valid, else the problem.
+    """
+    if name not in row:
+        return "missing"
+    value = row[name]
+    if not isinstance(value, str):
+        return f"must be a string, got {json_type_name(value)}"
+    if not value.strip():
+        return "must not be empty or only whitespace"
+    return ""
+
+
+def check_row(row: Any, kind: str) -> Tuple[str, str, str]:
+    """Checks one parsed row against the Vertex RLHF format for ``kind``.
+
+    Args:
+        row: the parsed JSON value of one line.
+        kind: ``"preference"``, ``"prompt"`` or ``"eval"``.
+
+    Returns:
+        ``(layout, "", "")`` when valid, where layout is ``"text"`` or ``"chat"``
+        (for eval rows prefixed ``"preference "`` or ``"prompt "``); else
+        ``("", field, problem)``.
+    """
+    if not isinstance(row, dict):
+        return "", "(row)", f"must be a JSON object, got {json_type_name(row)}"
+    if "input_text" in row and "messages" in row:
+        return "", "input_text", "a row has input_text (text models) or messages (chat), not both"
+    if "input_text" in row:
+        problem = check_text_field(row, "input_text")
+        if problem:
+            return "", "input_text", problem
+        layout = "text"
+    elif "messages" in row:
+        field, problem = check_messages(row["messages"])
+        if field:
+            return "", field, problem
+        context = row.get("context")
+        if context is not None and not isinstance(context, str):
+            return "", "context", f"must be a string, got {json_type_name(context)}"
+        layout = "chat"
+    else:
+        return "", "input_text", "missing: text rows need input_text, chat rows need messages"
+    if kind == "prompt":
+        return layout, "", ""
+    preference_fields = ("candidate_0", "candidate_1", "choice")
+    is_preference = kind == "preference" or any(name in row for name in preference_fields)
+    if is_preference:
+        for name in ("candidate_0", "candidate_1"):
+            problem = check_text_field(row, name)
+            if problem:
+                return "", name, problem
+        if "choice" not in row:
+            return "", "choice", "missing"
+        choice = row["choice"]
+        if type(choice) is not int or choice not in (0, 1):
+            return "", "choice", f"must be the integer 0 or 1, got {json_type_name(choice)}"
+    if kind == "eval":
+        return ("preference " if is_preference else "prompt ") + layout, "", ""
+    return layout, "", ""
+
+
+def new_dataset_report(dataset: str, kind: str, max_reported: int = 5) -> Dict[str, Any]:
+    """Starts the report that ``check_lines`` fills in.
+
+    Args:
+        dataset: the path or glob as the user wrote it.
+        kind: ``"preference"``, ``"prompt"`` or ``"eval"``.
+        max_reported: how many problems to keep word for word (all are counted).
+
+    Returns:
+        A report dict: ``dataset``, ``kind``, ``files`` ([source, rows] pairs),
+        ``rows``, ``blank_lines``, ``layout``, ``errors`` (count), ``problems``
+        (the first ``max_reported``), ``max_reported``.
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    if kind not in ("preference", "prompt", "eval"):
+        raise ValueError(f"unknown dataset kind {kind!r}: use preference, prompt or eval")
+    return {
+        "dataset": dataset,
+        "kind": kind,
+        "files": [],
+        "rows": 0,
+        "blank_lines": 0,
+        "layout": "",
+        "errors": 0,
+        "problems": [],
+        "max_reported": max_reported,
+    }
+
+
+def add_problem(report: Dict[str, Any], where: str, problem: str) -> None:
+    """Counts a problem and keeps its text if fewer than ``max_reported`` are kept.
+
+    Args:
+        report: the report from ``new_dataset_report``.
+        where: ``source:line: field`` or just ``source``.
+        problem: what is wrong and, where useful, how to fix it.
+    """
+    report["errors"] += 1
+    if len(report["problems"]) < report["max_reported"]:
+        report["problems"].append(f"{where}: {problem}")
+
+
+def check_lines(report: Dict[str, Any], source: str, lines: Iterable[bytes]) -> None:
+    """Checks every line of one JSONL file, streaming, and adds to ``report``.
+
+    Blank lines are skipped and counted; every other line is one row.
+
+    Args:
+        report: the report from ``new_dataset_report``.
+        source: the file's name as the user should see it.
+        lines: the file's raw lines (bytes, with or without line ends).
+    """
+    try:
+        from orjson import loads
+    except ImportError:
+        from json import loads
+
+    import itertools
+
+    kind = report["kind"]
+    layout = report["layout"]
+    rows = 0
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
+        report["files"].append([source, 0])
+        add_problem(report, source, "file is empty (no rows)")
+        return
+    if first.startswith(b"\xef\xbb\xbf"):
+        # The stdlib parser would accept it silently; Vertex's readers do not.
+        add_problem(
+            report,
+            f"{source}:1",
+            "file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM",
+        )
+        first = first[3:]
+    for line_number, line in enumerate(itertools.chain((first,), lines), 1):
+        try:
+            row = loads(line)
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+            if not line.strip():
+                report["blank_lines"] += 1
+                continue
+            if isinstance(error, UnicodeDecodeError) or "utf-8" in str(error).lower():
+                problem = "is not valid UTF-8; re-encode the file as UTF-8"
+            else:
+                problem = f"invalid JSON ({str(error).splitlines()[0][:80]})"
+            rows += 1
+            add_problem(report, f"{source}:{line_number}", problem)
+            continue
+        rows += 1
+        row_layout, field, problem = check_row(row, kind)
+        if field:
+            add_problem(report, f"{source}:{line_number}: {field}", problem)
+        elif row_layout != layout:
+            if not layout:
+                layout = row_layout
+            else:
+                add_problem(
+                    report,
+                    f"{source}:{line_number}",
+                    f"row is {row_layout} but earlier rows are {layout}; keep one layout"
+                    " per dataset",
+                )
+    report["layout"] = layout
+    report["rows"] += rows
+    report["files"].append([source, rows])
+    if rows == 0:
+        add_problem(report, source, "file is empty (no rows)")
+
+
+def dataset_files(path: str) -> List[str]:
+    """Lists the files a dataset path or glob names, in sorted order.
+
+    On Vertex, ``gs://bucket/path`` is read through Cloud Storage FUSE as
+    ``/gcs/bucket/path``; elsewhere the path is a local file path.
+
+    Args:
+        path: a file path or glob, local or ``gs://``.
+
+    Returns:
+        Readable file paths; empty when nothing matches.
+    """
+    import glob
+    import os
+
+    local = "/gcs/" + path[len("gs://") :] if path.startswith("gs://") else path
+    local = os.path.expanduser(local)
+    return sorted(p for p in glob.glob(local, recursive=True) if os.path.isfile(p))
+
+
+def validate_dataset_files(path: str, kind: str, max_reported: int = 5) -> Dict[str, Any]:
+    """Validates every row of every file that ``path`` matches.
+
+    Args:
+        path: a file path or glob, local or ``gs://`` (read as ``/gcs/...``).
+        kind: ``"preference"``, ``"prompt"`` or ``"eval"``.
+        max_reported: how many problems to keep word for word.
+
+    Returns:
+        The report (see ``new_dataset_report``); ``report["errors"] == 0`` means valid.
+    """
+    report = new_dataset_report(path, kind, max_reported)
+    files = dataset_files(path)
+    if not files:
+        add_problem(report, path, "matches no files; check the path and the glob pattern")
+    for name in files:
+        shown = "gs://" + name[len("/gcs/") :] if path.startswith("gs://") else name
+        with open(name, "rb") as handle:
+            check_lines(report, shown, handle)
+    return report
+
+
+def report_summary(report: Dict[str, Any]) -> str:
+    """Describes a report in a few lines a person can act on.
+
+    Args:
+        report: a finished report.
+
+    Returns:
+        One line when valid; otherwise a heading and the first problems.
+    """
+    kind, dataset = report["kind"], report["dataset"]
+    files = len(report["files"])
+    head = f"{kind} dataset {dataset}: {report['rows']} rows in {files} file(s)"
+    if not report["errors"]:
+        return f"{head}, layout {report['layout']}: valid"
+    lines = [f"{head}: {report['errors']} problem(s)"]
+    lines += [f"  {problem}" for problem in report["problems"]]
+    hidden = report["errors"] - len(report["problems"])
+    if hidden:
+        lines.append(f"  ... and {hidden} more")
+    return "\n".join(lines)
+
+
+# Shipped into the validate_dataset component, callees before callers.
+SHIPPED = (
+    json_type_name,
+    check_messages,
+    check_text_field,
+    check_row,
+    new_dataset_report,
+    add_problem,
+    check_lines,
+    dataset_files,
+    validate_dataset_files,
+    report_summary,
+)

@@ -1,0 +1,473 @@
+"""The parameter schema (defined once, as OmegaConf structured configs) and its loader.
+
+``params/base.yaml`` is merged with ``params/<env>.yaml`` and then with dotlist
+overrides (``training.kl_coeff=0.2``). Unknown keys, wrong types, missing values,
+unset environment variables and out-of-range values all raise ``ConfigError``
+(CONFIG_002) naming the file, line and key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+
+from vertex_rlhf import catalog
+from vertex_rlhf.errors import ConfigError
+
+# GCPC's documented maxima for the sequence lengths.
+MAX_PROMPT_SEQUENCE_LENGTH = 8192
+MAX_TARGET_SEQUENCE_LENGTH = 1024
+
+
+@dataclass
+class DatasetParams:
+    """Where the data is, and how many rows it is expected to have."""
+
+    preference_dataset: str = MISSING
+    prompt_dataset: str = MISSING
+    eval_dataset: Optional[str] = None
+    # Expected row counts, for computing steps offline (the pipeline counts real rows).
+    preference_size: Optional[int] = None
+    prompt_size: Optional[int] = None
+    # Local files are only for the local environment: Vertex reads gs:// paths.
+    allow_local_paths: bool = False
+
+
+@dataclass
+class TrainingParams:
+    """What to tune and how; every GCPC rlhf_pipeline parameter has a key here."""
+
+    large_model_reference: str = MISSING
+    reward_model_epochs: int = 30
+    reinforcement_learning_epochs: int = 10
+    # Explicit step counts override the ones computed from rows and epochs.
+    reward_model_train_steps: Optional[int] = None
+    reinforcement_learning_train_steps: Optional[int] = None
+    reward_model_learning_rate_multiplier: float = 1.0
+    reinforcement_learning_rate_multiplier: float = 1.0
+    kl_coeff: float = 0.1
+    instruction: Optional[str] = None
+    prompt_sequence_length: int = 512
+    target_sequence_length: int = 64
+    accelerator_type: str = catalog.GPU
+    deploy_model: bool = True
+    model_display_name: Optional[str] = None
+    tensorboard_resource_id: Optional[str] = None
+    encryption_spec_key_name: Optional[str] = None
+
+
+@dataclass
+class VertexParams:
+    """Where and as whom the pipeline job runs."""
+
+    project_id: str = MISSING
+    region: str = "us-central1"
+    pipeline_root: str = MISSING
+    pipeline_display_name: str = "rlhf-tuning"
+    service_account: Optional[str] = None
+    network: Optional[str] = None
+    experiment: Optional[str] = None
+    # null keeps the template's per-task settings: GCPC's training steps are cached,
+    # the dataset checks never are. The SDK applies true/false to every task.
+    enable_caching: Optional[bool] = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RLHFParams:
+    """A whole parameter file, as resolved for one environment."""
+
+    dataset: DatasetParams = field(default_factory=DatasetParams)
+    training: TrainingParams = field(default_factory=TrainingParams)
+    vertex_ai: VertexParams = field(default_factory=VertexParams)
+
+
+@dataclass
+class Source:
+    """One layer of the merge: a file or the command-line overrides."""
+
+    label: str
+    config: DictConfig
+    lines: dict[str, int]  # dotted key -> 1-based line, where known
+
+    def where(self, key: str) -> str:
+        line = self.lines.get(key)
+        return f"{self.label}:{line}" if line else self.label
+
+
+def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """Maps every dotted key of a composed YAML document to its line."""
+    found: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            found[key] = key_node.start_mark.line + 1
+            found.update(_key_lines(value_node, key + "."))
+    return found
+
+
+def _load_file(path: Path) -> Source:
+    if not path.is_file():
+        envs = sorted(p.stem for p in path.parent.glob("*.yaml") if p.stem != "base")
+        raise ConfigError(
+            [f"{path}: no such parameter file; environments here: {', '.join(envs) or 'none'}"]
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        config = OmegaConf.create(text) if node is not None else OmegaConf.create({})
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError([f"{where}: not valid YAML ({problem}); fix the syntax"]) from None
+    if not isinstance(config, DictConfig):
+        raise ConfigError([f"{path}: must be a mapping of sections (dataset, training, vertex_ai)"])
+    return Source(str(path), config, _key_lines(node) if node is not None else {})
+
+
+def _parse_overrides(overrides: Sequence[str]) -> Source:
+    for item in overrides:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ConfigError(
+                [
+                    f"override {item!r}: write KEY=VALUE in OmegaConf dotlist form,"
+                    " e.g. training.kl_coeff=0.2"
+                ]
+            )
+    try:
+        config = OmegaConf.from_dotlist(list(overrides))
+    except (OmegaConfBaseException, yaml.YAMLError) as error:
+        raise ConfigError([f"overrides: {str(error).splitlines()[0]}"]) from None
+    lines = {item.split("=", 1)[0].strip(): 0 for item in overrides}
+    return Source("command-line override", config, lines)
+
+
+def _field_class(f: dataclasses.Field[Any]) -> Any:
+    """Returns the nested schema class of a section field, or None for a leaf."""
+    factory = f.default_factory
+    if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
+        return factory
+    return None
+
+
+def _allowed_keys(key: str) -> str:
+    """Lists the keys the schema allows next to ``key``, for error messages."""
+    node: Any = RLHFParams
+    for part in key.split(".")[:-1]:
+        section = {f.name: f for f in dataclasses.fields(node)}.get(part)
+        node = _field_class(section) if section is not None else None
+        if node is None:
+            return ""
+    return ", ".join(f.name for f in dataclasses.fields(node))
+
+
+def _merge_error(source: Source, error: OmegaConfBaseException) -> str:
+    key = error.full_key or ""
+    first_line = str(error).splitlines()[0]
+    where = source.where(key) if key else source.label
+    if isinstance(error, ConfigKeyError):
+        allowed = _allowed_keys(key)
+        hint = f"; allowed here: {allowed}" if allowed else ""
+        return f"{where}: {key}: unknown key{_did_you_mean(first_line)}{hint}"
+    return f"{where}: {key or '(top level)'}: {first_line}"
+
+
+def _did_you_mean(message: str) -> str:
+    match = re.search(r"Did you mean: '([^']+)'\?", message)
+    return f" (did you mean '{match.group(1)}'?)" if match else ""
+
+
+def _locate(sources: list[Source], key: str) -> str:
+    """Names the layer that set ``key`` last (override, env file, base), with its line."""
+    for source in reversed(sources):
+        if key in source.lines:
+            return f"{source.where(key)}: {key}"
+    return f"{key} (default)"
+
+
+SECTIONS = ("dataset", "training", "vertex_ai")
+
+
+def load_params(
+    env: str,
+    overrides: Sequence[str] = (),
+    params_dir: str | Path = "params",
+    sections: Sequence[str] = SECTIONS,
+) -> RLHFParams:
+    """Loads, merges, resolves and checks the parameters of one environment.
+
+    Args:
+        env: the environment name (``params/<env>.yaml``); ``base`` alone is allowed.
+        overrides: dotlist overrides, applied last.
+        params_dir: where ``base.yaml`` and the environment files are.
+        sections: the sections to resolve and check; the others are still checked
+            for unknown keys and types, but are returned at their schema defaults
+            (so ``rlhf steps`` needs no project id).
+
+    Returns:
+        The checked parameters, with interpolations resolved and relative local
+        dataset paths made absolute against the repository root.
+
+    Raises:
+        ConfigError: any problem, naming the file, line and key.
+    """
+    directory = Path(params_dir)
+    names = ["base"] if env == "base" else ["base", env]
+    sources = [_load_file(directory / f"{name}.yaml") for name in names]
+    if overrides:
+        sources.append(_parse_overrides(overrides))
+
+    merged: DictConfig = OmegaConf.structured(RLHFParams)
+    for source in sources:
+        try:
+            merged = OmegaConf.merge(merged, source.config)  # type: ignore[assignment]
+        except OmegaConfBaseException as error:
+            raise ConfigError([_merge_error(source, error)]) from None
+
+    keys = [key for key in _leaf_keys(RLHFParams) if key.split(".")[0] in sections]
+    problems = _resolve_problems(merged, sources, keys)
+    if problems:
+        raise ConfigError(problems, source=" + ".join(s.label for s in sources))
+    for section in SECTIONS:
+        if section not in sections:
+            merged[section] = OmegaConf.structured(_SKIPPED[section])
+    params: RLHFParams = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    problems = [
+        f"{_locate(sources, key)}: {problem}"
+        for key, problem in check_params(params)
+        if key.split(".")[0] in sections
+    ]
+    if problems:
+        raise ConfigError(problems, source=" + ".join(s.label for s in sources))
+    _absolutize_local_paths(params, directory.resolve().parent)
+    return params
+
+
+# What an unrequested section is returned as: its defaults, with required values empty.
+_SKIPPED: dict[str, Any] = {
+    "dataset": DatasetParams(preference_dataset="", prompt_dataset=""),
+    "training": TrainingParams(large_model_reference=""),
+    "vertex_ai": VertexParams(project_id="", pipeline_root=""),
+}
+
+
+def _leaf_keys(schema: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(schema):
+        nested = _field_class(f)
+        if nested is not None:
+            keys += _leaf_keys(nested, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _resolve_problems(merged: DictConfig, sources: list[Source], keys: list[str]) -> list[str]:
+    """Resolves each key once, collecting missing values and failed interpolations.
+
+    Keys that fail on the same unset environment variable are reported together.
+    """
+    problems = []
+    unset_env: dict[str, list[str]] = {}
+    for key in keys:
+        try:
+            OmegaConf.select(merged, key, throw_on_missing=True)
+        except MissingMandatoryValue:
+            problems.append(f"{key}: required but not set; set it in params/ or pass {key}=...")
+        except OmegaConfBaseException as error:
+            text = str(error).splitlines()[0]
+            env_var = re.search(r"Environment variable '([^']+)' not found", text)
+            if env_var:
+                unset_env.setdefault(env_var.group(1), []).append(key)
+            else:
+                problems.append(f"{_locate(sources, key)}: {text}")
+    for variable, needed_by in unset_env.items():
+        problems.append(
+            f"{_locate(sources, needed_by[0])}: environment variable {variable} is not set"
+            f" (needed by {', '.join(needed_by)}); export it or pass {needed_by[0]}=..."
+        )
+    return problems
+
+
+_PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_GCS_PATH = re.compile(r"^gs://[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](/.*)?$")
+_TENSORBOARD = re.compile(r"^projects/[^/]+/locations/[^/]+/tensorboards/[^/]+$")
+_KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
+_SERVICE_ACCOUNT = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]+$")
+
+
+def check_params(params: RLHFParams) -> list[tuple[str, str]]:
+    """Checks the values a schema cannot: ranges, the model table, paths, formats.
+
+    Args:
+        params: merged and resolved parameters.
+
+    Returns:
+        ``(dotted key, problem)`` pairs; empty when everything is valid.
+    """
+    return [
+        *_check_datasets(params.dataset),
+        *_check_training(params.training, params.vertex_ai.region),
+        *_check_vertex(params.vertex_ai),
+    ]
+
+
+def _check_datasets(d: DatasetParams) -> Iterator[tuple[str, str]]:
+    paths = {
+        "dataset.preference_dataset": d.preference_dataset,
+        "dataset.prompt_dataset": d.prompt_dataset,
+        "dataset.eval_dataset": d.eval_dataset,
+    }
+    for key, path in paths.items():
+        if path is None:
+            continue
+        if not path.strip():
+            yield key, "must not be empty"
+        elif path.startswith("gs://"):
+            if not _GCS_PATH.match(path):
+                yield key, f"{path!r} is not a valid gs://BUCKET/PATH"
+        elif not d.allow_local_paths:
+            yield (
+                key,
+                (
+                    f"{path!r} is not a gs:// path; Vertex AI reads datasets from Cloud Storage"
+                    " (local files only with dataset.allow_local_paths=true, for ENV=local)"
+                ),
+            )
+    sizes = {"dataset.preference_size": d.preference_size, "dataset.prompt_size": d.prompt_size}
+    for key, size in sizes.items():
+        if size is not None and size <= 0:
+            yield key, f"must be a positive row count, got {size}"
+
+
+def _check_training(t: TrainingParams, region: str) -> Iterator[tuple[str, str]]:
+    model = catalog.MODELS.get(catalog.canonical_model_name(t.large_model_reference))
+    if model is None:
+        supported = ", ".join(catalog.MODELS)
+        yield (
+            "training.large_model_reference",
+            (f"unsupported model {t.large_model_reference!r}; supported: {supported}"),
+        )
+    accelerators = ", ".join(catalog.ACCELERATORS)
+    if t.accelerator_type not in catalog.ACCELERATORS:
+        yield "training.accelerator_type", f"must be {accelerators}, got {t.accelerator_type!r}"
+    elif model is not None and t.accelerator_type not in model.accelerators:
+        yield (
+            "training.accelerator_type",
+            (
+                f"{model.name} can only be tuned on {'/'.join(model.accelerators)}"
+                f" ({catalog.HARDWARE[model.accelerators[0]]}), not {t.accelerator_type}"
+            ),
+        )
+    epochs = {
+        "training.reward_model_epochs": t.reward_model_epochs,
+        "training.reinforcement_learning_epochs": t.reinforcement_learning_epochs,
+    }
+    for key, value in epochs.items():
+        if value <= 0:
+            yield key, f"must be a positive whole number, got {value}"
+    steps = {
+        "training.reward_model_train_steps": t.reward_model_train_steps,
+        "training.reinforcement_learning_train_steps": t.reinforcement_learning_train_steps,
+    }
+    for key, count in steps.items():
+        if count is not None and count <= 0:
+            yield key, f"must be positive, or null to compute it; got {count}"
+    multipliers = {
+        "training.reward_model_learning_rate_multiplier": t.reward_model_learning_rate_multiplier,
+        "training.reinforcement_learning_rate_multiplier": t.reinforcement_learning_rate_multiplier,
+    }
+    for key, multiplier in multipliers.items():
+        if not math.isfinite(multiplier) or multiplier <= 0:
+            yield key, f"must be a number greater than 0, got {multiplier}"
+    if not math.isfinite(t.kl_coeff) or t.kl_coeff < 0:
+        yield "training.kl_coeff", f"must be 0 or more, got {t.kl_coeff}"
+    lengths = {
+        "training.prompt_sequence_length": (t.prompt_sequence_length, MAX_PROMPT_SEQUENCE_LENGTH),
+        "training.target_sequence_length": (t.target_sequence_length, MAX_TARGET_SEQUENCE_LENGTH),
+    }
+    for key, (length, limit) in lengths.items():
+        if not 1 <= length <= limit:
+            yield key, f"must be between 1 and {limit} (GCPC's maximum), got {length}"
+    if t.tensorboard_resource_id and not _TENSORBOARD.match(t.tensorboard_resource_id):
+        yield (
+            "training.tensorboard_resource_id",
+            ("must look like projects/NUMBER/locations/REGION/tensorboards/ID"),
+        )
+    key = "training.encryption_spec_key_name"
+    if t.encryption_spec_key_name and not _KMS_KEY.match(t.encryption_spec_key_name):
+        yield key, "must look like projects/P/locations/L/keyRings/R/cryptoKeys/K"
+    elif t.encryption_spec_key_name and (
+        t.accelerator_type != catalog.GPU or region != catalog.CMEK_REGION
+    ):
+        yield (
+            key,
+            (
+                f"CMEK is only supported for GPU tuning in {catalog.CMEK_REGION} (here:"
+                f" {t.accelerator_type} in {region}); unset the key or use GPU in"
+                f" {catalog.CMEK_REGION}"
+            ),
+        )
+
+
+def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
+    if not _PROJECT_ID.match(v.project_id):
+        yield (
+            "vertex_ai.project_id",
+            (f"{v.project_id!r} is not a project id (6-30 of a-z, 0-9, -; starts with a letter)"),
+        )
+    if v.region not in catalog.REGIONS:
+        yield (
+            "vertex_ai.region",
+            (
+                f"GCPC's RLHF pipeline does not run in {v.region!r};"
+                f" use one of {', '.join(catalog.REGIONS)}"
+            ),
+        )
+    if not _GCS_PATH.match(v.pipeline_root):
+        yield (
+            "vertex_ai.pipeline_root",
+            (f"{v.pipeline_root!r} must be a gs://BUCKET/PATH where Vertex writes run artifacts"),
+        )
+    if v.enable_caching:
+        yield (
+            "vertex_ai.enable_caching",
+            (
+                "true would make Vertex cache the dataset checks too (the SDK sets it on every"
+                " task), so changed data at the same path would skip validation; leave it null"
+                " (training tasks are cached, checks are not) or set false to cache nothing"
+            ),
+        )
+    if v.service_account and not _SERVICE_ACCOUNT.match(v.service_account):
+        yield "vertex_ai.service_account", f"{v.service_account!r} is not a service account e-mail"
+    for name, value in v.labels.items():
+        if not _LABEL_KEY.match(str(name)):
+            yield (
+                f"vertex_ai.labels.{name}",
+                ("label keys are 1-63 of a-z, 0-9, _ and -, starting with a letter"),
+            )
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            yield (
+                f"vertex_ai.labels.{name}",
+                (f"label values are 0-63 of a-z, 0-9, _ and -; got {value!r}"),
+            )
+
+
+def _absolutize_local_paths(params: RLHFParams, root: Path) -> None:
+    d = params.dataset
+    for name in ("preference_dataset", "prompt_dataset", "eval_dataset"):
+        path = getattr(d, name)
+        if path and not path.startswith("gs://") and not Path(path).is_absolute():
+            setattr(d, name, str(root / path))
