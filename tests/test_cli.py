@@ -146,6 +146,8 @@ def test_fast_commands_import_no_cloud_sdk(command: list[str]) -> None:
 def test_make_help_lists_every_target() -> None:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.MULTILINE))
-    result = subprocess.run(["make", "-s", "--no-print-directory", "help"], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "help"], capture_output=True, text=True, cwd=REPO
+    )
     listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert targets == listed
