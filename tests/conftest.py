@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import socket
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.standins.registry import RegistryStandIn
+from tests.standins.vertex import VertexStandIn
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
@@ -50,14 +55,44 @@ def _guarded_connect(self, address):  # type: ignore[no-untyped-def]
     return _real_connect(self, address)
 
 
+# Every proxy variable points at a closed loopback port, loopback excepted: HTTP and gRPC
+# clients in this process and in the subprocesses tests start fail at once if they try
+# to leave the machine (gRPC resolves names in C, past the Python-level guard).
+_PROXY_GUARD = {
+    **{
+        name: "http://127.0.0.1:9"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "grpc_proxy")
+    },
+    **{name: "127.0.0.1,localhost,::1" for name in ("NO_PROXY", "no_proxy", "no_grpc_proxy")},
+}
+
+
 @pytest.fixture(autouse=True, scope="session")
 def network_guard() -> Iterator[None]:
     """Fails fast on any connection that is not to 127.0.0.1 / ::1 / localhost."""
+    saved = {name: os.environ.get(name) for name in _PROXY_GUARD}
+    os.environ.update(_PROXY_GUARD)
     socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     yield
     socket.getaddrinfo = _real_getaddrinfo
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def fresh_pipeline_root() -> str:
+    """A pipeline root in a bucket no test used before.
+
+    The SDK creates a missing bucket locally (in the emulator), but checks an existing
+    one's owner through Resource Manager, which is outside this machine.
+    """
+    import uuid
+
+    return f"vertex_ai.pipeline_root=gs://rlhf-test-{uuid.uuid4().hex[:12]}/root"
 
 
 @pytest.fixture
@@ -83,3 +118,81 @@ def write_jsonl(path: Path, lines: list[str] | bytes) -> Path:
     else:
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def storage_emulator() -> Iterator[str]:
+    """gcp-storage-emulator on 127.0.0.1; google-cloud-storage (and the SDK) talk to it."""
+    from gcp_storage_emulator.server import create_server
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    host = f"http://127.0.0.1:{port}"
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = host
+    yield host
+    server.stop()
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+class FakeClock:
+    """Virtual seconds: ``sleep`` advances time instantly; the stand-ins read it too."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+    def now(self) -> datetime:
+        from tests.standins.vertex import EPOCH
+
+        return EPOCH + timedelta(seconds=self.t)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def vertex() -> Iterator[VertexStandIn]:
+    """A Vertex AI stand-in on real time."""
+    standin = VertexStandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def vertex_on_fake_clock(clock: FakeClock) -> Iterator[VertexStandIn]:
+    """A Vertex AI stand-in whose timelines run on the test's fake clock."""
+    standin = VertexStandIn(clock=clock).start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def registry_standin() -> Iterator[RegistryStandIn]:
+    standin = RegistryStandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def compiled_copy(tmp_path: Path) -> Path:
+    """A copy of compiled/ that a test may publish from and record into."""
+    target = tmp_path / "compiled"
+    shutil.copytree(REPO / "compiled", target)
+    return target

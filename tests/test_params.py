@@ -41,7 +41,7 @@ def test_dev_is_the_published_worked_example() -> None:
 @pytest.mark.parametrize("env", ["dev", "prod", "local"])
 def test_every_environment_loads(env: str) -> None:
     params = load_params(env, params_dir=REPO / "params")
-    assert params.vertex_ai.labels["env"] == env
+    assert params.vertex_ai.pipeline_display_name == f"rlhf-{env}"
 
 
 def test_local_points_at_shipped_samples_without_a_project(
@@ -55,7 +55,7 @@ def test_local_points_at_shipped_samples_without_a_project(
 
 def test_unset_environment_variable(monkeypatch: pytest.MonkeyPatch, params_dir: Path) -> None:
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    [problem] = problems(params_dir, "dev")
+    [problem] = problems(params_dir, "prod")
     assert f"{params_dir}/base.yaml:" in problem
     assert "environment variable GOOGLE_CLOUD_PROJECT is not set" in problem
     assert "vertex_ai.project_id, vertex_ai.pipeline_root" in problem
@@ -63,8 +63,8 @@ def test_unset_environment_variable(monkeypatch: pytest.MonkeyPatch, params_dir:
 
 def test_steps_sections_need_no_project(monkeypatch: pytest.MonkeyPatch, params_dir: Path) -> None:
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    params = load_params("dev", (), params_dir, sections=("dataset", "training"))
-    assert params.dataset.preference_size == 3000
+    params = load_params("prod", (), params_dir, sections=("dataset", "training"))
+    assert params.dataset.preference_size == 100000
 
 
 @pytest.mark.usefixtures("project_env")

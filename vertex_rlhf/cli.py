@@ -12,8 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
+
+if TYPE_CHECKING:
+    from vertex_rlhf.params import RLHFParams
+    from vertex_rlhf.vertex import VertexTarget
 
 log = logging.getLogger("rlhf")
 
@@ -123,10 +128,191 @@ def _row_count(path: str, kind: str, declared: int | None, key: str) -> int:
     return declared
 
 
+def _vertex_params(args: argparse.Namespace) -> RLHFParams:
+    from vertex_rlhf.params import load_params
+
+    return load_params(args.env, args.overrides, args.params_dir, sections=("vertex_ai",))
+
+
+def _resume_hint(job: str, env: str) -> str:
+    return f"make monitor JOB={job.rsplit('/', 1)[-1]} ENV={env}"
+
+
+def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
+    """Watches a job to its end and reports; Ctrl-C stops watching, never cancels."""
+    from vertex_rlhf import monitor
+
+    log = Path(args.metrics_log or f"runs/{job.rsplit('/', 1)[-1]}.jsonl")
+    watcher = monitor.PipelineMonitor(
+        target,
+        metrics_log=log,
+        min_interval=args.poll_interval,
+        max_interval=max(args.poll_interval, 60.0),
+    )
+    print(f"Following {job}\n  console: {target.console_url(target.job_name(job))}")
+    try:
+        status = watcher.monitor_job_with_updates(job, timeout=args.timeout)
+    except KeyboardInterrupt:
+        print(
+            "\nStopped watching; the job keeps running."
+            f" Resume with: {_resume_hint(job, args.env)}",
+            file=sys.stderr,
+        )
+        return 130
+    print(monitor.generate_monitoring_report(status))
+    print(f"  metrics log: {log}")
+    if status.get("timed_out"):
+        print(
+            f"Stopped watching after {args.timeout:.0f}s; resume with: "
+            f"{_resume_hint(job, args.env)}",
+            file=sys.stderr,
+        )
+        return 0
+    error = monitor.final_error(status)
+    if error:
+        raise error
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Builds the PipelineJob from params/ENV.yaml and submits it (or prints it)."""
+    import tempfile
+
+    import yaml
+
+    from vertex_rlhf import submission
+    from vertex_rlhf.params import load_params
+
+    overrides = list(args.overrides)
+    if args.version:
+        overrides.append(f"vertex_ai.template_version={args.version}")
+    params = load_params(args.env, overrides, args.params_dir)
+    v = params.vertex_ai
+    compiled = Path(args.compiled_dir)
+    commit = submission.git_commit(Path(args.params_dir).resolve().parent)
+    with tempfile.TemporaryDirectory(prefix="rlhf-template-") as downloads:
+        if v.template_registry and v.template_version:
+            package = submission.local_template(compiled).name
+            if args.dry_run:
+                template = submission.TemplateRef(None, package, v.template_version, "")
+            else:
+                template = submission.registry_template(
+                    v.template_registry, package, v.template_version, Path(downloads)
+                )
+        else:
+            template = submission.local_template(compiled, v.template_version)
+        request = submission.build_request(params, args.env, template, commit, args.job_id)
+        if args.dry_run:
+            print(yaml.safe_dump(submission.describe(request), sort_keys=False), end="")
+            print("dry run: nothing was sent", file=sys.stderr)
+            return 0
+        name = submission.submit(request)
+    print(f"Submitted {name}\n  console: {request.target.console_url(name)}")
+    if not args.wait:
+        print(f"  follow it with: {_resume_hint(name, args.env)}")
+        return 0
+    return _follow(request.target, name, args)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Follows a job to its end with a live progress line and a final report."""
+    from vertex_rlhf.vertex import VertexTarget, target_of
+
+    default = VertexTarget.from_params(_vertex_params(args))
+    name = default.job_name(args.job)
+    return _follow(target_of(name, default), name, args)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Lists recent runs of the pipeline with state and version."""
+    from vertex_rlhf import monitor
+    from vertex_rlhf.compiler import read_manifest
+    from vertex_rlhf.vertex import VertexTarget
+
+    target = VertexTarget.from_params(_vertex_params(args))
+    pipeline = read_manifest(Path(args.compiled_dir)).get("pipeline") or "rlhf-tuning"
+    runs = monitor.list_runs(target, pipeline, args.limit)
+    print(f"{'JOB ID':<52} {'STATE':<10} {'VERSION':<10} {'ENV':<8} CREATED")
+    for run in runs:
+        print(
+            f"{run['job_id']:<52} {run['state']:<10} {run['version']:<10}"
+            f" {run['environment']:<8} {run['created']}"
+        )
+    if not runs:
+        print(f"(no runs of {pipeline} in {target.parent})")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancels a run."""
+    from vertex_rlhf import monitor
+    from vertex_rlhf.vertex import VertexTarget, target_of
+
+    default = VertexTarget.from_params(_vertex_params(args))
+    name = default.job_name(args.job)
+    monitor.cancel(target_of(name, default), name)
+    print(f"Cancel requested for {name}; it stops after its running tasks are cancelled.")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Publishes the current compiled template to the registry in the parameters."""
+    from vertex_rlhf import registry, submission
+    from vertex_rlhf.compiler import record_publication
+
+    host = _registry_host(args)
+    compiled = Path(args.compiled_dir)
+    template = submission.local_template(compiled)
+    assert template.path is not None
+    published, uploaded = registry.publish(host, template.path, template.version)
+    record_publication(compiled, template.version, host, published.digest)
+    state = "published" if uploaded else "already published (same content)"
+    print(f"{template.name} {template.version}: {state}\n  {published.uri}")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    """Lists the published versions and their tags."""
+    from vertex_rlhf import registry, submission
+
+    host = _registry_host(args)
+    package = submission.local_template(Path(args.compiled_dir)).name
+    versions = registry.list_versions(host, package)
+    print(f"{'DIGEST':<73} {'TAGS':<24} CREATED")
+    for version in versions:
+        print(f"{version.digest:<73} {','.join(version.tags) or '-':<24} {version.created}")
+    if not versions:
+        print(f"(nothing published in {host}/{package})")
+    return 0
+
+
+def _registry_host(args: argparse.Namespace) -> str:
+    host = _vertex_params(args).vertex_ai.template_registry
+    if not host:
+        raise ConfigError(
+            [
+                "vertex_ai.template_registry: not set; set it in params/ to"
+                " https://REGION-kfp.pkg.dev/PROJECT/REPO"
+            ]
+        )
+    return host
+
+
+def _watch_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
+    parser.add_argument("--timeout", type=float, help="stop watching after SECONDS")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=15.0,
+        help="seconds between polls after a change (backs off to 60 while nothing changes)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the ``rlhf`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="rlhf", description="RLHF tuning pipelines on Vertex AI: compile, check, steps."
+        prog="rlhf", description="RLHF tuning pipelines on Vertex AI, as code."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -145,7 +331,55 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _env_args(p)
     p.set_defaults(func=cmd_steps)
+
+    p = sub.add_parser("submit", help="submit a run of an environment to Vertex AI")
+    _common(p)
+    _env_args(p)
+    p.add_argument("--version", help="registry version (tag or sha256:...) to run")
+    p.add_argument("--job-id", help="reuse this job id (to retry a submit by hand)")
+    p.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
+    p.add_argument("--wait", action="store_true", help="follow the run to its end")
+    _watch_args(p)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("monitor", help="follow a run to its end and report")
+    _common(p)
+    p.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
+    p.add_argument("--env", default="dev", help="environment whose project/region to use")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
+    _watch_args(p)
+    p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("runs", help="list recent runs with state and version")
+    _common(p)
+    _env_args(p)
+    p.add_argument("--limit", type=int, default=20, help="how many runs at most")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("cancel", help="cancel a run")
+    _common(p)
+    p.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
+    p.add_argument("--env", default="dev", help="environment whose project/region to use")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("publish", help="publish the compiled template to the registry")
+    _common(p)
+    _env_args(p)
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("versions", help="list the published template versions and tags")
+    _common(p)
+    _env_args(p)
+    p.set_defaults(func=cmd_versions)
     return parser
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """Keeps a library's logged error, drops its traceback (shown with LOG_LEVEL=DEBUG)."""
+    record.exc_info = None
+    record.exc_text = None
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,7 +388,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(message)s"
     )
-    args = build_parser().parse_args(argv)
+    if not debug:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_without_traceback)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may also follow the flags: `rlhf submit dev --dry-run training.kl_coeff=0.2`.
+    if extra and hasattr(args, "overrides") and not any(x.startswith("-") for x in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         status: int = args.func(args)
     except RLHFError as error:

@@ -169,3 +169,18 @@ def stale_problems(directory: Path) -> list[str]:
                 f" {entry.get(key)!r}, expected {value!r}"
             )
     return problems
+
+
+def record_publication(directory: Path, version: str, host: str, digest: str) -> None:
+    """Notes in the manifest that a template version was published to a registry.
+
+    Args:
+        directory: usually ``compiled/``.
+        version: the template version.
+        host: the registry it was published to.
+        digest: the ``sha256:`` digest the registry returned.
+    """
+    manifest = read_manifest(directory)
+    entry = manifest.setdefault("templates", {}).setdefault(version, {})
+    entry.setdefault("published", {})[host] = digest
+    _write_atomically(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -80,6 +80,13 @@ class VertexParams:
     # the dataset checks never are. The SDK applies true/false to every task.
     enable_caching: Optional[bool] = None
     labels: dict[str, str] = field(default_factory=dict)
+    # Where templates are published: https://REGION-kfp.pkg.dev/PROJECT/REPO.
+    template_registry: Optional[str] = None
+    # Submit this registry version (a tag such as 1.0.0 or latest, or sha256:...);
+    # null submits the local compiled template.
+    template_version: Optional[str] = None
+    # A private (PSC) endpoint; an http:// endpoint is a local emulator, used anonymously.
+    api_endpoint: Optional[str] = None
 
 
 @dataclass
@@ -306,6 +313,11 @@ _GCS_PATH = re.compile(r"^gs://[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](/.*)?$")
 _TENSORBOARD = re.compile(r"^projects/[^/]+/locations/[^/]+/tensorboards/[^/]+$")
 _KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 _SERVICE_ACCOUNT = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]+$")
+_REGISTRY = re.compile(
+    r"^(https://[a-z0-9-]+-kfp\.pkg\.dev/[a-z][-a-z0-9]{4,28}[a-z0-9]/[a-z][-a-z0-9]*"
+    r"|http://(127\.0\.0\.1|localhost)(:\d+)?(/[-\w]+)*)$"
+)
+_TEMPLATE_VERSION = re.compile(r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9][-\w.]{0,127})$")
 
 
 def check_params(params: RLHFParams) -> list[tuple[str, str]]:
@@ -452,6 +464,18 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
         )
     if v.service_account and not _SERVICE_ACCOUNT.match(v.service_account):
         yield "vertex_ai.service_account", f"{v.service_account!r} is not a service account e-mail"
+    if v.template_registry and not _REGISTRY.match(v.template_registry):
+        yield (
+            "vertex_ai.template_registry",
+            (f"{v.template_registry!r} must look like https://REGION-kfp.pkg.dev/PROJECT/REPO"),
+        )
+    if v.template_version is not None and not _TEMPLATE_VERSION.match(v.template_version):
+        yield (
+            "vertex_ai.template_version",
+            (f"{v.template_version!r} is not a tag (e.g. 1.0.0, latest) or sha256:DIGEST"),
+        )
+    if v.api_endpoint and not re.match(r"^(https?://)?[-\w.]+(:\d+)?$", v.api_endpoint):
+        yield "vertex_ai.api_endpoint", f"{v.api_endpoint!r} is not a host[:port] endpoint"
     for name, value in v.labels.items():
         if not _LABEL_KEY.match(str(name)):
             yield (

@@ -1,0 +1,144 @@
+"""A local stand-in for a KFP template registry, as kfp's RegistryClient addresses a
+non-Artifact-Registry host (``{host}/packages/...``; upload is a multipart POST to ``{host}``).
+
+Like Artifact Registry, a version is the sha256 of the uploaded bytes, the package is the
+pipeline name inside the template, and upload tags are created or moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+
+class RegistryStandIn:
+    """The server; ``packages[pkg]`` holds ``versions`` (digest -> bytes) and ``tags``."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self.packages: dict[str, dict[str, Any]] = {}
+        self.tamper = False  # serve other bytes than were uploaded
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> RegistryStandIn:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def upload(self, content: bytes, tags: list[str]) -> tuple[str, str]:
+        package = yaml.safe_load(content)["pipelineInfo"]["name"]
+        digest = "sha256:" + hashlib.sha256(content).hexdigest()
+        entry = self.packages.setdefault(package, {"versions": {}, "tags": {}, "order": []})
+        if digest not in entry["versions"]:
+            entry["order"].append(digest)
+        entry["versions"][digest] = content
+        for tag in tags:
+            entry["tags"][tag] = digest
+        return package, digest
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: bytes, kind: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, status: int, body: Any) -> None:
+                self._reply(status, json.dumps(body).encode())
+
+            def do_POST(self) -> None:
+                standin.requests.append(("POST", self.path))
+                length = int(self.headers["Content-Length"])
+                raw = self.rfile.read(length)
+                head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
+                message = BytesParser(policy=HTTP).parsebytes(head + raw)
+                fields = {
+                    part.get_param("name", header="content-disposition"): part.get_payload(
+                        decode=True
+                    )
+                    for part in message.iter_parts()
+                }
+                tags = [t for t in fields.get("tags", b"").decode().split(",") if t]
+                package, digest = standin.upload(fields["content"], tags)
+                self._reply(200, f"{package}/{digest}".encode(), "text/plain")
+
+            def do_GET(self) -> None:
+                path = unquote(urlsplit(self.path).path)
+                standin.requests.append(("GET", path))
+                parts = path.strip("/").split("/")
+                if parts[0] == "packages":
+                    self._metadata(parts[1:])
+                    return
+                package, ref = parts
+                entry = standin.packages.get(package)
+                digest = (
+                    ref if ref.startswith("sha256:") else (entry or {}).get("tags", {}).get(ref)
+                )
+                if not entry or digest not in entry["versions"]:
+                    self._json(404, {"error": "not found"})
+                    return
+                content = entry["versions"][digest]
+                self._reply(
+                    200,
+                    content + (b"# tampered\n" if standin.tamper else b""),
+                    "application/x-yaml",
+                )
+
+            def _metadata(self, parts: list[str]) -> None:
+                entry = standin.packages.get(parts[0])
+                if entry is None:
+                    self._json(404, {"error": "no such package"})
+                    return
+                package = parts[0]
+                tags = entry["tags"]
+                if parts[1:] == ["tags"]:
+                    self._json(200, {"tags": [_tag(package, t, d) for t, d in tags.items()]})
+                elif len(parts) == 3 and parts[1] == "tags":
+                    if parts[2] not in tags:
+                        self._json(404, {"error": "no such tag"})
+                    else:
+                        self._json(200, _tag(package, parts[2], tags[parts[2]]))
+                elif parts[1:] == ["versions"]:
+                    versions = [
+                        {
+                            "name": f"packages/{package}/versions/{d}",
+                            "createTime": f"2026-11-27T10:{i:02d}:00Z",
+                        }
+                        for i, d in enumerate(entry["order"])
+                    ]
+                    self._json(200, {"versions": versions})
+                else:
+                    self._json(404, {"error": "unknown path"})
+
+        return Handler
+
+
+def _tag(package: str, tag: str, digest: str) -> dict[str, str]:
+    return {
+        "name": f"packages/{package}/tags/{tag}",
+        "version": f"packages/{package}/versions/{digest}",
+    }

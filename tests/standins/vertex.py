@@ -1,0 +1,460 @@
+"""A local stand-in for the Vertex AI v1 REST API: PipelineJob create, get, list, cancel.
+
+It records every request, serves scripted job timelines against a clock the test
+controls, and injects faults (429/503 bursts, dropped connections, a create that
+times out or fails after the job was made).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+EPOCH = datetime(2026, 11, 27, 9, 0, 0, tzinfo=timezone.utc)
+
+# The task tree of the compiled template: task -> parent (None: the root DAG task).
+TASK_PARENTS: dict[str, str | None] = {
+    "rlhf-tuning": None,
+    "validate-dataset": "rlhf-tuning",
+    "validate-dataset-2": "rlhf-tuning",
+    "validate-dataset-3": "rlhf-tuning",
+    "compute-steps": "rlhf-tuning",
+    "rlhf-train-template": "rlhf-tuning",
+    "validate-pipeline": "rlhf-train-template",
+    "rlhf-preprocessor": "rlhf-train-template",
+    "reward-model-graph": "rlhf-train-template",
+    "private-text-comparison-importer": "reward-model-graph",
+    "reward-model-trainer": "reward-model-graph",
+    "reinforcement-learning-graph": "rlhf-train-template",
+    "private-text-importer": "reinforcement-learning-graph",
+    "reinforcer": "reinforcement-learning-graph",
+    "condition-1": "rlhf-train-template",
+    "bulk-inferrer": "condition-1",
+    "llm-deployment-graph": "rlhf-train-template",
+    "refined-upload-llm-model": "llm-deployment-graph",
+}
+TASK_IDS = {name: str(i + 100) for i, name in enumerate(TASK_PARENTS)}
+
+
+@dataclass
+class Step:
+    """What the job looks like from ``at`` seconds after its creation on."""
+
+    at: float
+    state: str
+    tasks: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    job_error: str = ""
+
+
+def timeline_success(hour: float = 3600.0) -> list[Step]:
+    """A run of ``hour`` seconds through every stage, ending SUCCEEDED."""
+    pre = {
+        "validate-dataset": "SUCCEEDED",
+        "validate-dataset-2": "SUCCEEDED",
+        "validate-dataset-3": "SUCCEEDED",
+    }
+    steps_out = {
+        "compute-steps": {
+            "reward_model_train_steps": 1410,
+            "reinforcement_learning_train_steps": 320,
+        }
+    }
+    train = {
+        **pre,
+        "compute-steps": "SUCCEEDED",
+        "rlhf-tuning": "RUNNING",
+        "rlhf-train-template": "RUNNING",
+        "validate-pipeline": "SUCCEEDED",
+        "rlhf-preprocessor": "SUCCEEDED",
+    }
+    reward_done = {
+        **train,
+        "reward-model-graph": "SUCCEEDED",
+        "private-text-comparison-importer": "SUCCEEDED",
+        "reward-model-trainer": "SUCCEEDED",
+    }
+    rl_done = {
+        **reward_done,
+        "reinforcement-learning-graph": "SUCCEEDED",
+        "private-text-importer": "SUCCEEDED",
+        "reinforcer": "SUCCEEDED",
+    }
+    final_outputs = {
+        **steps_out,
+        "rlhf-tuning": {"model_resource_name": "", "endpoint_resource_name": ""},
+    }
+    done = {name: "SUCCEEDED" for name in TASK_PARENTS}
+    done["llm-deployment-graph"] = done["refined-upload-llm-model"] = "SKIPPED"
+    return [
+        Step(0, "PIPELINE_STATE_PENDING"),
+        Step(
+            20,
+            "PIPELINE_STATE_RUNNING",
+            {
+                "rlhf-tuning": "RUNNING",
+                "validate-dataset": "RUNNING",
+                "validate-dataset-2": "RUNNING",
+                "validate-dataset-3": "RUNNING",
+            },
+        ),
+        Step(
+            110,
+            "PIPELINE_STATE_RUNNING",
+            {**pre, "rlhf-tuning": "RUNNING", "compute-steps": "RUNNING"},
+        ),
+        Step(
+            170,
+            "PIPELINE_STATE_RUNNING",
+            {**train, "reward-model-graph": "RUNNING", "reward-model-trainer": "RUNNING"},
+            outputs=steps_out,
+        ),
+        Step(
+            0.45 * hour,
+            "PIPELINE_STATE_RUNNING",
+            {**reward_done, "reinforcement-learning-graph": "RUNNING", "reinforcer": "RUNNING"},
+            outputs=steps_out,
+        ),
+        Step(
+            0.9 * hour,
+            "PIPELINE_STATE_RUNNING",
+            {**rl_done, "condition-1": "RUNNING", "bulk-inferrer": "RUNNING"},
+            outputs=steps_out,
+        ),
+        Step(hour, "PIPELINE_STATE_SUCCEEDED", done, outputs=final_outputs),
+    ]
+
+
+def timeline_training_failure(message: str) -> list[Step]:
+    """Validation passes, then the reward-model trainer fails with ``message``."""
+    ok = {
+        "validate-dataset": "SUCCEEDED",
+        "validate-dataset-2": "SUCCEEDED",
+        "validate-dataset-3": "SUCCEEDED",
+        "compute-steps": "SUCCEEDED",
+        "validate-pipeline": "SUCCEEDED",
+        "rlhf-preprocessor": "SUCCEEDED",
+    }
+    return [
+        Step(
+            0, "PIPELINE_STATE_RUNNING", {"rlhf-tuning": "RUNNING", "validate-dataset": "RUNNING"}
+        ),
+        Step(
+            60,
+            "PIPELINE_STATE_RUNNING",
+            {
+                **ok,
+                "rlhf-tuning": "RUNNING",
+                "rlhf-train-template": "RUNNING",
+                "reward-model-graph": "RUNNING",
+                "reward-model-trainer": "RUNNING",
+            },
+        ),
+        Step(
+            600,
+            "PIPELINE_STATE_FAILED",
+            {
+                **ok,
+                "rlhf-tuning": "FAILED",
+                "rlhf-train-template": "FAILED",
+                "reward-model-graph": "FAILED",
+                "reward-model-trainer": "FAILED",
+                "reinforcement-learning-graph": "NOT_TRIGGERED",
+            },
+            errors={
+                "reward-model-trainer": message,
+                "reward-model-graph": "The DAG failed because some tasks failed.",
+                "rlhf-train-template": "The DAG failed because some tasks failed.",
+            },
+            job_error="The DAG failed because some tasks failed.",
+        ),
+    ]
+
+
+def timeline_validation_failure(message: str) -> list[Step]:
+    """The preference dataset check fails; nothing is booked."""
+    return [
+        Step(
+            0, "PIPELINE_STATE_RUNNING", {"rlhf-tuning": "RUNNING", "validate-dataset": "RUNNING"}
+        ),
+        Step(
+            90,
+            "PIPELINE_STATE_FAILED",
+            {
+                "rlhf-tuning": "FAILED",
+                "validate-dataset": "FAILED",
+                "validate-dataset-2": "SUCCEEDED",
+                "validate-dataset-3": "SUCCEEDED",
+                "compute-steps": "NOT_TRIGGERED",
+            },
+            errors={"validate-dataset": message},
+            job_error="The DAG failed because some tasks failed.",
+        ),
+    ]
+
+
+def timeline_long_running(seconds: float = 10_000.0) -> list[Step]:
+    """A job that stays RUNNING for a long time (for cancel and Ctrl-C tests)."""
+    return [
+        Step(
+            0,
+            "PIPELINE_STATE_RUNNING",
+            {
+                "rlhf-tuning": "RUNNING",
+                "reward-model-trainer": "RUNNING",
+                "reward-model-graph": "RUNNING",
+            },
+        ),
+        Step(seconds, "PIPELINE_STATE_SUCCEEDED", {}),
+    ]
+
+
+@dataclass
+class Job:
+    resource: dict[str, Any]
+    created_at: float
+    timeline: list[Step]
+    cancelled_at: float | None = None
+
+
+class VertexStandIn:
+    """The server. ``clock`` gives the seconds the scripted timelines run on."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.requests: list[dict[str, Any]] = []
+        self.jobs: dict[str, Job] = {}
+        self.next_timeline: list[Step] = timeline_success(60.0)
+        self._faults: list[tuple[str, int]] = []  # (method, status or 0 = drop)
+        self.create_mode = "normal"  # or "timeout-after-create", "503-after-create"
+        self.create_delay = 0.0
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> VertexStandIn:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail_next(self, count: int, status: int, method: str = "GET") -> None:
+        """The next ``count`` requests of ``method`` get ``status`` (0: connection dropped)."""
+        with self.lock:
+            self._faults += [(method, status)] * count
+
+    def add_job(
+        self,
+        name: str,
+        timeline: list[Step],
+        labels: dict[str, str] | None = None,
+        create_time: datetime | None = None,
+    ) -> None:
+        created = create_time or EPOCH
+        self.jobs[name] = Job(
+            {
+                "name": name,
+                "displayName": name.rsplit("/", 1)[-1],
+                "labels": labels or {},
+                "createTime": _iso(created),
+                "runtimeConfig": {},
+            },
+            self.clock(),
+            timeline,
+        )
+
+    def calls(self, method: str | None = None, suffix: str = "") -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.requests
+            if (method is None or r["method"] == method) and r["path"].endswith(suffix)
+        ]
+
+    # The job as the API shows it now.
+    def view(self, job: Job) -> dict[str, Any]:
+        elapsed = self.clock() - job.created_at
+        current = [s for s in job.timeline if s.at <= elapsed][-1]
+        resource = dict(job.resource)
+        state, tasks = current.state, dict(current.tasks)
+        if job.cancelled_at is not None:
+            state = "PIPELINE_STATE_CANCELLED"
+            tasks = {n: ("CANCELLED" if s == "RUNNING" else s) for n, s in tasks.items()}
+        resource["state"] = state
+        # Timestamps: the job starts at EPOCH; a step's changes happen at EPOCH + step.at.
+        ended = elapsed if job.cancelled_at is not None else current.at
+        if state != "PIPELINE_STATE_PENDING":
+            resource["startTime"] = _iso(EPOCH)
+        if state in (
+            "PIPELINE_STATE_SUCCEEDED",
+            "PIPELINE_STATE_FAILED",
+            "PIPELINE_STATE_CANCELLED",
+        ):
+            resource["endTime"] = _iso(EPOCH + timedelta(seconds=ended))
+        if current.job_error:
+            resource["error"] = {"code": 9, "message": current.job_error}
+        details = []
+        for name, task_state in tasks.items():
+            detail: dict[str, Any] = {
+                "taskId": TASK_IDS[name],
+                "taskName": name,
+                "state": task_state,
+                "startTime": _iso(EPOCH + timedelta(seconds=self._first_seen(job, name))),
+            }
+            parent = TASK_PARENTS[name]
+            if parent:
+                detail["parentTaskId"] = TASK_IDS[parent]
+            if task_state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                detail["endTime"] = _iso(EPOCH + timedelta(seconds=ended))
+            if name in current.errors:
+                detail["error"] = {"code": 9, "message": current.errors[name]}
+            if name in current.outputs:
+                detail["execution"] = {
+                    "metadata": {f"output:{k}": v for k, v in current.outputs[name].items()}
+                }
+            details.append(detail)
+        resource["jobDetail"] = {"taskDetails": details}
+        return resource
+
+    @staticmethod
+    def _first_seen(job: Job, task: str) -> float:
+        return next((s.at for s in job.timeline if task in s.tasks), 0.0)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _error(self, status: int, reason: str, message: str) -> None:
+                self._reply(
+                    status, {"error": {"code": status, "status": reason, "message": message}}
+                )
+
+            def _fault(self, method: str) -> bool:
+                with standin.lock:
+                    index = next((i for i, f in enumerate(standin._faults) if f[0] == method), None)
+                    fault = standin._faults.pop(index) if index is not None else None
+                if fault is None:
+                    return False
+                if fault[1] == 0:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return True
+                reasons = {
+                    429: "RESOURCE_EXHAUSTED",
+                    503: "UNAVAILABLE",
+                    500: "INTERNAL",
+                    403: "PERMISSION_DENIED",
+                    401: "UNAUTHENTICATED",
+                }
+                self._error(fault[1], reasons.get(fault[1], "UNKNOWN"), "injected fault")
+                return True
+
+            def _record(self, method: str) -> tuple[str, dict[str, list[str]], Any]:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                path = unquote(parts.path)
+                query = parse_qs(parts.query)
+                standin.requests.append(
+                    {
+                        "method": method,
+                        "path": path,
+                        "query": query,
+                        "body": body,
+                        "at": standin.clock(),
+                    }
+                )
+                return path, query, body
+
+            def do_GET(self) -> None:
+                path, query, _ = self._record("GET")
+                if self._fault("GET"):
+                    return
+                name = path.removeprefix("/v1/")
+                if name.endswith("/pipelineJobs"):
+                    jobs = [
+                        standin.view(j)
+                        for j in reversed(list(standin.jobs.values()))
+                        if j.resource["name"].startswith(name)
+                    ]
+                    wanted = query.get("filter", [""])[0]
+                    if wanted.startswith("labels."):
+                        key, value = wanted[len("labels.") :].split("=", 1)
+                        jobs = [j for j in jobs if j["labels"].get(key) == value.strip('"')]
+                    self._reply(200, {"pipelineJobs": jobs})
+                    return
+                job = standin.jobs.get(name)
+                if job is None:
+                    self._error(404, "NOT_FOUND", f"{name} not found")
+                    return
+                self._reply(200, standin.view(job))
+
+            def do_POST(self) -> None:
+                path, query, body = self._record("POST")
+                if self._fault("POST"):
+                    return
+                name = path.removeprefix("/v1/")
+                if name.endswith(":cancel"):
+                    job = standin.jobs.get(name.removesuffix(":cancel"))
+                    if job is None:
+                        self._error(404, "NOT_FOUND", "no such job")
+                        return
+                    job.cancelled_at = standin.clock()
+                    self._reply(200, {})
+                    return
+                job_id = query["pipelineJobId"][0]
+                full = f"{name}/{job_id}"
+                if full in standin.jobs:
+                    self._error(409, "ALREADY_EXISTS", f"{full} already exists")
+                    return
+                resource = {**body, "name": full, "createTime": _iso(EPOCH)}
+                standin.jobs[full] = Job(resource, standin.clock(), standin.next_timeline)
+                if standin.create_mode == "timeout-after-create":
+                    standin.create_mode = "normal"
+                    time.sleep(standin.create_delay)
+                elif standin.create_mode == "503-after-create":
+                    standin.create_mode = "normal"
+                    self._error(503, "UNAVAILABLE", "backend unavailable")
+                    return
+                self._reply(200, standin.view(standin.jobs[full]))
+
+        return Handler
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def scale(timeline: list[Step], factor: float) -> list[Step]:
+    """The same timeline, ``factor`` times as fast or slow (for real-time CLI tests)."""
+    return [
+        Step(s.at * factor, s.state, s.tasks, s.errors, s.outputs, s.job_error) for s in timeline
+    ]

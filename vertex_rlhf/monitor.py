@@ -1,0 +1,393 @@
+"""Follow a pipeline job: status, progress, a final report, and a JSONL metrics log.
+
+``job_status`` and ``generate_monitoring_report`` are pure functions over the job
+resource (as ``PipelineJob.to_dict`` gives it); ``PipelineMonitor`` polls with a
+backoff, survives transient API errors and calls back on every change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from vertex_rlhf.errors import DataError, RLHFError, TrainingError
+from vertex_rlhf.vertex import VertexTarget, domain_error, is_transient, pipeline_service
+
+# Stages a person follows, with the share of a typical run's time they take.
+STAGES = (
+    ("validation", 5),
+    ("reward model", 40),
+    ("reinforcement learning", 45),
+    ("inference", 5),
+    ("upload/deploy", 5),
+)
+VALIDATION = "validation"
+# Tasks whose stage is known by name; others inherit the stage of their parent graph.
+TASK_STAGES = {
+    "validate-dataset": VALIDATION,
+    "validate-dataset-2": VALIDATION,
+    "validate-dataset-3": VALIDATION,
+    "compute-steps": VALIDATION,
+    "validate-pipeline": VALIDATION,
+    "rlhf-preprocessor": VALIDATION,
+    "reward-model-graph": "reward model",
+    "reinforcement-learning-graph": "reinforcement learning",
+    "condition-1": "inference",
+    "infer-eval-template": "inference",
+    "llm-deployment-graph": "upload/deploy",
+}
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
+OUTPUTS = ("model_resource_name", "endpoint_resource_name")
+
+
+def _short(state: str) -> str:
+    return state.removeprefix("PIPELINE_STATE_") or "UNKNOWN"
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _seconds(start: str | None, end: str | None, now: datetime) -> float | None:
+    begun = _time(start)
+    if begun is None:
+        return None
+    return ((_time(end) or now) - begun).total_seconds()
+
+
+def _stage_of(task: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str | None:
+    seen = set()
+    while task and task.get("task_id") not in seen:
+        seen.add(task.get("task_id"))
+        stage = TASK_STAGES.get(task.get("task_name", ""))
+        if stage:
+            return stage
+        task = by_id.get(task.get("parent_task_id", ""), {})
+    return None
+
+
+def _stage_state(states: list[str]) -> str:
+    if not states:
+        return "pending"
+    if "FAILED" in states:
+        return "failed"
+    if any(s in ("RUNNING", "PENDING", "CANCEL_PENDING", "CANCELLING") for s in states):
+        return "running"
+    if all(s in ("SKIPPED", "NOT_TRIGGERED") for s in states):
+        return "skipped"
+    if all(s in ("SUCCEEDED", "SKIPPED", "NOT_TRIGGERED") for s in states):
+        return "succeeded"
+    return "cancelled" if "CANCELLED" in states else "pending"
+
+
+def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """Summarizes a job resource for people and callbacks.
+
+    Args:
+        job: the job as ``PipelineJob.to_dict(job, use_integers_for_enums=False)``.
+        now: the current time, for the elapsed time of a running job.
+
+    Returns:
+        ``job_id``, ``state`` (SUCCEEDED, RUNNING, ...), ``progress`` (percent),
+        ``stages`` (stage -> state), ``tasks`` (name, stage, state, seconds, error),
+        ``failed_task``, ``error``, ``elapsed_seconds``, ``outputs``, ``task_outputs``.
+    """
+    now = now or datetime.now(timezone.utc)
+    state = _short(job.get("state", ""))
+    details = job.get("job_detail", {}).get("task_details", [])
+    by_id = {t.get("task_id", ""): t for t in details}
+    children = {t.get("parent_task_id") for t in details}
+    tasks, task_outputs, outputs = [], {}, {}
+    stage_states: dict[str, list[str]] = {name: [] for name, _ in STAGES}
+    for detail in details:
+        name = detail.get("task_name", "")
+        task_state = detail.get("state", "STATE_UNSPECIFIED")
+        stage = _stage_of(detail, by_id)
+        if stage:
+            stage_states[stage].append(task_state)
+        metadata = (detail.get("execution") or {}).get("metadata") or {}
+        produced = {k[len("output:") :]: v for k, v in metadata.items() if k.startswith("output:")}
+        if produced:
+            task_outputs[name] = produced
+        for key in OUTPUTS:
+            if produced.get(key):
+                outputs[key] = produced[key]
+        tasks.append(
+            {
+                "name": name,
+                "stage": stage,
+                "state": task_state,
+                "seconds": _seconds(detail.get("start_time"), detail.get("end_time"), now),
+                "error": (detail.get("error") or {}).get("message", ""),
+                "leaf": detail.get("task_id") not in children,
+            }
+        )
+    stages = {name: _stage_state(stage_states[name]) for name, _ in STAGES}
+    if state == "SUCCEEDED":
+        progress = 100
+    else:
+        done = {"succeeded": 1.0, "skipped": 1.0, "running": 0.5}
+        progress = int(sum(weight * done.get(stages[name], 0.0) for name, weight in STAGES))
+    failed = [t for t in tasks if t["state"] == "FAILED" and t["leaf"]] or [
+        t for t in tasks if t["state"] == "FAILED"
+    ]
+    job_error = (job.get("error") or {}).get("message", "")
+    return {
+        "job_id": job.get("name", ""),
+        "state": state,
+        "progress": progress,
+        "stages": stages,
+        "tasks": tasks,
+        "failed_task": failed[0]["name"] if failed else None,
+        "failed_stage": failed[0]["stage"] if failed else None,
+        "error": (failed[0]["error"] if failed and failed[0]["error"] else job_error) or None,
+        "elapsed_seconds": _seconds(
+            job.get("start_time") or job.get("create_time"), job.get("end_time"), now
+        ),
+        "outputs": outputs,
+        "task_outputs": task_outputs,
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def failure_hint(status: dict[str, Any]) -> str:
+    """Suggests a fix for a failed run, from the failing task and its message."""
+    error = (status.get("error") or "").lower()
+    if status.get("failed_stage") == VALIDATION:
+        return "fix the dataset rows the error lists (`make validate-data` shows them all)"
+    if "out of memory" in error or "oom" in error or "resource_exhausted" in error:
+        return (
+            "the batch size is fixed at 64: lower training.prompt_sequence_length or"
+            " target_sequence_length, use a smaller model variant, or switch accelerator_type"
+        )
+    if "quota" in error:
+        return "request accelerator quota in the tuning region, or switch training.accelerator_type"
+    return "open the failing task's logs from the console link"
+
+
+def generate_monitoring_report(status: dict[str, Any]) -> str:
+    """A human-readable report of a job's status (final or current)."""
+    lines = [
+        f"Pipeline job {status['job_id']}: {status['state']}"
+        f" ({status['progress']}%, {_duration(status['elapsed_seconds'])})"
+    ]
+    if status.get("console_url"):
+        lines.append(f"  console: {status['console_url']}")
+    lines.append(
+        "  stages: " + " | ".join(f"{name} {state}" for name, state in status["stages"].items())
+    )
+    for task in status["tasks"]:
+        if not task["leaf"]:
+            continue
+        lines.append(f"    {task['name']:<34} {task['state']:<12} {_duration(task['seconds'])}")
+    if status["failed_task"]:
+        lines.append(f"  failed task: {status['failed_task']} ({status['failed_stage']})")
+    if status["error"]:
+        lines.append(f"  error: {status['error']}")
+    if status["state"] == "FAILED":
+        lines.append(f"  fix: {failure_hint(status)}")
+    for key in OUTPUTS:
+        lines.append(f"  {key}: {status['outputs'].get(key) or '(none)'}")
+    return "\n".join(lines)
+
+
+def final_error(status: dict[str, Any]) -> RLHFError | None:
+    """The coded error for a run that ended badly; None if it succeeded."""
+    if status["state"] == "SUCCEEDED":
+        return None
+    report = generate_monitoring_report(status)
+    if status["state"] == "FAILED" and status.get("failed_stage") == VALIDATION:
+        return DataError(f"the run stopped at {status['failed_task']}\n{report}")
+    return TrainingError(f"the run ended {status['state']}\n{report}", hint=failure_hint(status))
+
+
+class PipelineMonitor:
+    """Polls a job until it ends: backs off while nothing changes, retries API hiccups.
+
+    Args:
+        target: where the job lives.
+        client: a ``PipelineServiceClient``; default one for the target.
+        metrics_log: append JSONL records here (None: no log).
+        min_interval: seconds between polls right after a change.
+        max_interval: the most seconds between polls.
+        clock, sleep, now: injectable for tests.
+        out: where progress lines go.
+    """
+
+    def __init__(
+        self,
+        target: VertexTarget,
+        client: Any = None,
+        metrics_log: Path | None = None,
+        min_interval: float = 15.0,
+        max_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self.target = target
+        self.client = client or pipeline_service(target)
+        self.metrics_log = metrics_log
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.clock, self.sleep, self.now, self.out = clock, sleep, now, out
+        self.api_calls = 0
+        self._task_states: dict[str, str] = {}
+
+    def get_status(self, job: str) -> dict[str, Any]:
+        """Reads the job once (no retry) and summarizes it."""
+        from google.cloud.aiplatform_v1 import PipelineJob
+
+        name = self.target.job_name(job)
+        self.api_calls += 1
+        try:
+            resource = self.client.get_pipeline_job(name=name, retry=None, timeout=30.0)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            raise domain_error(error, f"read {name}") or error from None
+        status = job_status(PipelineJob.to_dict(resource, use_integers_for_enums=False), self.now())
+        status["console_url"] = self.target.console_url(name)
+        return status
+
+    def monitor_job_with_updates(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Follows a job to its end, or until ``timeout`` seconds have passed.
+
+        Args:
+            job_id: a job id or full resource name.
+            timeout: stop watching after this many seconds (the job keeps running).
+            callback: called with the status dict whenever something changed.
+
+        Returns:
+            The last status; ``timed_out`` is True when the timeout ended the watch.
+        """
+        deadline = None if timeout is None else self.clock() + timeout
+        interval, failures, last = self.min_interval, 0, None
+        while True:
+            try:
+                status = self.get_status(job_id)
+                failures = 0
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                failures += 1
+                wait = min(self.max_interval, self.min_interval * 2 ** (failures - 1))
+                print(
+                    f"  API error ({type(error).__name__}); retrying in {wait:.0f}s", file=self.out
+                )
+                self.sleep(wait)
+                continue
+            fingerprint = (status["state"], tuple((t["name"], t["state"]) for t in status["tasks"]))
+            if fingerprint != last:
+                last, interval = fingerprint, self.min_interval
+                self._record(status)
+                print(self._progress_line(status), file=self.out)
+                if callback:
+                    callback(status)
+            else:
+                interval = min(self.max_interval, interval * 1.5)
+            if status["state"] in TERMINAL:
+                return status
+            if deadline is not None and self.clock() >= deadline:
+                status["timed_out"] = True
+                return status
+            self.sleep(interval)
+
+    generate_monitoring_report = staticmethod(generate_monitoring_report)
+
+    def _progress_line(self, status: dict[str, Any]) -> str:
+        running = [t["name"] for t in status["tasks"] if t["state"] == "RUNNING" and t["leaf"]]
+        stage = next((n for n, s in status["stages"].items() if s == "running"), "")
+        detail = f" {stage}: {', '.join(running)}" if running else (f" {stage}" if stage else "")
+        return (
+            f"[{_duration(status['elapsed_seconds'])}] {status['state']:<10}"
+            f" {status['progress']:>3}%{detail}"
+        )
+
+    def _record(self, status: dict[str, Any]) -> None:
+        if self.metrics_log is None:
+            return
+        stamp = self.now().isoformat()
+        records = []
+        for task in status["tasks"]:
+            if self._task_states.get(task["name"]) == task["state"]:
+                continue
+            self._task_states[task["name"]] = task["state"]
+            metrics: dict[str, Any] = {"task": task["name"], "state": task["state"]}
+            if task["seconds"] is not None and task["state"] in TERMINAL:
+                metrics["duration_seconds"] = task["seconds"]
+            metrics.update(status["task_outputs"].get(task["name"], {}))
+            records.append({"stage": task["stage"] or "pipeline", "metrics": metrics})
+        records.append(
+            {
+                "stage": "pipeline",
+                "metrics": {"state": status["state"], "progress": status["progress"]},
+            }
+        )
+        self.metrics_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.metrics_log.open("a", encoding="utf-8") as log:
+            for record in records:
+                line = {"timestamp": stamp, "job_id": status["job_id"], **record}
+                log.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest runs of a pipeline in the target, by the ``pipeline`` label."""
+    from google.cloud.aiplatform_v1 import PipelineJob
+
+    client = pipeline_service(target)
+    request = {
+        "parent": target.parent,
+        "filter": f'labels.pipeline="{pipeline}"',
+        "order_by": "create_time desc",
+        "page_size": limit,
+    }
+    try:
+        pager = client.list_pipeline_jobs(request=request, retry=None, timeout=60.0)
+        jobs = [
+            PipelineJob.to_dict(j, use_integers_for_enums=False)
+            for j in itertools.islice(pager, limit)
+        ]
+    except Exception as error:
+        raise domain_error(error, f"list runs in {target.parent}") or error from None
+    return [
+        {
+            "job_id": job["name"].rsplit("/", 1)[-1],
+            "state": _short(job.get("state", "")),
+            "version": job.get("labels", {}).get("pipeline-version", "?"),
+            "environment": job.get("labels", {}).get("environment", "?"),
+            "created": job.get("create_time", ""),
+        }
+        for job in jobs
+    ]
+
+
+def cancel(target: VertexTarget, job: str) -> str:
+    """Asks Vertex to cancel a job; returns its resource name."""
+    name = target.job_name(job)
+    try:
+        pipeline_service(target).cancel_pipeline_job(name=name, retry=None, timeout=60.0)
+    except Exception as error:
+        raise domain_error(error, f"cancel {name}") or error from None
+    return name

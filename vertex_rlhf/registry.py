@@ -1,0 +1,215 @@
+"""The KFP template registry (Artifact Registry), through ``kfp.registry.RegistryClient``.
+
+Templates are submitted by digest, never by tag: a tag is resolved here first
+(``get_tag``), the template is downloaded by digest and its sha256 checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vertex_rlhf.errors import AuthError, PipelineError
+
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    """One template version in a registry."""
+
+    host: str
+    package: str
+    digest: str  # "sha256:..."
+    tags: list[str] = field(default_factory=list)
+    created: str = ""
+
+    @property
+    def uri(self) -> str:
+        """The digest URL Vertex records as the run's template."""
+        return f"{self.host}/{self.package}/{self.digest}"
+
+
+def file_digest(path: Path) -> str:
+    """``sha256:`` plus the hex digest of a file's bytes."""
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pipeline_name(path: Path) -> str:
+    """The pipeline name inside a compiled template, which the registry uses as package."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    spec = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    return str(spec["pipelineInfo"]["name"])
+
+
+def client(host: str) -> Any:
+    """A RegistryClient; Artifact Registry hosts use Application Default Credentials.
+
+    Raises:
+        AuthError: an Artifact Registry host and no credentials.
+    """
+    from google.auth.exceptions import DefaultCredentialsError
+    from kfp.registry import RegistryClient
+
+    try:
+        return RegistryClient(host=host)
+    except DefaultCredentialsError as error:
+        raise AuthError(f"template registry {host}: no credentials ({error})") from None
+
+
+def _http_status(error: Exception) -> int | None:
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _call(what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Calls the registry, turning HTTP and connection failures into coded errors."""
+    import requests
+
+    try:
+        return function(*args, **kwargs)
+    except requests.HTTPError as error:
+        status = _http_status(error)
+        if status in (401, 403):
+            raise AuthError(
+                f"{what}: the registry refused the credentials (HTTP {status})"
+            ) from None
+        raise PipelineError(f"{what}: the registry answered HTTP {status} ({error})") from None
+    except requests.RequestException as error:
+        raise PipelineError(f"{what}: the registry could not be reached ({error})") from None
+
+
+def _get_tag(registry: Any, package: str, tag: str) -> dict[str, Any] | None:
+    import requests
+
+    try:
+        found: dict[str, Any] = registry.get_tag(package, tag)
+    except requests.HTTPError as error:
+        if _http_status(error) == 404:
+            return None
+        raise
+    return found
+
+
+def _digest_of(version_name: str) -> str:
+    return version_name.rsplit("/", 1)[-1]
+
+
+def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, bool]:
+    """Uploads a compiled template tagged with its version and ``latest``.
+
+    Publishing the same content again changes nothing. A version tag that already
+    points at different content is refused: versions are immutable.
+
+    Args:
+        host: ``https://REGION-kfp.pkg.dev/PROJECT/REPO``.
+        template: the compiled YAML.
+        version: the pipeline version, used as the tag.
+
+    Returns:
+        The published version, and whether anything was uploaded.
+
+    Raises:
+        PipelineError: the tag exists with other content, or the registry failed.
+    """
+    registry = client(host)
+    package = pipeline_name(template)
+    digest = file_digest(template)
+    what = f"publish {package} {version} to {host}"
+    existing = _call(what, _get_tag, registry, package, version)
+    if existing is not None:
+        existing_digest = _digest_of(existing["version"])
+        if existing_digest != digest:
+            raise PipelineError(
+                f"{what}: tag {version} already points at {existing_digest}, not at this"
+                f" template ({digest}); published versions are never overwritten",
+                hint="bump PIPELINE_VERSION in pipelines/rlhf_tuning.py and run `make compile`",
+            )
+        return RegistryVersion(host, package, digest, [version]), False
+    _, uploaded = _call(what, registry.upload_pipeline, str(template), tags=[version, LATEST])
+    if uploaded != digest:
+        raise PipelineError(
+            f"{what}: the registry stored {uploaded}, but the file is {digest}",
+        )
+    return RegistryVersion(host, package, digest, [version, LATEST]), True
+
+
+def resolve(host: str, package: str, ref: str) -> RegistryVersion:
+    """Resolves a tag (or checks a digest) to the version to submit.
+
+    Args:
+        host: the registry.
+        package: the pipeline name.
+        ref: a tag such as ``1.0.0`` or ``latest``, or ``sha256:...``.
+
+    Raises:
+        PipelineError: the tag or digest does not exist (the message lists the tags).
+    """
+    registry = client(host)
+    what = f"resolve {package}:{ref} in {host}"
+    if ref.startswith("sha256:"):
+        known = {v.digest for v in list_versions(host, package)}
+        if ref not in known:
+            raise PipelineError(f"{what}: no such version", hint="see `make versions`")
+        return RegistryVersion(host, package, ref)
+    tag = _call(what, _get_tag, registry, package, ref)
+    if tag is None:
+        tags = sorted(t for v in list_versions(host, package) for t in v.tags)
+        raise PipelineError(
+            f"{what}: no tag {ref!r}; tags that exist: {', '.join(tags) or 'none'}",
+            hint="publish it with `make publish` or pin one of the existing tags",
+        )
+    return RegistryVersion(host, package, _digest_of(tag["version"]), [ref])
+
+
+def download(version: RegistryVersion, directory: Path) -> Path:
+    """Downloads a version by digest and checks that the bytes match it.
+
+    Raises:
+        PipelineError: the download failed or its sha256 differs from the digest.
+    """
+    registry = client(version.host)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{version.package}-{version.digest.replace(':', '-')}.yaml"
+    what = f"download {version.uri}"
+    _call(
+        what,
+        registry.download_pipeline,
+        version.package,
+        version=version.digest,
+        file_name=str(target),
+    )
+    actual = file_digest(target)
+    if actual != version.digest:
+        target.unlink(missing_ok=True)
+        raise PipelineError(f"{what}: content is {actual}, not {version.digest}")
+    return target
+
+
+def list_versions(host: str, package: str) -> list[RegistryVersion]:
+    """Lists the published versions of a package with their tags, newest first.
+
+    Note: kfp's list calls return the first page only.
+    """
+    registry = client(host)
+    what = f"list {package} in {host}"
+    versions = _call(what, registry.list_versions, package) or []
+    tags = _call(what, registry.list_tags, package) or []
+    by_digest: dict[str, list[str]] = {}
+    for tag in tags:
+        by_digest.setdefault(_digest_of(tag["version"]), []).append(_digest_of(tag["name"]))
+    found = [
+        RegistryVersion(
+            host,
+            package,
+            _digest_of(v["name"]),
+            sorted(by_digest.get(_digest_of(v["name"]), [])),
+            v.get("createTime", ""),
+        )
+        for v in versions
+    ]
+    return sorted(found, key=lambda v: v.created, reverse=True)

@@ -1,0 +1,333 @@
+"""Turn checked parameters into a Vertex AI PipelineJob and create it, safely.
+
+The request is built once (``build_request``) and then either described (dry run)
+or submitted. A submit that times out or meets a transient error looks for the job
+by its id before trying again, and "already exists" means the job it created, so a
+retry never leaves two runs.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from vertex_rlhf import registry, signature
+from vertex_rlhf.compiler import read_manifest
+from vertex_rlhf.errors import PipelineError
+from vertex_rlhf.params import RLHFParams
+from vertex_rlhf.vertex import VertexTarget, domain_error, init_sdk, is_transient, pipeline_service
+
+LABEL_LIMIT = 63
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    """The exact template a run uses.
+
+    Attributes:
+        path: a local file holding the template (compiled, or downloaded by digest).
+        name: the pipeline name.
+        version: the version (a tag), or the digest when pinned by digest.
+        digest: ``sha256:`` of the template bytes; empty until resolved.
+        uri: the registry digest URL, or None for a local template.
+    """
+
+    path: Path | None
+    name: str
+    version: str
+    digest: str
+    uri: str | None = None
+
+
+def local_template(compiled_dir: Path, version: str | None = None) -> TemplateRef:
+    """The compiled template of ``version`` (default: the current one) in ``compiled/``.
+
+    Raises:
+        PipelineError: that version was not compiled here.
+    """
+    manifest = read_manifest(compiled_dir)
+    version = version or manifest.get("current", "")
+    entry = manifest.get("templates", {}).get(version)
+    if not entry or not (compiled_dir / entry["file"]).is_file():
+        known = ", ".join(sorted(manifest.get("templates", {}))) or "none"
+        raise PipelineError(
+            f"no compiled template of version {version!r} in {compiled_dir}/ (compiled: {known})",
+            hint="run `make compile`, or set vertex_ai.template_registry to use a published one",
+        )
+    path = compiled_dir / entry["file"]
+    return TemplateRef(path, manifest["pipeline"], version, registry.file_digest(path))
+
+
+def registry_template(host: str, package: str, ref: str, download_dir: Path) -> TemplateRef:
+    """Resolves a registry tag to its digest and downloads that exact template."""
+    version = registry.resolve(host, package, ref)
+    path = registry.download(version, download_dir)
+    return TemplateRef(path, package, ref, version.digest, version.uri)
+
+
+def sanitize_label(text: str) -> str:
+    """Fits a value to Vertex's label rules: a-z, 0-9, ``_`` and ``-``, at most 63."""
+    return re.sub(r"[^a-z0-9_-]", "-", text.lower())[:LABEL_LIMIT]
+
+
+def git_commit(repo: Path) -> str:
+    """The short commit of ``repo``, ``-dirty`` when it has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def run_labels(
+    user_labels: dict[str, str], template: TemplateRef, env: str, commit: str
+) -> dict[str, str]:
+    """The labels of a run: the user's, plus pipeline, version, commit and environment."""
+    labels = dict(user_labels)
+    labels.update(
+        {
+            "pipeline": sanitize_label(template.name),
+            "pipeline-version": sanitize_label(template.version),
+            "git-commit": sanitize_label(commit),
+            "environment": sanitize_label(env),
+        }
+    )
+    return labels
+
+
+def new_job_id(pipeline: str, env: str, now: datetime | None = None) -> str:
+    """A unique, valid job id: pipeline, environment, UTC second and a random suffix.
+
+    The SDK's default has one-second resolution, so two submits in a second collide.
+    """
+    now = now or datetime.now(timezone.utc)
+    stem = sanitize_label(f"{pipeline}-{env}").strip("-_").replace("_", "-")
+    return f"{stem[:90]}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """Everything that goes into one PipelineJob create request."""
+
+    target: VertexTarget
+    template: TemplateRef
+    job_id: str
+    display_name: str
+    labels: dict[str, str]
+    parameter_values: dict[str, Any]
+    pipeline_root: str
+    enable_caching: bool | None
+    encryption_spec_key_name: str | None
+    service_account: str | None
+    network: str | None
+    experiment: str | None
+
+    @property
+    def job_name(self) -> str:
+        return f"{self.target.parent}/pipelineJobs/{self.job_id}"
+
+
+def build_request(
+    params: RLHFParams, env: str, template: TemplateRef, commit: str, job_id: str | None = None
+) -> SubmitRequest:
+    """Assembles the create request; no network.
+
+    Args:
+        params: checked parameters.
+        env: the environment name (a label and part of the job id).
+        template: the template to run.
+        commit: the git commit label value.
+        job_id: reuse an id (for a manual retry); default a new unique one.
+
+    Raises:
+        ConfigError: the parameters do not fit the template's signature.
+    """
+    values = signature.pipeline_parameter_values(params)
+    if template.path is not None:
+        inputs = signature.template_inputs(template.path)
+        signature.check_against_signature(values, inputs, template.path.name)
+    v = params.vertex_ai
+    return SubmitRequest(
+        target=VertexTarget.from_params(params),
+        template=template,
+        job_id=job_id or new_job_id(template.name, env),
+        display_name=v.pipeline_display_name,
+        labels=run_labels(v.labels, template, env, commit),
+        parameter_values=values,
+        pipeline_root=v.pipeline_root,
+        enable_caching=v.enable_caching,
+        encryption_spec_key_name=params.training.encryption_spec_key_name,
+        service_account=v.service_account,
+        network=v.network,
+        experiment=v.experiment,
+    )
+
+
+def describe(request: SubmitRequest) -> dict[str, Any]:
+    """The request as the API receives it (without the pipeline spec), for a dry run."""
+    t = request.template
+    job: dict[str, Any] = {
+        "displayName": request.display_name,
+        "labels": request.labels,
+        "runtimeConfig": {
+            "gcsOutputDirectory": request.pipeline_root,
+            "parameterValues": request.parameter_values,
+        },
+    }
+    if request.service_account:
+        job["serviceAccount"] = request.service_account
+    if request.network:
+        job["network"] = request.network
+    if request.encryption_spec_key_name:
+        job["encryptionSpec"] = {"kmsKeyName": request.encryption_spec_key_name}
+    if t.uri:
+        job["templateUri"] = t.uri
+    return {
+        "create": f"POST {request.target.parent}/pipelineJobs?pipelineJobId={request.job_id}",
+        "template": {
+            "name": t.name,
+            "version": t.version,
+            "digest": t.digest or "(resolved from the registry at submit time)",
+            "source": t.uri or (str(t.path) if t.path else "registry"),
+        },
+        "enable_caching": request.enable_caching,
+        "experiment": request.experiment,
+        "pipelineJob": job,
+    }
+
+
+def pipeline_job(request: SubmitRequest) -> Any:
+    """Builds the ``aiplatform.PipelineJob`` for a request (the SDK checks input names)."""
+    from google.cloud import aiplatform
+
+    if request.template.path is None:
+        raise PipelineError("the template has not been resolved yet")
+    job = aiplatform.PipelineJob(
+        display_name=request.display_name,
+        template_path=str(request.template.path),
+        job_id=request.job_id,
+        pipeline_root=request.pipeline_root,
+        parameter_values=request.parameter_values,
+        enable_caching=request.enable_caching,
+        encryption_spec_key_name=request.encryption_spec_key_name,
+        labels=request.labels,
+        project=request.target.project,
+        location=request.target.location,
+    )
+    if request.template.uri:
+        # What the SDK records itself for a registry template_path; we download by
+        # digest ourselves so that the run is pinned to exact bytes.
+        job._gca_resource.template_uri = request.template.uri
+    return job
+
+
+def submit(
+    request: SubmitRequest,
+    attempts: int = 4,
+    create_timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Creates the job, retrying transient failures without ever creating two.
+
+    Args:
+        request: from ``build_request``, with a resolved template.
+        attempts: create attempts at most.
+        create_timeout: seconds one create request may take.
+        sleep: waits between attempts (tests pass a fake).
+
+    Returns:
+        The job's resource name.
+
+    Raises:
+        AuthError, ConfigError, PipelineError: as the API answered.
+    """
+    from google.api_core import exceptions
+
+    init_sdk(request.target)
+    job = pipeline_job(request)
+    for attempt in range(1, attempts + 1):
+        try:
+            job.submit(
+                service_account=request.service_account,
+                network=request.network,
+                experiment=request.experiment,
+                create_request_timeout=create_timeout,
+            )
+            return str(job.resource_name)
+        except exceptions.Conflict:
+            return _adopt(request)
+        except Exception as error:
+            if not is_transient(error):
+                raise domain_error(error, f"create {request.job_name}") or PipelineError(
+                    f"create {request.job_name} failed: {error}"
+                ) from None
+            print(
+                f"create attempt {attempt} failed ({type(error).__name__}); checking for the"
+                " job before retrying",
+                file=sys.stderr,
+            )
+            if _find(request) is not None:
+                return _adopt(request)
+            if attempt < attempts:
+                sleep(min(2.0**attempt, 30.0))
+    raise PipelineError(
+        f"create {request.job_name} failed {attempts} times; no job with that id exists",
+        hint="try again later; `make runs` lists what was created",
+    )
+
+
+def _find(request: SubmitRequest) -> Any | None:
+    """Gets the job by id; None if it does not exist or cannot be read right now."""
+    from google.api_core import exceptions
+
+    try:
+        return pipeline_service(request.target).get_pipeline_job(
+            name=request.job_name, retry=None, timeout=30.0
+        )
+    except exceptions.NotFound:
+        return None
+    except Exception as error:
+        if is_transient(error):
+            return None
+        raise
+
+
+def _adopt(request: SubmitRequest) -> str:
+    """Accepts an existing job with our id as ours if it is the same request."""
+    existing = _find(request)
+    if existing is None:
+        raise PipelineError(f"{request.job_name} was reported to exist but cannot be read")
+    sent = _comparable(request.parameter_values)
+    stored = _comparable(dict(existing.runtime_config.parameter_values))
+    if dict(existing.labels) != request.labels or stored != sent:
+        raise PipelineError(
+            f"job id {request.job_id} already exists with other labels or parameters:"
+            " it is not this submit",
+            hint="submit again without JOB_ID to get a fresh id",
+        )
+    return str(existing.name)
+
+
+def _comparable(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameter values as the API echoes them (every number a float)."""
+    return {
+        key: float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+        else value
+        for key, value in values.items()
+    }

@@ -1,0 +1,169 @@
+"""Where the Vertex AI API is and who we are there: target, credentials, clients, errors.
+
+Every call goes over REST (``api_transport="rest"``), in production and against the
+local stand-ins the tests start, so both take the same code path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from vertex_rlhf.errors import AuthError, ConfigError, RLHFError
+from vertex_rlhf.params import RLHFParams
+
+JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+JOB_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/pipelineJobs/([a-z][-a-z0-9]{0,127})$")
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+@dataclass(frozen=True)
+class VertexTarget:
+    """A project and region of Vertex AI, and optionally a non-default endpoint.
+
+    Attributes:
+        project: the project id.
+        location: the region.
+        api_endpoint: a private (PSC) endpoint; ``http://...`` is a local emulator.
+    """
+
+    project: str
+    location: str
+    api_endpoint: str | None = None
+
+    @classmethod
+    def from_params(cls, params: RLHFParams) -> VertexTarget:
+        v = params.vertex_ai
+        return cls(v.project_id, v.region, v.api_endpoint)
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+    @property
+    def is_emulator(self) -> bool:
+        return bool(self.api_endpoint and self.api_endpoint.startswith("http://"))
+
+    def job_name(self, job: str) -> str:
+        """Turns a job id or full resource name into the full resource name.
+
+        Raises:
+            ConfigError: neither form.
+        """
+        if JOB_NAME.match(job):
+            return job
+        if JOB_ID.match(job):
+            return f"{self.parent}/pipelineJobs/{job}"
+        raise ConfigError(
+            [
+                f"JOB={job!r} is neither a job id (lower-case letters, digits and -, starting"
+                " with a letter) nor projects/PROJECT/locations/REGION/pipelineJobs/ID"
+            ]
+        )
+
+    def console_url(self, job_name: str) -> str:
+        """Links to the run in the Google Cloud console."""
+        match = JOB_NAME.match(job_name)
+        project, location, job_id = match.groups() if match else (self.project, self.location, "")
+        return (
+            f"https://console.cloud.google.com/vertex-ai/locations/{location}"
+            f"/pipelines/runs/{job_id}?project={project}"
+        )
+
+
+def target_of(job_name: str, default: VertexTarget) -> VertexTarget:
+    """The target a full job resource name lives in (its own project and region)."""
+    match = JOB_NAME.match(job_name)
+    if not match:
+        return default
+    return VertexTarget(match.group(1), match.group(2), default.api_endpoint)
+
+
+def credentials(target: VertexTarget) -> Any:
+    """Application Default Credentials, or anonymous ones for a local emulator.
+
+    Raises:
+        AuthError: no credentials could be found.
+    """
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.exceptions import DefaultCredentialsError
+
+    if target.is_emulator:
+        return AnonymousCredentials()
+    try:
+        found, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    except DefaultCredentialsError as error:
+        raise AuthError(f"no Google Cloud credentials found ({error})") from None
+    return found
+
+
+def init_sdk(target: VertexTarget) -> None:
+    """Points ``google.cloud.aiplatform`` at the target, over REST."""
+    from google.cloud import aiplatform
+
+    aiplatform.init(
+        project=target.project,
+        location=target.location,
+        credentials=credentials(target),
+        api_endpoint=target.api_endpoint,
+        api_transport="rest",
+    )
+
+
+def pipeline_service(target: VertexTarget) -> Any:
+    """A GAPIC ``PipelineServiceClient`` for the target's region, over REST."""
+    from google.cloud.aiplatform_v1 import PipelineServiceClient
+
+    endpoint = target.api_endpoint or f"{target.location}-aiplatform.googleapis.com"
+    return PipelineServiceClient(
+        credentials=credentials(target),
+        client_options={"api_endpoint": endpoint},
+        transport="rest",
+    )
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an API error is worth retrying: 429, 5xx, timeouts, dropped connections."""
+    import requests
+    from google.api_core import exceptions
+
+    transient = (
+        exceptions.TooManyRequests,
+        exceptions.InternalServerError,
+        exceptions.BadGateway,
+        exceptions.ServiceUnavailable,
+        exceptions.GatewayTimeout,
+        exceptions.DeadlineExceeded,
+        exceptions.RetryError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        ConnectionError,
+        TimeoutError,
+    )
+    return isinstance(error, transient)
+
+
+def domain_error(error: Exception, what: str) -> RLHFError | None:
+    """Maps a Google API error to a coded error, or None if it is not one we explain.
+
+    Args:
+        error: the exception from a client library.
+        what: what was being done, for the message.
+    """
+    from google.api_core import exceptions
+    from google.auth.exceptions import DefaultCredentialsError, RefreshError
+
+    if isinstance(error, (DefaultCredentialsError, RefreshError, exceptions.Unauthorized)):
+        return AuthError(f"{what}: credentials were refused ({error})")
+    if isinstance(error, (exceptions.PermissionDenied, exceptions.Forbidden)):
+        return AuthError(
+            f"{what}: permission denied ({error.message})",
+            hint="grant the caller roles/aiplatform.user (and act-as on the service account)",
+        )
+    if isinstance(error, exceptions.NotFound):
+        return ConfigError([f"{what}: not found ({error.message})"])
+    if isinstance(error, exceptions.BadRequest):
+        return ConfigError([f"{what}: Vertex AI rejected the request ({error.message})"])
+    return None
