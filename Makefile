@@ -1,14 +1,20 @@
 # Every target calls the `rlhf` CLI (vertex_rlhf/cli.py) or a script in scripts/.
 # Variables: ENV=dev|prod|local  OVERRIDES="training.kl_coeff=0.2 ..."
+#            VERSION=1.0.0 (a registry tag)  WAIT=1  DRY_RUN=1  JOB=<job id or resource name>
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 RLHF   := $(BIN)/rlhf
 ENV    ?= dev
 OVERRIDES ?=
+JOB    ?=
+# Flags for `rlhf submit`, from the make variables that are set.
+SUBMIT_FLAGS = $(if $(VERSION),--version $(VERSION)) $(if $(filter 1,$(WAIT)),--wait) \
+               $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(JOB_ID),--job-id $(JOB_ID))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile check-compiled test lint check steps clean
+.PHONY: help setup compile check-compiled test lint check steps submit publish versions \
+        monitor runs cancel clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,11 +41,31 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-check: setup ## check params/$(ENV).yaml against the schema and the compiled pipeline
+check: setup ## check params/ENV.yaml against the schema and the compiled pipeline
 	$(RLHF) check $(ENV) $(OVERRIDES) --print
 
-steps: setup ## print the training steps a run of $(ENV) will get
+steps: setup ## print the training steps a run of ENV will get
 	$(RLHF) steps $(ENV) $(OVERRIDES)
+
+submit: setup ## submit a run of ENV [VERSION=tag] [WAIT=1] [DRY_RUN=1] [JOB_ID=id]
+	$(RLHF) submit $(ENV) $(OVERRIDES) $(SUBMIT_FLAGS)
+
+publish: setup ## publish the compiled template to vertex_ai.template_registry of ENV
+	$(RLHF) publish $(ENV) $(OVERRIDES)
+
+versions: setup ## list the published template versions and their tags
+	$(RLHF) versions $(ENV) $(OVERRIDES)
+
+monitor: setup ## follow run JOB=... to its end (Ctrl-C stops watching, never cancels)
+	@test -n "$(JOB)" || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
+	$(RLHF) monitor $(JOB) --env $(ENV) $(OVERRIDES)
+
+runs: setup ## list recent runs of the pipeline in ENV's project and region
+	$(RLHF) runs $(ENV) $(OVERRIDES)
+
+cancel: setup ## cancel run JOB=...
+	@test -n "$(JOB)" || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
+	$(RLHF) cancel $(JOB) --env $(ENV) $(OVERRIDES)
 
 clean: ## remove the virtualenv and caches (compiled/ is kept: it is committed)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -285,8 +285,11 @@ def test_submit_and_wait_for_a_failure_exits_with_training_004(
     )
     assert result.returncode == 14
     err: Any = result.stderr
-    assert "error[TRAINING_004]: the run ended FAILED" in err
-    assert "failed task: reward-model-trainer (reward model)" in err
-    assert "error: The replica workerpool0-0 ran out of memory (OOM)." in err
-    assert "lower training.prompt_sequence_length" in err
+    assert err.startswith("error[TRAINING_004]: projects/")
+    assert (
+        "ended FAILED at reward-model-trainer: The replica workerpool0-0 ran out of memory (OOM)."
+        in err
+    )
+    assert "fix: the batch size is fixed at 64: lower training.prompt_sequence_length" in err
+    assert "failed task: reward-model-trainer (reward model)" in result.stdout
     assert "Traceback" not in err

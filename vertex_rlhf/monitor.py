@@ -43,6 +43,7 @@ TASK_STAGES = {
     "llm-deployment-graph": "upload/deploy",
 }
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
+NEVER_RAN = {"SKIPPED", "NOT_TRIGGERED"}
 OUTPUTS = ("model_resource_name", "endpoint_resource_name")
 
 
@@ -125,16 +126,20 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
                 "name": name,
                 "stage": stage,
                 "state": task_state,
-                "seconds": _seconds(detail.get("start_time"), detail.get("end_time"), now),
+                "seconds": None
+                if task_state in NEVER_RAN
+                else _seconds(detail.get("start_time"), detail.get("end_time"), now),
                 "error": (detail.get("error") or {}).get("message", ""),
                 "leaf": detail.get("task_id") not in children,
             }
         )
     stages = {name: _stage_state(stage_states[name]) for name, _ in STAGES}
+    if state in TERMINAL:
+        stages = {name: "not run" if s == "pending" else s for name, s in stages.items()}
     if state == "SUCCEEDED":
         progress = 100
     else:
-        done = {"succeeded": 1.0, "skipped": 1.0, "running": 0.5}
+        done = {"succeeded": 1.0, "running": 0.5}
         progress = int(sum(weight * done.get(stages[name], 0.0) for name, weight in STAGES))
     failed = [t for t in tasks if t["state"] == "FAILED" and t["leaf"]] or [
         t for t in tasks if t["state"] == "FAILED"
@@ -199,21 +204,23 @@ def generate_monitoring_report(status: dict[str, Any]) -> str:
         lines.append(f"  failed task: {status['failed_task']} ({status['failed_stage']})")
     if status["error"]:
         lines.append(f"  error: {status['error']}")
-    if status["state"] == "FAILED":
-        lines.append(f"  fix: {failure_hint(status)}")
     for key in OUTPUTS:
         lines.append(f"  {key}: {status['outputs'].get(key) or '(none)'}")
     return "\n".join(lines)
 
 
 def final_error(status: dict[str, Any]) -> RLHFError | None:
-    """The coded error for a run that ended badly; None if it succeeded."""
+    """The coded error for a run that ended badly (one line; the report says the rest)."""
     if status["state"] == "SUCCEEDED":
         return None
-    report = generate_monitoring_report(status)
+    where = f" at {status['failed_task']}" if status.get("failed_task") else ""
+    why = f": {status['error']}" if status.get("error") else ""
+    message = f"{status['job_id']} ended {status['state']}{where}{why}"
     if status["state"] == "FAILED" and status.get("failed_stage") == VALIDATION:
-        return DataError(f"the run stopped at {status['failed_task']}\n{report}")
-    return TrainingError(f"the run ended {status['state']}\n{report}", hint=failure_hint(status))
+        return DataError(message, hint=failure_hint(status))
+    if status["state"] == "FAILED":
+        return TrainingError(message, hint=failure_hint(status))
+    return TrainingError(message, hint="resubmit with `make submit` when ready")
 
 
 class PipelineMonitor:

@@ -230,6 +230,9 @@ class VertexStandIn:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
+        # Clock seconds -> timestamps: EPOCH-based on a fake clock, the wall clock otherwise.
+        start = EPOCH if clock is not time.monotonic else datetime.now(timezone.utc)
+        self.origin = start - timedelta(seconds=clock())
         self.requests: list[dict[str, Any]] = []
         self.jobs: dict[str, Job] = {}
         self.next_timeline: list[Step] = timeline_success(60.0)
@@ -258,20 +261,19 @@ class VertexStandIn:
         with self.lock:
             self._faults += [(method, status)] * count
 
+    def stamp(self, seconds: float) -> str:
+        """The timestamp of a moment on this stand-in's clock."""
+        return _iso(self.origin + timedelta(seconds=seconds))
+
     def add_job(
-        self,
-        name: str,
-        timeline: list[Step],
-        labels: dict[str, str] | None = None,
-        create_time: datetime | None = None,
+        self, name: str, timeline: list[Step], labels: dict[str, str] | None = None
     ) -> None:
-        created = create_time or EPOCH
         self.jobs[name] = Job(
             {
                 "name": name,
                 "displayName": name.rsplit("/", 1)[-1],
                 "labels": labels or {},
-                "createTime": _iso(created),
+                "createTime": self.stamp(self.clock()),
                 "runtimeConfig": {},
             },
             self.clock(),
@@ -295,16 +297,17 @@ class VertexStandIn:
             state = "PIPELINE_STATE_CANCELLED"
             tasks = {n: ("CANCELLED" if s == "RUNNING" else s) for n, s in tasks.items()}
         resource["state"] = state
-        # Timestamps: the job starts at EPOCH; a step's changes happen at EPOCH + step.at.
+        # The job starts when it is created; a step's changes happen step.at later.
+        begin = job.created_at
         ended = elapsed if job.cancelled_at is not None else current.at
         if state != "PIPELINE_STATE_PENDING":
-            resource["startTime"] = _iso(EPOCH)
+            resource["startTime"] = self.stamp(begin)
         if state in (
             "PIPELINE_STATE_SUCCEEDED",
             "PIPELINE_STATE_FAILED",
             "PIPELINE_STATE_CANCELLED",
         ):
-            resource["endTime"] = _iso(EPOCH + timedelta(seconds=ended))
+            resource["endTime"] = self.stamp(begin + ended)
         if current.job_error:
             resource["error"] = {"code": 9, "message": current.job_error}
         details = []
@@ -313,13 +316,13 @@ class VertexStandIn:
                 "taskId": TASK_IDS[name],
                 "taskName": name,
                 "state": task_state,
-                "startTime": _iso(EPOCH + timedelta(seconds=self._first_seen(job, name))),
+                "startTime": self.stamp(begin + self._first_seen(job, name)),
             }
             parent = TASK_PARENTS[name]
             if parent:
                 detail["parentTaskId"] = TASK_IDS[parent]
             if task_state in ("SUCCEEDED", "FAILED", "CANCELLED"):
-                detail["endTime"] = _iso(EPOCH + timedelta(seconds=ended))
+                detail["endTime"] = self.stamp(begin + ended)
             if name in current.errors:
                 detail["error"] = {"code": 9, "message": current.errors[name]}
             if name in current.outputs:
@@ -435,7 +438,7 @@ class VertexStandIn:
                 if full in standin.jobs:
                     self._error(409, "ALREADY_EXISTS", f"{full} already exists")
                     return
-                resource = {**body, "name": full, "createTime": _iso(EPOCH)}
+                resource = {**body, "name": full, "createTime": standin.stamp(standin.clock())}
                 standin.jobs[full] = Job(resource, standin.clock(), standin.next_timeline)
                 if standin.create_mode == "timeout-after-create":
                     standin.create_mode = "normal"
