@@ -298,6 +298,13 @@ def _registry_host(args: argparse.Namespace) -> str:
     return host
 
 
+def _job_args(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
+    parser.add_argument("--env", default="dev", help="environment whose project/region to use")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
+
+
 def _watch_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
     parser.add_argument("--timeout", type=float, help="stop watching after SECONDS")
@@ -343,10 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("monitor", help="follow a run to its end and report")
-    _common(p)
-    p.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
-    p.add_argument("--env", default="dev", help="environment whose project/region to use")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
+    _job_args(p)
     _watch_args(p)
     p.set_defaults(func=cmd_monitor)
 
@@ -357,10 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("cancel", help="cancel a run")
-    _common(p)
-    p.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
-    p.add_argument("--env", default="dev", help="environment whose project/region to use")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
+    _job_args(p)
     p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser("publish", help="publish the compiled template to the registry")

@@ -9,38 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from tests.standins import LoopbackServer
 
-class RegistryStandIn:
+
+class RegistryStandIn(LoopbackServer):
     """The server; ``packages[pkg]`` holds ``versions`` (digest -> bytes) and ``tags``."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
         self.packages: dict[str, dict[str, Any]] = {}
         self.tamper = False  # serve other bytes than were uploaded
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> RegistryStandIn:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
 
     def upload(self, content: bytes, tags: list[str]) -> tuple[str, str]:
         package = yaml.safe_load(content)["pipelineInfo"]["name"]

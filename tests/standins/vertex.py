@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.standins import LoopbackServer
 
 EPOCH = datetime(2026, 11, 27, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -225,7 +227,7 @@ class Job:
     cancelled_at: float | None = None
 
 
-class VertexStandIn:
+class VertexStandIn(LoopbackServer):
     """The server. ``clock`` gives the seconds the scripted timelines run on."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -240,21 +242,7 @@ class VertexStandIn:
         self.create_mode = "normal"  # or "timeout-after-create", "503-after-create"
         self.create_delay = 0.0
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> VertexStandIn:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
 
     def fail_next(self, count: int, status: int, method: str = "GET") -> None:
         """The next ``count`` requests of ``method`` get ``status`` (0: connection dropped)."""
