@@ -13,7 +13,7 @@ SUBMIT_FLAGS = $(if $(VERSION),--version $(VERSION)) $(if $(filter 1,$(WAIT)),--
                $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(JOB_ID),--job-id $(JOB_ID))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile check-compiled test lint check steps submit publish versions \
+.PHONY: help setup compile check-compiled test lint check steps validate-data convert-data submit publish versions \
         monitor runs cancel clean
 
 help: ## list the targets
@@ -46,6 +46,13 @@ check: setup ## check params/ENV.yaml against the schema and the compiled pipeli
 
 steps: setup ## print the training steps a run of ENV will get
 	$(RLHF) steps $(ENV) $(OVERRIDES)
+
+validate-data: setup ## validate and profile the datasets of ENV (local or gs://)
+	$(RLHF) validate-data $(ENV) $(OVERRIDES)
+
+convert-data: setup ## convert IN=... to OUT=... (KIND=preference|prompt; ARGS="--seed 1 ...")
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "error[CONFIG_002]: set IN=, OUT= and KIND=" >&2; exit 12; }
+	$(RLHF) convert-data $(IN) $(OUT) --kind $(or $(KIND),preference) $(ARGS)
 
 submit: setup ## submit a run of ENV [VERSION=tag] [WAIT=1] [DRY_RUN=1] [JOB_ID=id]
 	$(RLHF) submit $(ENV) $(OVERRIDES) $(SUBMIT_FLAGS)

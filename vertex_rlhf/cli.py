@@ -298,6 +298,62 @@ def _registry_host(args: argparse.Namespace) -> str:
     return host
 
 
+def cmd_validate_data(args: argparse.Namespace) -> int:
+    """Validates and profiles an environment's datasets, or one --path."""
+    import json
+
+    from vertex_rlhf import data_report
+    from vertex_rlhf.params import load_params
+
+    if args.path:
+        if not args.kind:
+            raise ConfigError(["--kind is required with --path: preference, prompt or eval"])
+        report, profile = data_report.check_dataset(
+            args.path, args.kind, max_reported=args.max_reported
+        )
+        result = {
+            "datasets": {args.kind: {"report": report, "profile": profile.summary()}},
+            "valid": not report["errors"],
+        }
+    elif args.env:
+        sections = ("dataset", "training")
+        params = load_params(args.env, args.overrides, args.params_dir, sections=sections)
+        result = data_report.check_environment(params, args.max_reported)
+    else:
+        raise ConfigError(["name an environment (validate-data dev) or --path PATH --kind KIND"])
+    print(json.dumps(result, indent=2) if args.json else data_report.render(result))
+    if not result["valid"]:
+        raise DataError("invalid rows found (listed above)", hint="correct or remove them")
+    return 0
+
+
+def cmd_convert_data(args: argparse.Namespace) -> int:
+    """Converts prompt/chosen/rejected rows to the Vertex RLHF format."""
+    from vertex_rlhf.dataset_convert import convert
+
+    rejects = args.rejects or (f"{args.output}.rejects.jsonl" if args.skip_invalid else None)
+    stats = convert(
+        args.input,
+        args.output,
+        args.kind,
+        seed=args.seed,
+        eval_output=args.eval_out,
+        eval_fraction=args.eval_fraction,
+        force=args.force,
+        skip_invalid=args.skip_invalid,
+        rejects=rejects,
+    )
+    print(
+        f"read {stats.read} rows; wrote {stats.written['train']} to {args.output}"
+        + (f" and {stats.written['eval']} to {args.eval_out}" if args.eval_out else "")
+    )
+    if args.kind == "preference":
+        print(f"choice balance: 0: {stats.choices[0]}, 1: {stats.choices[1]} (seed {args.seed})")
+    if stats.rejected:
+        print(f"skipped {stats.rejected} invalid rows; see {rejects}", file=sys.stderr)
+    return 0
+
+
 def _job_args(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
@@ -338,6 +394,28 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _env_args(p)
     p.set_defaults(func=cmd_steps)
+
+    p = sub.add_parser("validate-data", help="validate and profile datasets, local or gs://")
+    _common(p)
+    p.add_argument("env", nargs="?", help="environment whose datasets to check")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
+    p.add_argument("--path", help="a file or glob, local or gs://, instead of an environment")
+    p.add_argument("--kind", choices=("preference", "prompt", "eval"), help="with --path")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
+    p.set_defaults(func=cmd_validate_data)
+
+    p = sub.add_parser("convert-data", help="convert prompt/chosen/rejected JSONL to Vertex's")
+    p.add_argument("input", help="input path or glob, local or gs://")
+    p.add_argument("output", help="output file, local or gs://")
+    p.add_argument("--kind", required=True, choices=("preference", "prompt"))
+    p.add_argument("--seed", type=int, default=0, help="seeds candidate placement and split")
+    p.add_argument("--eval-out", help="write an eval split here")
+    p.add_argument("--eval-fraction", type=float, default=0.0, help="share of prompts for eval")
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
+    p.add_argument("--skip-invalid", action="store_true", help="skip bad rows instead of stopping")
+    p.add_argument("--rejects", help="skipped rows go here (default OUTPUT.rejects.jsonl)")
+    p.set_defaults(func=cmd_convert_data)
 
     p = sub.add_parser("submit", help="submit a run of an environment to Vertex AI")
     _common(p)

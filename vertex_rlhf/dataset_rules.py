@@ -15,7 +15,7 @@ prompt row (bulk inference only); one dataset keeps to one layout.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 KINDS = ("preference", "prompt", "eval")
 
@@ -185,7 +185,12 @@ def add_problem(report: Dict[str, Any], where: str, problem: str) -> None:
         report["problems"].append(f"{where}: {problem}")
 
 
-def check_lines(report: Dict[str, Any], source: str, lines: Iterable[bytes]) -> None:
+def check_lines(
+    report: Dict[str, Any],
+    source: str,
+    lines: Iterable[bytes],
+    observe: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> None:
     """Checks every line of one JSONL file, streaming, and adds to ``report``.
 
     Blank lines are skipped and counted; every other line is one row.
@@ -194,6 +199,7 @@ def check_lines(report: Dict[str, Any], source: str, lines: Iterable[bytes]) -> 
         report: the report from ``new_dataset_report``.
         source: the file's name as the user should see it.
         lines: the file's raw lines (bytes, with or without line ends).
+        observe: called with every row that parsed as a JSON object (for profiles).
     """
     try:
         from orjson import loads
@@ -234,6 +240,8 @@ def check_lines(report: Dict[str, Any], source: str, lines: Iterable[bytes]) -> 
             add_problem(report, f"{source}:{line_number}", problem)
             continue
         rows += 1
+        if observe is not None and isinstance(row, dict):
+            observe(row)
         row_layout, field, problem = check_row(row, kind)
         if field:
             add_problem(report, f"{source}:{line_number}: {field}", problem)
@@ -316,6 +324,39 @@ def report_summary(report: Dict[str, Any]) -> str:
     if hidden:
         lines.append(f"  ... and {hidden} more")
     return "\n".join(lines)
+
+
+def merge_reports(dataset: str, kind: str, parts: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Merges per-file reports (read concurrently) into one, in the order given.
+
+    Args:
+        dataset: the path or glob as the user wrote it.
+        kind: the dataset kind.
+        parts: one report per file, each from ``new_dataset_report`` + ``check_lines``.
+
+    Returns:
+        One report, as if the files had been read one after another.
+    """
+    merged = new_dataset_report(dataset, kind, parts[0]["max_reported"] if parts else 5)
+    for part in parts:
+        for key in ("rows", "blank_lines"):
+            merged[key] += part[key]
+        merged["files"] += part["files"]
+        for problem in part["problems"]:
+            if len(merged["problems"]) < merged["max_reported"]:
+                merged["problems"].append(problem)
+        merged["errors"] += part["errors"]
+        if part["layout"] and not merged["layout"]:
+            merged["layout"] = part["layout"]
+        elif part["layout"] and part["layout"] != merged["layout"]:
+            source = part["files"][0][0] if part["files"] else "?"
+            add_problem(
+                merged,
+                source,
+                f"rows are {part['layout']} but earlier files are {merged['layout']}; keep one"
+                " layout per dataset",
+            )
+    return merged
 
 
 # Shipped into the validate_dataset component, callees before callers.

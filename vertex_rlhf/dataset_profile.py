@@ -1,0 +1,173 @@
+"""A profile of a dataset worth reading before paying for a run, built while streaming.
+
+Memory is bounded by one 8-byte hash per distinct prompt and pair (for duplicates and
+eval overlap) and fixed-size length histograms; rows are not kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Honest estimate: the model tokenizers are not available offline.
+CHARS_PER_TOKEN = 4.0
+_BINS = 24  # histogram bins: 0, 1, 2-3, 4-7, ... (powers of two), in characters
+
+
+def prompt_text(row: dict[str, Any]) -> str:
+    """The prompt of a row: ``input_text``, or the chat messages' contents joined."""
+    text = row.get("input_text")
+    if isinstance(text, str):
+        return text
+    messages = row.get("messages")
+    if isinstance(messages, list):
+        return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+    return ""
+
+
+@dataclass
+class LengthHistogram:
+    """Lengths in characters, in power-of-two bins, with the exact count, sum and max."""
+
+    bins: list[int] = field(default_factory=lambda: [0] * _BINS)
+    count: int = 0
+    total: int = 0
+    longest: int = 0
+    over: dict[int, int] = field(default_factory=dict)  # token limit -> rows over it
+
+    def add(self, length: int, limits: tuple[int, ...]) -> None:
+        self.bins[min(length.bit_length(), _BINS - 1)] += 1
+        self.count += 1
+        self.total += length
+        self.longest = max(self.longest, length)
+        tokens = math.ceil(length / CHARS_PER_TOKEN)
+        for limit in limits:
+            if tokens > limit:
+                self.over[limit] = self.over.get(limit, 0) + 1
+
+    def merge(self, other: LengthHistogram) -> None:
+        self.bins = [a + b for a, b in zip(self.bins, other.bins, strict=True)]
+        self.count += other.count
+        self.total += other.total
+        self.longest = max(self.longest, other.longest)
+        for limit, rows in other.over.items():
+            self.over[limit] = self.over.get(limit, 0) + rows
+
+    def percentile(self, share: float) -> int:
+        """An upper bound of the ``share`` percentile (the bin's upper edge)."""
+        wanted, seen = share * self.count, 0
+        for index, rows in enumerate(self.bins):
+            seen += rows
+            if rows and seen >= wanted:
+                return min((1 << index) - 1 if index else 0, self.longest)
+        return self.longest
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": self.count,
+            "mean_chars": round(self.total / self.count, 1) if self.count else 0,
+            "p50_chars_at_most": self.percentile(0.5),
+            "p90_chars_at_most": self.percentile(0.9),
+            "p99_chars_at_most": self.percentile(0.99),
+            "max_chars": self.longest,
+        }
+
+
+@dataclass
+class Profile:
+    """Counts for one dataset (or one file of it; profiles of files merge)."""
+
+    prompt_limit: int = 512
+    target_limit: int = 64
+    rows: int = 0
+    prompts: set[int] = field(default_factory=set)
+    pairs: set[int] = field(default_factory=set)
+    duplicate_prompts: int = 0
+    duplicate_pairs: int = 0
+    choices: dict[str, int] = field(default_factory=dict)
+    empty_texts: int = 0
+    identical_candidates: int = 0
+    prompt_lengths: LengthHistogram = field(default_factory=LengthHistogram)
+    candidate_lengths: LengthHistogram = field(default_factory=LengthHistogram)
+
+    def observe(self, row: dict[str, Any]) -> None:
+        """Adds one parsed row (valid or not: missing fields are simply not counted)."""
+        self.rows += 1
+        prompt = prompt_text(row)
+        key = hash(prompt)
+        if key in self.prompts:
+            self.duplicate_prompts += 1
+        self.prompts.add(key)
+        if not prompt.strip():
+            self.empty_texts += 1
+        self.prompt_lengths.add(len(prompt), (self.prompt_limit,))
+        if "candidate_0" not in row and "candidate_1" not in row:
+            return
+        first, second = str(row.get("candidate_0", "")), str(row.get("candidate_1", ""))
+        pair = hash((prompt, first, second))
+        if pair in self.pairs:
+            self.duplicate_pairs += 1
+        self.pairs.add(pair)
+        choice = json_key(row.get("choice"))
+        self.choices[choice] = self.choices.get(choice, 0) + 1
+        if first.strip() == second.strip():
+            self.identical_candidates += 1
+        for text in (first, second):
+            if not text.strip():
+                self.empty_texts += 1
+            self.candidate_lengths.add(len(text), (self.target_limit,))
+
+    def merge(self, other: Profile) -> None:
+        """Adds another file's profile; duplicates across files are counted too."""
+        self.rows += other.rows
+        self.duplicate_prompts += other.duplicate_prompts + len(self.prompts & other.prompts)
+        self.duplicate_pairs += other.duplicate_pairs + len(self.pairs & other.pairs)
+        self.prompts |= other.prompts
+        self.pairs |= other.pairs
+        for choice, rows in other.choices.items():
+            self.choices[choice] = self.choices.get(choice, 0) + rows
+        self.empty_texts += other.empty_texts
+        self.identical_candidates += other.identical_candidates
+        self.prompt_lengths.merge(other.prompt_lengths)
+        self.candidate_lengths.merge(other.candidate_lengths)
+
+    def summary(self) -> dict[str, Any]:
+        """The profile as plain data (for ``--json`` and for the human report)."""
+        prompts = self.prompt_lengths
+        candidates = self.candidate_lengths
+        result: dict[str, Any] = {
+            "rows": self.rows,
+            "duplicate_prompts": self.duplicate_prompts,
+            "empty_texts": self.empty_texts,
+            "prompt_length": prompts.summary(),
+            "prompts_likely_truncated": _share(prompts.over.get(self.prompt_limit, 0), prompts),
+        }
+        if self.pairs:
+            result.update(
+                {
+                    "duplicate_pairs": self.duplicate_pairs,
+                    "choice_balance": dict(sorted(self.choices.items())),
+                    "identical_candidates": self.identical_candidates,
+                    "candidate_length": candidates.summary(),
+                    "candidates_likely_truncated": _share(
+                        candidates.over.get(self.target_limit, 0), candidates
+                    ),
+                }
+            )
+        result["truncation_estimate"] = (
+            f"~{CHARS_PER_TOKEN:g} characters per token against prompt_sequence_length="
+            f"{self.prompt_limit} and target_sequence_length={self.target_limit}; an estimate,"
+            " the model tokenizers are not available offline"
+        )
+        return result
+
+
+def json_key(value: Any) -> str:
+    """A choice value as a dictionary key: ``0``, ``1`` or its JSON-ish text."""
+    return str(value).lower() if not isinstance(value, str) else repr(value)
+
+
+def _share(count: int, histogram: LengthHistogram) -> dict[str, Any]:
+    share = count / histogram.count if histogram.count else 0.0
+    return {"rows": count, "share": round(share, 4)}
