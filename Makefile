@@ -13,7 +13,7 @@ SUBMIT_FLAGS = $(if $(VERSION),--version $(VERSION)) $(if $(filter 1,$(WAIT)),--
                $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(JOB_ID),--job-id $(JOB_ID))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile check-compiled test lint check steps validate-data convert-data submit publish versions \
+.PHONY: help setup compile check-compiled test lint check steps validate-data convert-data bench-data submit publish versions \
         monitor runs cancel clean
 
 help: ## list the targets
@@ -53,6 +53,9 @@ validate-data: setup ## validate and profile the datasets of ENV (local or gs://
 convert-data: setup ## convert IN=... to OUT=... (KIND=preference|prompt; ARGS="--seed 1 ...")
 	@test -n "$(IN)" -a -n "$(OUT)" || { echo "error[CONFIG_002]: set IN=, OUT= and KIND=" >&2; exit 12; }
 	$(RLHF) convert-data $(IN) $(OUT) --kind $(or $(KIND),preference) $(ARGS)
+
+bench-data: setup ## benchmark validation and conversion (100 MB and ~1 GB files, gs:// shards)
+	$(BIN)/python scripts/bench_data.py $(ARGS)
 
 submit: setup ## submit a run of ENV [VERSION=tag] [WAIT=1] [DRY_RUN=1] [JOB_ID=id]
 	$(RLHF) submit $(ENV) $(OVERRIDES) $(SUBMIT_FLAGS)

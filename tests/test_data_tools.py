@@ -187,7 +187,7 @@ def test_convert_split_keeps_each_prompt_on_one_side(tmp_path: Path) -> None:
 def test_prompt_conversion(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", [json.dumps({"prompt": "hi"})])
     convert(str(source), str(tmp_path / "out.jsonl"), "prompt")
-    assert (tmp_path / "out.jsonl").read_text() == '{"input_text": "hi"}\n'
+    assert (tmp_path / "out.jsonl").read_text() == '{"input_text":"hi"}\n'
 
 
 def test_a_bad_row_leaves_no_output(tmp_path: Path) -> None:

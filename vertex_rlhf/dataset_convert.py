@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from vertex_rlhf import dataset_io
 from vertex_rlhf.errors import ConfigError, DataError
 
@@ -143,7 +145,7 @@ def convert(
                         continue
                     stats.read += 1
                     try:
-                        row = json.loads(line)
+                        row = orjson.loads(line)
                     except ValueError:
                         row = None
                     converted, problem = convert_row(row, kind, rng)
@@ -169,7 +171,7 @@ def convert(
                         else "train"
                     )
                     target = evals if split == "eval" and evals is not None else train
-                    target.write(json.dumps(converted, ensure_ascii=False).encode() + b"\n")
+                    target.write(orjson.dumps(converted) + b"\n")
                     stats.written[split] += 1
                     if "choice" in converted:
                         stats.choices[converted["choice"]] += 1

@@ -203,8 +203,8 @@ def check_lines(
     """
     try:
         from orjson import loads
-    except ImportError:
-        from json import loads
+    except ImportError:  # GCPC's image: the standard library parser
+        from json import loads  # type: ignore[assignment]
 
     import itertools
 
