@@ -239,3 +239,13 @@ def test_convert_gs_to_gs_and_an_interrupted_upload(bucket: Any) -> None:
     with pytest.raises(DataError):
         convert(bad, f"gs://{bucket.name}/vertex/never.jsonl", "preference")
     assert not bucket.blob("vertex/never.jsonl").exists()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_block_lines_splits_across_block_boundaries(size: int) -> None:
+    import io
+
+    data = b'{"a": 1}\r\n\n{"b": "long line"}\nlast without newline'
+    lines = list(dataset_io.block_lines(io.BytesIO(data), size))
+    assert lines == [b'{"a": 1}\r', b"", b'{"b": "long line"}', b"last without newline"]
+    assert list(dataset_io.block_lines(io.BytesIO(b""), size)) == []

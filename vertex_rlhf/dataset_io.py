@@ -107,12 +107,27 @@ def sources(path: str) -> list[Source]:
     return [Source(p, _local_opener(p)) for p in dataset_files(path)]
 
 
+def block_lines(handle: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:
+    """Splits a stream into lines (without ``\\n``), reading ``size`` bytes at a time.
+
+    google-cloud-storage's BlobReader inherits ``IOBase.readline``, which reads in tiny
+    pieces: iterating it line by line is about 100 times slower than this.
+    """
+    rest = b""
+    while block := handle.read(size):
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
 @contextmanager
 def lines_of(source: Source) -> Iterator[Iterator[bytes]]:
     """Opens a source and yields an iterator over its raw lines."""
     handle = source.open()
     try:
-        yield iter(handle)
+        yield block_lines(handle) if source.name.startswith("gs://") else iter(handle)
     finally:
         handle.close()
 
