@@ -249,3 +249,15 @@ def test_block_lines_splits_across_block_boundaries(size: int) -> None:
     lines = list(dataset_io.block_lines(io.BytesIO(data), size))
     assert lines == [b'{"a": 1}\r', b"", b'{"b": "long line"}', b"last without newline"]
     assert list(dataset_io.block_lines(io.BytesIO(b""), size)) == []
+
+
+def test_seen_filter_never_misses_and_rarely_mistakes() -> None:
+    from vertex_rlhf.dataset_profile import SeenFilter
+
+    seen = SeenFilter()
+    keys = [hash(f"prompt {i}") & ((1 << 64) - 1) for i in range(200_000)]
+    assert not any(seen.add(k) for k in keys[:100_000])
+    assert all(seen.add(k) for k in keys[:100_000])  # every repeat is found
+    false = sum(seen.add(k) for k in keys[100_000:])
+    assert false <= 10  # ~0 expected at this load
+    assert len(seen.bits) == 8 * 1024 * 1024

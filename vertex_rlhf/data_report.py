@@ -6,33 +6,41 @@ import threading
 from typing import Any
 
 from vertex_rlhf import dataset_io
-from vertex_rlhf.dataset_profile import Profile
+from vertex_rlhf.dataset_profile import Profile, SeenFilter
 from vertex_rlhf.dataset_rules import report_summary
 from vertex_rlhf.params import RLHFParams
 from vertex_rlhf.steps import calculate_training_steps
 
 
 def check_dataset(
-    path: str, kind: str, prompt_limit: int = 512, target_limit: int = 64, max_reported: int = 5
+    path: str,
+    kind: str,
+    prompt_limit: int = 512,
+    target_limit: int = 64,
+    max_reported: int = 5,
+    training: tuple[SeenFilter, ...] = (),
 ) -> tuple[dict[str, Any], Profile]:
-    """Validates and profiles one dataset; files are read concurrently, profiled per file.
+    """Validates and profiles one dataset; files are read concurrently into one profile.
+
+    Args:
+        path: a local or gs:// path or glob.
+        kind: preference, prompt or eval.
+        prompt_limit: prompt_sequence_length, for the truncation estimate.
+        target_limit: target_sequence_length, for the truncation estimate.
+        max_reported: problems to keep word for word.
+        training: prompt filters of the training data, to count eval overlap.
 
     Returns:
-        The validation report and the merged profile.
+        The validation report and the profile.
     """
-    parts: list[Profile] = []
+    profile = Profile(prompt_limit, target_limit, training)
     lock = threading.Lock()
 
-    def observer(_: str) -> Any:
-        profile = Profile(prompt_limit, target_limit)
+    def observe(row: dict[str, Any]) -> None:
         with lock:
-            parts.append(profile)
-        return profile.observe
+            profile.observe(row)
 
-    report = dataset_io.validate(path, kind, max_reported, observe=observer)
-    profile = Profile(prompt_limit, target_limit)
-    for part in parts:
-        profile.merge(part)
+    report = dataset_io.validate(path, kind, max_reported, observe=lambda _: observe)
     return report, profile
 
 
@@ -45,13 +53,15 @@ def check_environment(params: RLHFParams, max_reported: int = 5) -> dict[str, An
     """
     d, t = params.dataset, params.training
     limits = (t.prompt_sequence_length, t.target_sequence_length)
-    wanted = {"preference": d.preference_dataset, "prompt": d.prompt_dataset}
-    if d.eval_dataset:
-        wanted["eval"] = d.eval_dataset
     checked = {
         kind: check_dataset(path, kind, *limits, max_reported=max_reported)
-        for kind, path in wanted.items()
+        for kind, path in (("preference", d.preference_dataset), ("prompt", d.prompt_dataset))
     }
+    if d.eval_dataset:
+        training = (checked["preference"][1].prompts, checked["prompt"][1].prompts)
+        checked["eval"] = check_dataset(
+            d.eval_dataset, "eval", *limits, max_reported=max_reported, training=training
+        )
     result: dict[str, Any] = {
         "datasets": {
             kind: {"report": report, "profile": profile.summary()}
@@ -60,13 +70,12 @@ def check_environment(params: RLHFParams, max_reported: int = 5) -> dict[str, An
         "valid": all(not report["errors"] for report, _ in checked.values()),
     }
     if "eval" in checked:
-        training = checked["preference"][1].prompts | checked["prompt"][1].prompts
-        result["eval_overlap"] = len(checked["eval"][1].prompts & training)
-    rows = {kind: checked[kind][0]["rows"] for kind in ("preference", "prompt")}
-    if not checked["preference"][0]["errors"] and not checked["prompt"][0]["errors"]:
+        result["eval_overlap"] = checked["eval"][1].eval_overlap
+    (preference, _), (prompts, _) = checked["preference"], checked["prompt"]
+    if not preference["errors"] and not prompts["errors"]:
         steps, warnings = calculate_training_steps(
-            rows["preference"],
-            rows["prompt"],
+            preference["rows"],
+            prompts["rows"],
             t.reward_model_epochs,
             t.reinforcement_learning_epochs,
             t.reward_model_train_steps or 0,
