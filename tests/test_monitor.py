@@ -254,7 +254,7 @@ def test_bad_and_unknown_job_ids(vertex: VertexStandIn, capsys: pytest.CaptureFi
     assert vertex.calls("GET")  # it asked
 
 
-def test_ctrl_c_stops_watching_and_never_cancels(vertex: VertexStandIn) -> None:
+def test_ctrl_c_stops_watching_and_never_cancels(vertex: VertexStandIn, tmp_path: Path) -> None:
     vertex.add_job(JOB, timeline_long_running())
     environ = {**os.environ, "GOOGLE_CLOUD_PROJECT": TEST_PROJECT}
     process = subprocess.Popen(
@@ -269,6 +269,8 @@ def test_ctrl_c_stops_watching_and_never_cancels(vertex: VertexStandIn) -> None:
             f"vertex_ai.api_endpoint={vertex.url}",
             "--poll-interval",
             "0.2",
+            "--metrics-log",
+            str(tmp_path / "metrics.jsonl"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -269,7 +269,7 @@ def test_submit_and_wait_for_success_end_to_end(
 
 
 def test_submit_and_wait_for_a_failure_exits_with_training_004(
-    vertex: VertexStandIn, storage_emulator: str
+    vertex: VertexStandIn, storage_emulator: str, tmp_path: Path
 ) -> None:
     vertex.next_timeline = scale(
         timeline_training_failure("The replica workerpool0-0 ran out of memory (OOM)."), 0.001
@@ -280,6 +280,8 @@ def test_submit_and_wait_for_a_failure_exits_with_training_004(
         "--wait",
         "--poll-interval",
         "0.05",
+        "--metrics-log",
+        str(tmp_path / "metrics.jsonl"),
         *overrides(vertex),
         STORAGE_EMULATOR_HOST=storage_emulator,
     )
