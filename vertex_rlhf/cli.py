@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vertex_rlhf.dataset_rules import KINDS
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
 
 if TYPE_CHECKING:
@@ -400,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("env", nargs="?", help="environment whose datasets to check")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
     p.add_argument("--path", help="a file or glob, local or gs://, instead of an environment")
-    p.add_argument("--kind", choices=("preference", "prompt", "eval"), help="with --path")
+    p.add_argument("--kind", choices=KINDS, help="with --path")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
     p.set_defaults(func=cmd_validate_data)

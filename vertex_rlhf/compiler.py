@@ -107,6 +107,11 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    """The manifest as written: sorted keys, so unchanged content is unchanged bytes."""
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text, encoding="utf-8")
@@ -131,7 +136,7 @@ def compile_to(directory: Path) -> tuple[Template, bool]:
         **manifest["templates"].get(template.version, {}),
         **manifest_entry(template),
     }
-    manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    manifest_text = _manifest_text(manifest)
     changed = False
     path = directory / template.file_name
     if not path.is_file() or path.read_text(encoding="utf-8") != template.text:
@@ -183,4 +188,4 @@ def record_publication(directory: Path, version: str, host: str, digest: str) ->
     manifest = read_manifest(directory)
     entry = manifest.setdefault("templates", {}).setdefault(version, {})
     entry.setdefault("published", {})[host] = digest
-    _write_atomically(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _write_atomically(directory / MANIFEST, _manifest_text(manifest))

@@ -8,10 +8,10 @@ retry never leaves two runs.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from vertex_rlhf.params import RLHFParams
 from vertex_rlhf.vertex import VertexTarget, domain_error, init_sdk, is_transient, pipeline_service
 
 LABEL_LIMIT = 63
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -276,10 +277,10 @@ def submit(
                 raise domain_error(error, f"create {request.job_name}") or PipelineError(
                     f"create {request.job_name} failed: {error}"
                 ) from None
-            print(
-                f"create attempt {attempt} failed ({type(error).__name__}); checking for the"
-                " job before retrying",
-                file=sys.stderr,
+            log.warning(
+                "create attempt %d failed (%s); checking for the job before retrying",
+                attempt,
+                type(error).__name__,
             )
             if _find(request) is not None:
                 return _adopt(request)
