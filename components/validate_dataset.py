@@ -5,7 +5,7 @@ from typing import NamedTuple, Optional
 from kfp import dsl
 
 from components import BASE_IMAGE
-from vertex_rlhf.dataset_rules import SHIPPED, report_summary, validate_dataset_files
+from vertex_rlhf.data.rules import SHIPPED, report_summary, validate_dataset_files
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, additional_funcs=list(SHIPPED))

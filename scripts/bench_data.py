@@ -59,17 +59,17 @@ def measure(mode: str, path: str, out: str) -> dict[str, float]:
             for line in handle:
                 json.loads(line)
     elif mode == "validate":
-        from vertex_rlhf.dataset_io import validate
+        from vertex_rlhf.data.files import validate
 
         report = validate(path, "preference")
         assert not report["errors"], report["problems"]
     elif mode == "validate+profile":
-        from vertex_rlhf.data_report import check_dataset
+        from vertex_rlhf.data.report import check_dataset
 
         report, _ = check_dataset(path, "preference")
         assert not report["errors"], report["problems"]
     elif mode == "convert":
-        from vertex_rlhf.dataset_convert import convert
+        from vertex_rlhf.data.convert import convert
 
         convert(path, out, "preference", force=True)
     seconds = time.perf_counter() - start
@@ -143,7 +143,7 @@ def bench_gcs(directory: Path, shards: int, shard_mb: int, rtt_ms: float) -> Non
                 break
         time.sleep(0.1)
     try:
-        from vertex_rlhf.dataset_io import storage_client, validate
+        from vertex_rlhf.data.files import storage_client, validate
 
         bucket = storage_client().create_bucket("bench-shards")
         shard = directory / "shard.jsonl"

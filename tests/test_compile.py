@@ -20,8 +20,10 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipelines.rlhf_tuning import PIPELINE_NAME, PIPELINE_VERSION
 from tests.conftest import REPO
-from vertex_rlhf import compiler, dataset_rules, steps
-from vertex_rlhf.params import load_params
+from vertex_rlhf import steps
+from vertex_rlhf.config.params import load_params
+from vertex_rlhf.data import rules as dataset_rules
+from vertex_rlhf.template import compiler
 
 COMPILED = REPO / "compiled"
 TEMPLATE = COMPILED / f"{PIPELINE_NAME}-{PIPELINE_VERSION}.yaml"

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import SAMPLES, write_jsonl
-from vertex_rlhf import cli, dataset_io
-from vertex_rlhf.data_report import check_dataset
-from vertex_rlhf.dataset_convert import convert
-from vertex_rlhf.dataset_rules import validate_dataset_files
+from vertex_rlhf import cli
+from vertex_rlhf.data import files as dataset_io
+from vertex_rlhf.data.convert import convert
+from vertex_rlhf.data.report import check_dataset
+from vertex_rlhf.data.rules import validate_dataset_files
 from vertex_rlhf.errors import ConfigError, DataError
 
 
@@ -252,7 +253,7 @@ def test_block_lines_splits_across_block_boundaries(size: int) -> None:
 
 
 def test_seen_filter_never_misses_and_rarely_mistakes() -> None:
-    from vertex_rlhf.dataset_profile import SeenFilter
+    from vertex_rlhf.data.profile import SeenFilter
 
     seen = SeenFilter()
     keys = [hash(f"prompt {i}") & ((1 << 64) - 1) for i in range(200_000)]

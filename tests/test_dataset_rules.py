@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SAMPLE_SETS, SAMPLES, write_jsonl
-from vertex_rlhf.dataset_rules import check_row, report_summary, validate_dataset_files
+from vertex_rlhf.data.rules import check_row, report_summary, validate_dataset_files
 
 TEXT_PREF = {"input_text": "a post", "candidate_0": "good", "candidate_1": "bad", "choice": 0}
 CHAT = [{"author": "user", "content": "hi"}]

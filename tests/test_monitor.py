@@ -23,9 +23,10 @@ from tests.standins.vertex import (
     timeline_training_failure,
     timeline_validation_failure,
 )
-from vertex_rlhf import cli, monitor
+from vertex_rlhf import cli
+from vertex_rlhf.cloud import monitor
+from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.errors import DataError, TrainingError
-from vertex_rlhf.vertex import VertexTarget
 
 JOB = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-1"
 STATUS_KEYS = {"job_id", "state", "progress", "failed_task", "error"}

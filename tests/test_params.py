@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TEST_PROJECT
+from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError
-from vertex_rlhf.params import load_params
 
 
 def overlay(params_dir: Path, name: str, text: str) -> str:

@@ -8,9 +8,9 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 
 from tests.conftest import REPO
-from vertex_rlhf import signature
+from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError
-from vertex_rlhf.params import load_params
+from vertex_rlhf.template import signature
 
 TEMPLATE = signature.current_template_path(REPO / "compiled")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.standins.registry import RegistryStandIn
-from vertex_rlhf import cli, registry
+from vertex_rlhf import cli
+from vertex_rlhf.cloud import registry
 from vertex_rlhf.errors import AuthError, PipelineError
 
 TEMPLATE_NAME = "rlhf-tuning-1.0.0.yaml"

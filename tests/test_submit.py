@@ -15,9 +15,10 @@ import yaml
 from tests.conftest import REPO, TEST_PROJECT, fresh_pipeline_root
 from tests.standins.registry import RegistryStandIn
 from tests.standins.vertex import VertexStandIn, scale, timeline_success, timeline_training_failure
-from vertex_rlhf import cli, registry, submission
+from vertex_rlhf import cli
+from vertex_rlhf.cloud import registry, submission
+from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import AuthError, PipelineError
-from vertex_rlhf.params import load_params
 
 SERVICE_ACCOUNT = "rlhf-runner@rlhf-test-project.iam.gserviceaccount.com"
 JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vertex_rlhf.dataset_rules import KINDS
+from vertex_rlhf.data.rules import KINDS
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
 
 if TYPE_CHECKING:
-    from vertex_rlhf.params import RLHFParams
-    from vertex_rlhf.vertex import VertexTarget
+    from vertex_rlhf.cloud.vertex import VertexTarget
+    from vertex_rlhf.config.params import RLHFParams
 
 log = logging.getLogger("rlhf")
 
@@ -38,7 +38,7 @@ def _env_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compiles the pipeline into compiled/, or with --check, fails if it is stale."""
-    from vertex_rlhf import compiler
+    from vertex_rlhf.template import compiler
 
     directory = Path(args.compiled_dir)
     if args.check:
@@ -60,8 +60,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Checks an environment's parameters against the schema and the compiled signature."""
     import yaml
 
-    from vertex_rlhf import signature
-    from vertex_rlhf.params import load_params
+    from vertex_rlhf.config.params import load_params
+    from vertex_rlhf.template import signature
 
     params = load_params(args.env, args.overrides, args.params_dir)
     values = signature.pipeline_parameter_values(params)
@@ -80,7 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_steps(args: argparse.Namespace) -> int:
     """Prints the training steps a run of this environment will get."""
-    from vertex_rlhf.params import load_params
+    from vertex_rlhf.config.params import load_params
     from vertex_rlhf.steps import calculate_training_steps
 
     params = load_params(
@@ -108,7 +108,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
 def _row_count(path: str, kind: str, declared: int | None, key: str) -> int:
     """Counts a local dataset's rows (validating them), or uses the declared size."""
     if not path.startswith("gs://"):
-        from vertex_rlhf.dataset_rules import report_summary, validate_dataset_files
+        from vertex_rlhf.data.rules import report_summary, validate_dataset_files
 
         report = validate_dataset_files(path, kind)
         if report["errors"]:
@@ -130,7 +130,7 @@ def _row_count(path: str, kind: str, declared: int | None, key: str) -> int:
 
 
 def _vertex_params(args: argparse.Namespace) -> RLHFParams:
-    from vertex_rlhf.params import load_params
+    from vertex_rlhf.config.params import load_params
 
     return load_params(args.env, args.overrides, args.params_dir, sections=("vertex_ai",))
 
@@ -141,7 +141,7 @@ def _resume_hint(job: str, env: str) -> str:
 
 def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     """Watches a job to its end and reports; Ctrl-C stops watching, never cancels."""
-    from vertex_rlhf import monitor
+    from vertex_rlhf.cloud import monitor
 
     log = Path(args.metrics_log or f"runs/{job.rsplit('/', 1)[-1]}.jsonl")
     watcher = monitor.PipelineMonitor(
@@ -181,8 +181,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from vertex_rlhf import submission
-    from vertex_rlhf.params import load_params
+    from vertex_rlhf.cloud import submission
+    from vertex_rlhf.config.params import load_params
 
     overrides = list(args.overrides)
     if args.version:
@@ -217,7 +217,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     """Follows a job to its end with a live progress line and a final report."""
-    from vertex_rlhf.vertex import VertexTarget, target_of
+    from vertex_rlhf.cloud.vertex import VertexTarget, target_of
 
     default = VertexTarget.from_params(_vertex_params(args))
     name = default.job_name(args.job)
@@ -226,9 +226,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """Lists recent runs of the pipeline with state and version."""
-    from vertex_rlhf import monitor
-    from vertex_rlhf.compiler import read_manifest
-    from vertex_rlhf.vertex import VertexTarget
+    from vertex_rlhf.cloud import monitor
+    from vertex_rlhf.cloud.vertex import VertexTarget
+    from vertex_rlhf.template.compiler import read_manifest
 
     target = VertexTarget.from_params(_vertex_params(args))
     pipeline = read_manifest(Path(args.compiled_dir)).get("pipeline") or "rlhf-tuning"
@@ -246,8 +246,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancels a run."""
-    from vertex_rlhf import monitor
-    from vertex_rlhf.vertex import VertexTarget, target_of
+    from vertex_rlhf.cloud import monitor
+    from vertex_rlhf.cloud.vertex import VertexTarget, target_of
 
     default = VertexTarget.from_params(_vertex_params(args))
     name = default.job_name(args.job)
@@ -258,8 +258,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publishes the current compiled template to the registry in the parameters."""
-    from vertex_rlhf import registry, submission
-    from vertex_rlhf.compiler import record_publication
+    from vertex_rlhf.cloud import registry, submission
+    from vertex_rlhf.template.compiler import record_publication
 
     host = _registry_host(args)
     compiled = Path(args.compiled_dir)
@@ -274,7 +274,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_versions(args: argparse.Namespace) -> int:
     """Lists the published versions and their tags."""
-    from vertex_rlhf import registry, submission
+    from vertex_rlhf.cloud import registry, submission
 
     host = _registry_host(args)
     package = submission.local_template(Path(args.compiled_dir)).name
@@ -303,8 +303,8 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
     """Validates and profiles an environment's datasets, or one --path."""
     import json
 
-    from vertex_rlhf import data_report
-    from vertex_rlhf.params import load_params
+    from vertex_rlhf.config.params import load_params
+    from vertex_rlhf.data import report as data_report
 
     if args.path:
         if not args.kind:
@@ -330,7 +330,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 
 def cmd_convert_data(args: argparse.Namespace) -> int:
     """Converts prompt/chosen/rejected rows to the Vertex RLHF format."""
-    from vertex_rlhf.dataset_convert import convert
+    from vertex_rlhf.data.convert import convert
 
     rejects = args.rejects or (f"{args.output}.rejects.jsonl" if args.skip_invalid else None)
     stats = convert(

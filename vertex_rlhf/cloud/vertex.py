@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.errors import AuthError, ConfigError, RLHFError
-from vertex_rlhf.params import RLHFParams
 
 JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
 JOB_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/pipelineJobs/([a-z][-a-z0-9]{0,127})$")

@@ -20,7 +20,7 @@ import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from vertex_rlhf import catalog
+from vertex_rlhf.config import catalog
 from vertex_rlhf.errors import ConfigError
 
 # GCPC's documented maxima for the sequence lengths.

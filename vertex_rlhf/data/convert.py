@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import orjson
 
-from vertex_rlhf import dataset_io
+from vertex_rlhf.data import files
 from vertex_rlhf.errors import ConfigError, DataError
 
 
@@ -61,11 +61,11 @@ def atomic_output(path: str, force: bool) -> Iterator[IO[bytes]]:
         ConfigError: the output exists and ``force`` is not set.
     """
     if path.startswith("gs://"):
-        bucket_name, key = dataset_io.split_gs(path)
-        blob = dataset_io.storage_client().bucket(bucket_name).blob(key)
+        bucket_name, key = files.split_gs(path)
+        blob = files.storage_client().bucket(bucket_name).blob(key)
         if blob.exists() and not force:
             raise ConfigError([f"{path} exists; pass --force to replace it"])
-        writer = blob.open("wb", chunk_size=dataset_io.CHUNK)
+        writer = blob.open("wb", chunk_size=files.CHUNK)
         yield writer
         writer.close()  # finalizes the upload; skipped on error, so nothing appears
         return
@@ -125,7 +125,7 @@ def convert(
         raise ConfigError([f"--kind {kind!r}: use preference or prompt"])
     if not 0.0 <= eval_fraction < 1.0 or (eval_fraction > 0) != bool(eval_output):
         raise ConfigError(["--eval-fraction in [0, 1) and --eval-out go together"])
-    inputs = dataset_io.sources(source)
+    inputs = files.sources(source)
     if not inputs:
         raise DataError(f"{source}: matches no files")
     outputs = [p for p in (output, eval_output, rejects) if p]
@@ -139,7 +139,7 @@ def convert(
         _optional_output(rejects if skip_invalid else None, force) as rejected,
     ):
         for item in inputs:
-            with dataset_io.lines_of(item) as lines:
+            with files.lines_of(item) as lines:
                 for number, line in enumerate(lines, 1):
                     if not line.strip():
                         continue

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from vertex_rlhf import dataset_io
-from vertex_rlhf.dataset_profile import Profile, SeenFilter
-from vertex_rlhf.dataset_rules import report_summary
-from vertex_rlhf.params import RLHFParams
+from vertex_rlhf.config.params import RLHFParams
+from vertex_rlhf.data import files
+from vertex_rlhf.data.profile import Profile, SeenFilter
+from vertex_rlhf.data.rules import report_summary
 from vertex_rlhf.steps import calculate_training_steps
 
 
@@ -40,7 +40,7 @@ def check_dataset(
         with lock:
             profile.observe(row)
 
-    report = dataset_io.validate(path, kind, max_reported, observe=lambda _: observe)
+    report = files.validate(path, kind, max_reported, observe=lambda _: observe)
     return report, profile
 
 

@@ -19,11 +19,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vertex_rlhf import registry, signature
-from vertex_rlhf.compiler import read_manifest
+from vertex_rlhf.cloud import registry
+from vertex_rlhf.cloud.vertex import (
+    VertexTarget,
+    domain_error,
+    init_sdk,
+    is_transient,
+    pipeline_service,
+)
+from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.errors import PipelineError
-from vertex_rlhf.params import RLHFParams
-from vertex_rlhf.vertex import VertexTarget, domain_error, init_sdk, is_transient, pipeline_service
+from vertex_rlhf.template import signature
+from vertex_rlhf.template.compiler import read_manifest
 
 LABEL_LIMIT = 63
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from vertex_rlhf.dataset_rules import (
+from vertex_rlhf.data.rules import (
     add_problem,
     check_lines,
     dataset_files,
@@ -149,7 +149,7 @@ def validate(
         workers: files read at once.
 
     Returns:
-        The merged report (see ``dataset_rules.new_dataset_report``).
+        The merged report (see ``rules.new_dataset_report``).
     """
     found = sources(path)
     if not found:

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from vertex_rlhf.cloud.vertex import VertexTarget, domain_error, is_transient, pipeline_service
 from vertex_rlhf.errors import DataError, RLHFError, TrainingError
-from vertex_rlhf.vertex import VertexTarget, domain_error, is_transient, pipeline_service
 
 # Stages a person follows, with the share of a typical run's time they take.
 STAGES = (

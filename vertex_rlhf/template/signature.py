@@ -10,10 +10,10 @@ from typing import Any
 
 import yaml
 
-from vertex_rlhf import catalog
-from vertex_rlhf.compiler import read_manifest
+from vertex_rlhf.config import catalog
+from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.errors import ConfigError, PipelineError
-from vertex_rlhf.params import RLHFParams
+from vertex_rlhf.template.compiler import read_manifest
 
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "STRING": (str,),
