@@ -54,7 +54,7 @@ convert-data: setup ## convert IN=... to OUT=... (KIND=preference|prompt; ARGS="
 	@test -n "$(IN)" -a -n "$(OUT)" || { echo "error[CONFIG_002]: set IN=, OUT= and KIND=" >&2; exit 12; }
 	$(RLHF) convert-data $(IN) $(OUT) --kind $(or $(KIND),preference) $(ARGS)
 
-bench-data: setup ## benchmark validation and conversion (100 MB and ~1 GB files, gs:// shards)
+bench-data: setup ## benchmark validation and conversion on realistic rows (10 MB-1 GB, gs:// shards, no-op compile)
 	$(BIN)/python scripts/bench_data.py $(ARGS)
 
 submit: setup ## submit a run of ENV [VERSION=tag] [WAIT=1] [DRY_RUN=1] [JOB_ID=id]
