@@ -88,7 +88,7 @@ def object_names(bucket: Any, prefix: str = "") -> list[str]:
 # ---- Cloud Storage: no partial object, even once the garbage collector has run ----
 
 
-@pytest.mark.parametrize("rows", [40, 60_000])  # under one upload chunk, and several chunks
+@pytest.mark.parametrize("rows", [40, 150_000])  # under one 8 MB upload chunk, and over
 def test_a_failed_gs_upload_leaves_no_object_after_gc(
     bucket: Any, tmp_path: Path, rows: int
 ) -> None:

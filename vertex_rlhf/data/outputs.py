@@ -167,7 +167,7 @@ class _GcsOutput:
 
     handle: IO[bytes]
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, client: Any) -> None:
         bucket_name, key = files.split_gs(path)
         parts = key.split("/")
         if not _BUCKET.fullmatch(bucket_name):
@@ -180,7 +180,7 @@ class _GcsOutput:
                 ]
             )
         self.path = path
-        self.bucket = files.storage_client().bucket(bucket_name)
+        self.bucket = client.bucket(bucket_name)
         self.blob = self.bucket.blob(key)
         self.temporary = self.bucket.blob(temporary_name(key))
         self.finished = False
@@ -241,8 +241,8 @@ class _GcsOutput:
                 self.temporary.delete()
 
 
-def _output(path: str) -> _Output:
-    return _GcsOutput(path) if path.startswith("gs://") else _LocalOutput(path)
+def _output(path: str, client: Any) -> _Output:
+    return _GcsOutput(path, client) if path.startswith("gs://") else _LocalOutput(path)
 
 
 class _StopSignals:
@@ -311,12 +311,14 @@ def staged(paths: Sequence[str], force: bool) -> Iterator[list[IO[bytes]]]:
         AuthError: Cloud Storage refused access.
     """
     denied: tuple[type[Exception], ...] = ()
+    client = None
     if any(path.startswith("gs://") for path in paths):
         from google.api_core import exceptions
 
         denied = (exceptions.Forbidden,)
+        client = files.storage_client()
     try:
-        outputs = [_output(path) for path in paths]
+        outputs = [_output(path, client) for path in paths]
         existing = [o.path for o in outputs if o.exists()]
         if existing and not force:
             raise ConfigError([f"{path} exists; pass --force to replace it" for path in existing])
@@ -336,8 +338,12 @@ def staged(paths: Sequence[str], force: bool) -> Iterator[list[IO[bytes]]]:
                     output.withdraw()
                 for output in outputs:
                     output.publish()
-        except BaseException:
+        except BaseException as error:
             with stops.held(then_raise=False):
                 for output in outputs:
                     output.discard()
+            # An upload refused mid-way arrives as the media layer's InvalidResponse.
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            if isinstance(error, denied) or (denied and status == 403):
+                raise AuthError(f"Cloud Storage: access denied ({error})") from None
             raise
