@@ -305,6 +305,22 @@ def test_force_never_overwrites_a_gs_input_spelled_another_way(bucket: Any, spel
     assert bucket.blob("raw/in.jsonl").download_as_bytes() == seed_lines(20)
 
 
+def test_the_cloud_storage_mount_names_the_same_objects() -> None:
+    from vertex_rlhf.data.outputs import identity
+
+    assert identity("/gcs/bucket/a/in.jsonl") == identity("gs://bucket/a/in.jsonl")
+    assert identity("/gcs/bucket/a/../a/in.jsonl") == identity("gs://bucket/a//in.jsonl")
+    assert identity("gs://bucket/a/in.jsonl") != identity("gs://bucket/b/in.jsonl")
+    assert identity("gs://bucket/a/in.jsonl") != identity("gs://other/a/in.jsonl")
+
+
+@pytest.mark.parametrize("name", ["Bucket/x.jsonl", "b/x.jsonl", "bucket", "bucket/", "bucket/d/"])
+def test_odd_gs_output_names_are_refused(tmp_path: Path, name: str) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", seed_lines(3))
+    with pytest.raises(ConfigError, match=r"bucket name|Cloud Storage names are literal"):
+        convert(str(source), f"gs://{name}", "preference")
+
+
 @pytest.mark.parametrize(
     "target, problem",
     [("dir", "is a directory"), ("file.txt/out.jsonl", "is not a directory")],

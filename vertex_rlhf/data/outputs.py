@@ -169,16 +169,6 @@ class _GcsOutput:
 
     def __init__(self, path: str, client: Any) -> None:
         bucket_name, key = files.split_gs(path)
-        parts = key.split("/")
-        if not _BUCKET.fullmatch(bucket_name):
-            raise ConfigError([f"{path}: {bucket_name!r} is not a Cloud Storage bucket name"])
-        if not key or any(part in ("", ".", "..") for part in parts):
-            raise ConfigError(
-                [
-                    f"{path}: Cloud Storage names are literal ('a//b', 'a/./b' and 'x/../a/b'"
-                    " are not 'a/b'); write the object name without empty, '.' or '..' parts"
-                ]
-            )
         self.path = path
         self.bucket = client.bucket(bucket_name)
         self.blob = self.bucket.blob(key)
@@ -239,6 +229,24 @@ class _GcsOutput:
         if self.finished:
             with suppress(exceptions.NotFound):
                 self.temporary.delete()
+
+
+def check_object_name(path: str) -> None:
+    """Refuses a ``gs://`` output that is not a plain object name.
+
+    Raises:
+        ConfigError: a bad bucket name, or an empty, ``.`` or ``..`` part in the name.
+    """
+    bucket_name, key = files.split_gs(path)
+    if not _BUCKET.fullmatch(bucket_name):
+        raise ConfigError([f"{path}: {bucket_name!r} is not a Cloud Storage bucket name"])
+    if not key or any(part in ("", ".", "..") for part in key.split("/")):
+        raise ConfigError(
+            [
+                f"{path}: Cloud Storage names are literal ('a//b', 'a/./b' and 'x/../a/b'"
+                " are not 'a/b'); write the object name without empty, '.' or '..' parts"
+            ]
+        )
 
 
 def _output(path: str, client: Any) -> _Output:
@@ -312,6 +320,9 @@ def staged(paths: Sequence[str], force: bool) -> Iterator[list[IO[bytes]]]:
     """
     denied: tuple[type[Exception], ...] = ()
     client = None
+    for path in paths:
+        if path.startswith("gs://"):
+            check_object_name(path)
     if any(path.startswith("gs://") for path in paths):
         from google.api_core import exceptions
 
