@@ -3,25 +3,21 @@
 The chosen answer's position comes from a seeded random stream, so ``choice`` is
 balanced, carries no label, and the output is reproducible. An optional eval split
 goes by a hash of the prompt, so no prompt lands on both sides. The input is never
-modified; outputs appear complete or not at all (temporary file then rename locally;
-a Cloud Storage upload is finalized only after the last row).
+modified (an output that is an input under any spelling is refused); the outputs
+appear complete, together, or not at all (see ``outputs.staged``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
-from vertex_rlhf.data import files
+from vertex_rlhf.data import files, outputs
 from vertex_rlhf.errors import ConfigError, DataError
 
 
@@ -51,36 +47,6 @@ def in_eval_split(prompt: str, fraction: float, seed: int) -> bool:
     """Deterministically puts a prompt in the eval split with probability ``fraction``."""
     digest = hashlib.sha256(f"{seed}\0{prompt}".encode()).digest()
     return int.from_bytes(digest[:8], "big") < fraction * 2**64
-
-
-@contextmanager
-def atomic_output(path: str, force: bool) -> Iterator[IO[bytes]]:
-    """Opens an output that only appears, complete, when the block ends without error.
-
-    Raises:
-        ConfigError: the output exists and ``force`` is not set.
-    """
-    if path.startswith("gs://"):
-        bucket_name, key = files.split_gs(path)
-        blob = files.storage_client().bucket(bucket_name).blob(key)
-        if blob.exists() and not force:
-            raise ConfigError([f"{path} exists; pass --force to replace it"])
-        writer = blob.open("wb", chunk_size=files.CHUNK)
-        yield writer
-        writer.close()  # finalizes the upload; skipped on error, so nothing appears
-        return
-    target = Path(path)
-    if target.exists() and not force:
-        raise ConfigError([f"{path} exists; pass --force to replace it"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with temporary.open("wb") as handle:
-            yield handle
-        temporary.replace(target)
-    finally:
-        with suppress(FileNotFoundError):
-            temporary.unlink()
 
 
 @dataclass
@@ -128,16 +94,14 @@ def convert(
     inputs = files.sources(source)
     if not inputs:
         raise DataError(f"{source}: matches no files")
-    outputs = [p for p in (output, eval_output, rejects) if p]
-    if any(p == s.name for p in outputs for s in inputs) or len(set(outputs)) < len(outputs):
-        raise ConfigError(["outputs must differ from each other and from the input"])
+    rejects = rejects if skip_invalid else None
+    _check_distinct([p for p in (output, eval_output, rejects) if p], [s.name for s in inputs])
     rng = random.Random(seed)
     stats = ConversionStats()
-    with (
-        atomic_output(output, force) as train,
-        _optional_output(eval_output, force) as evals,
-        _optional_output(rejects if skip_invalid else None, force) as rejected,
-    ):
+    with outputs.staged([p for p in (output, eval_output, rejects) if p], force) as handles:
+        train = handles[0]
+        evals = handles[1] if eval_output else None
+        rejected = handles[-1] if rejects else None
         for item in inputs:
             with files.lines_of(item) as lines:
                 for number, line in enumerate(lines, 1):
@@ -178,10 +142,22 @@ def convert(
     return stats
 
 
-@contextmanager
-def _optional_output(path: str | None, force: bool) -> Iterator[IO[bytes] | None]:
-    if path is None:
-        yield None
-        return
-    with atomic_output(path, force) as handle:
-        yield handle
+def _check_distinct(paths: list[str], inputs: list[str]) -> None:
+    """Refuses an output that is an input, or another output, under any spelling.
+
+    Raises:
+        ConfigError: two names of one file (``..``, symlinks, hard links, ``/gcs/``).
+    """
+    seen: dict[tuple[str, ...], str] = {}
+    for path in paths:
+        key = outputs.identity(path)
+        clash = next((name for name in inputs if outputs.identity(name) == key), None)
+        if clash is not None:
+            raise ConfigError(
+                [f"{path} is the same file as the input {clash}; write the output elsewhere"]
+            )
+        if key in seen:
+            raise ConfigError(
+                [f"{path} and {seen[key]} are the same file; give each output its own path"]
+            )
+        seen[key] = path

@@ -1,0 +1,360 @@
+"""Outputs that appear complete or not at all, local or on Cloud Storage, and together.
+
+Each output is first written to a temporary next to it, named
+``.<name>.tmp-<pid>-<host>-<token>``: a local file, or a Cloud Storage object whose
+resumable upload is cancelled (``BlobWriter.terminate``) rather than finalised when the
+run fails, so the garbage collector has nothing left to publish.
+
+Only when every row is written are the outputs published, in this order: every
+temporary is completed (fsync'd file, finalised object); the previous files of every
+output but the first are removed; the first output (train) is moved into place
+(``os.replace``, or a server-side rewrite), then the others. So at every instant the
+outputs present all come from one run, and a run stopped while publishing leaves one
+it was asked for missing: detectably incomplete, never mixed.
+
+SIGTERM, SIGHUP and SIGINT stop a run cleanly (its temporaries are removed); a signal
+that arrives while publishing is honoured once publishing is done. A killed run
+(SIGKILL, power loss) can leave temporaries: the next run writing the same output
+removes those of processes of this host that no longer exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Protocol
+
+from vertex_rlhf.data import files
+from vertex_rlhf.errors import AuthError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
+# `-<host>-<token>` is absent from the temporaries of 1.0.0 (`.<name>.tmp-<pid>`).
+_TEMPORARY = re.compile(r"\.tmp-(?P<pid>\d{1,10})(?:-(?P<host>[A-Za-z0-9]*)-[0-9a-f]{8})?")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
+
+
+def temporary_name(path: str, pid: int | None = None) -> str:
+    """Where ``path`` (a local path or an object name) is written before it is published."""
+    head, name = posixpath.split(path)
+    temporary = f".{name}.tmp-{pid or os.getpid()}-{HOST}-{secrets.token_hex(4)}"
+    return posixpath.join(head, temporary)
+
+
+def is_stale(temporary: str, name: str) -> bool:
+    """Whether ``temporary`` is a temporary of ``name`` left by a dead process of this host."""
+    prefix = f".{name}"
+    if not temporary.startswith(prefix):
+        return False
+    match = _TEMPORARY.fullmatch(temporary[len(prefix) :])
+    if not match or match["host"] not in (None, HOST):
+        return False
+    pid = int(match["pid"])
+    return pid != os.getpid() and not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # os.kill(0, ...) means the process group: never guess
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # not ours to signal (another user), or absurd
+        return True
+    return True
+
+
+def identity(path: str) -> tuple[str, ...]:
+    """What a path names, so that two spellings of one file compare equal.
+
+    Local paths are resolved (``..``, symlinks) and an existing file is known by its
+    device and inode (hard links too); ``/gcs/BUCKET/KEY`` (the Cloud Storage FUSE mount)
+    is ``gs://BUCKET/KEY``; object names compare with empty, ``.`` and ``..`` parts
+    normalised away.
+    """
+    if path.startswith("gs://"):
+        bucket, key = files.split_gs(path)
+        return ("gs", bucket.lower(), posixpath.normpath("/" + key.lstrip("/")))
+    real = os.path.realpath(path)
+    if real.startswith("/gcs/"):
+        return identity("gs://" + real[len("/gcs/") :])
+    try:
+        status = os.stat(real)
+    except OSError:
+        return ("path", real)
+    return ("file", str(status.st_dev), str(status.st_ino))
+
+
+class _Output(Protocol):
+    path: str
+    handle: IO[bytes]
+
+    def exists(self) -> bool: ...
+    def remove_stale(self) -> None: ...
+    def open(self) -> None: ...
+    def finish(self) -> None: ...
+    def withdraw(self) -> None: ...
+    def publish(self) -> None: ...
+    def discard(self) -> None: ...
+
+
+class _LocalOutput:
+    """A local file written to a temporary in its directory, then renamed over it."""
+
+    handle: IO[bytes]
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.target = Path(path)
+        parent = self.target.parent
+        if self.target.is_dir():
+            raise ConfigError([f"{path}: is a directory; name the output file"])
+        for ancestor in (parent, *parent.parents):
+            if ancestor.exists():
+                if not ancestor.is_dir():
+                    raise ConfigError([f"{path}: {ancestor} is not a directory"])
+                break
+        self.temporary = Path(temporary_name(path))
+
+    def exists(self) -> bool:
+        return self.target.exists()
+
+    def remove_stale(self) -> None:
+        with suppress(FileNotFoundError, NotADirectoryError):
+            for entry in os.scandir(self.target.parent):
+                if is_stale(entry.name, self.target.name):
+                    with suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                    logger.info("removed %s, left by a run that was killed", entry.path)
+
+    def open(self) -> None:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.temporary.open("xb")
+
+    def finish(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+
+    def withdraw(self) -> None:
+        self.target.unlink(missing_ok=True)
+
+    def publish(self) -> None:
+        os.replace(self.temporary, self.target)
+
+    def discard(self) -> None:
+        if hasattr(self, "handle"):
+            with suppress(OSError):
+                self.handle.close()
+        self.temporary.unlink(missing_ok=True)
+
+
+class _GcsOutput:
+    """An object uploaded to a temporary object, then rewritten (server-side) to its name."""
+
+    handle: IO[bytes]
+
+    def __init__(self, path: str, client: Any) -> None:
+        bucket_name, key = files.split_gs(path)
+        self.path = path
+        self.bucket = client.bucket(bucket_name)
+        self.blob = self.bucket.blob(key)
+        self.temporary = self.bucket.blob(temporary_name(key))
+        self.finished = False
+
+    def exists(self) -> bool:
+        return bool(self.blob.exists())
+
+    def remove_stale(self) -> None:
+        from google.api_core import exceptions
+
+        head, name = posixpath.split(self.blob.name)
+        prefix = posixpath.join(head, f".{name}.tmp-")
+        try:
+            for blob in self.bucket.client.list_blobs(self.bucket, prefix=prefix):
+                if is_stale(posixpath.basename(blob.name), name):
+                    with suppress(exceptions.NotFound):
+                        blob.delete()
+                    logger.info(
+                        "removed gs://%s/%s, left by a killed run", blob.bucket.name, blob.name
+                    )
+        except exceptions.NotFound:
+            raise ConfigError(
+                [f"{self.path}: bucket gs://{self.bucket.name} does not exist"]
+            ) from None
+
+    def open(self) -> None:
+        self.handle = self.temporary.open("wb", chunk_size=files.CHUNK, ignore_flush=True)
+
+    def finish(self) -> None:
+        self.handle.close()  # finalises the temporary object
+        self.finished = True
+
+    def withdraw(self) -> None:
+        from google.api_core import exceptions
+
+        with suppress(exceptions.NotFound):
+            self.blob.delete()
+
+    def publish(self) -> None:
+        token = None
+        while True:  # a large object may take several rewrite calls
+            token, _, _ = self.blob.rewrite(self.temporary, token=token)
+            if token is None:
+                break
+        self.temporary.delete()
+
+    def discard(self) -> None:
+        from google.api_core import exceptions
+
+        handle: Any = getattr(self, "handle", None)
+        if handle is not None and not handle.closed:
+            try:
+                handle.terminate()  # cancels the resumable upload: nothing is finalised
+            except Exception as error:  # the temporary may yet appear: the next run removes it
+                logger.warning("could not cancel the upload to %s: %s", self.temporary.name, error)
+        if self.finished:
+            with suppress(exceptions.NotFound):
+                self.temporary.delete()
+
+
+def check_object_name(path: str) -> None:
+    """Refuses a ``gs://`` output that is not a plain object name.
+
+    Raises:
+        ConfigError: a bad bucket name, or an empty, ``.`` or ``..`` part in the name.
+    """
+    bucket_name, key = files.split_gs(path)
+    if not _BUCKET.fullmatch(bucket_name):
+        raise ConfigError([f"{path}: {bucket_name!r} is not a Cloud Storage bucket name"])
+    if not key or any(part in ("", ".", "..") for part in key.split("/")):
+        raise ConfigError(
+            [
+                f"{path}: Cloud Storage names are literal ('a//b', 'a/./b' and 'x/../a/b'"
+                " are not 'a/b'); write the object name without empty, '.' or '..' parts"
+            ]
+        )
+
+
+def _output(path: str, client: Any) -> _Output:
+    return _GcsOutput(path, client) if path.startswith("gs://") else _LocalOutput(path)
+
+
+class _StopSignals:
+    """Turns SIGTERM/SIGHUP into SystemExit(128 + n) and SIGINT into KeyboardInterrupt.
+
+    While ``held``, a signal waits until the block ends: publishing and cleaning up are
+    never cut short by a second Ctrl-C.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.raised = False
+        self.pending = 0
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.holding or self.raised:
+            self.pending = self.pending or signum
+            return
+        self.raised = True
+        raise _stop(signum)
+
+    @contextmanager
+    def held(self, then_raise: bool) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if then_raise and self.pending and not self.raised:
+            self.raised = True
+            raise _stop(self.pending)
+
+
+def _stop(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
+
+
+@contextmanager
+def _stop_signals() -> Iterator[_StopSignals]:
+    stops = _StopSignals()
+    if threading.current_thread() is not threading.main_thread():
+        yield stops  # only the main thread receives signals
+        return
+    numbers = [getattr(signal, name) for name in _STOP_SIGNALS if hasattr(signal, name)]
+    previous = {n: signal.signal(n, stops.handle) for n in numbers}
+    try:
+        yield stops
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextmanager
+def staged(paths: Sequence[str], force: bool) -> Iterator[list[IO[bytes]]]:
+    """Opens outputs that appear, complete and together, only if the block ends without error.
+
+    Args:
+        paths: local paths or ``gs://`` objects; the first is published first (train).
+        force: replace outputs that exist.
+
+    Yields:
+        One binary handle per path.
+
+    Raises:
+        ConfigError: an output exists and ``force`` is not set, or is not a valid target.
+        AuthError: Cloud Storage refused access.
+    """
+    denied: tuple[type[Exception], ...] = ()
+    client = None
+    for path in paths:
+        if path.startswith("gs://"):
+            check_object_name(path)
+    if any(path.startswith("gs://") for path in paths):
+        from google.api_core import exceptions
+
+        denied = (exceptions.Forbidden,)
+        client = files.storage_client()
+    try:
+        outputs = [_output(path, client) for path in paths]
+        existing = [o.path for o in outputs if o.exists()]
+        if existing and not force:
+            raise ConfigError([f"{path} exists; pass --force to replace it" for path in existing])
+        for output in outputs:
+            output.remove_stale()
+    except denied as error:
+        raise AuthError(f"Cloud Storage: access denied ({error})") from None
+    with _stop_signals() as stops:
+        try:
+            for output in outputs:
+                output.open()
+            yield [output.handle for output in outputs]
+            with stops.held(then_raise=True):
+                for output in outputs:
+                    output.finish()
+                for output in outputs[1:]:
+                    output.withdraw()
+                for output in outputs:
+                    output.publish()
+        except BaseException as error:
+            with stops.held(then_raise=False):
+                for output in outputs:
+                    output.discard()
+            # An upload refused mid-way arrives as the media layer's InvalidResponse.
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            if isinstance(error, denied) or (denied and status == 403):
+                raise AuthError(f"Cloud Storage: access denied ({error})") from None
+            raise
