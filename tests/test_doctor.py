@@ -394,3 +394,18 @@ def test_make_doctor_prints_a_line_per_check_and_exits_with_the_failure_code(
     assert result.returncode != 0
     assert f"FAIL  service account: {RUNNER} does not exist [CONFIG_002]" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_endpoint_is_a_failure_not_a_traceback(
+    apis: GoogleApisStandIn, bucket: str
+) -> None:
+    closed = health.Endpoints(
+        **{
+            **{n: apis.url for n in health.Endpoints.__dataclass_fields__},
+            "resource_manager": "http://127.0.0.1:9",
+        }
+    )
+    results = {r.name: r for r in health.run_checks(params_for(bucket), REPO / "compiled", closed)}
+    assert results["project"].status == health.FAIL
+    assert results["project"].detail.startswith("could not be checked: ConnectionError")
+    assert results["service account"].status == health.SKIP

@@ -179,7 +179,7 @@ class _Checker:
 
     def check_credentials(self) -> bool:
         import google.auth
-        from google.auth.exceptions import DefaultCredentialsError, RefreshError
+        from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
         from google.auth.transport.requests import Request
 
         name = "credentials"
@@ -191,7 +191,7 @@ class _Checker:
             return False
         try:
             credentials.refresh(Request())
-        except (RefreshError, OSError) as error:
+        except (RefreshError, TransportError, OSError) as error:
             self.add(name, FAIL, f"found but refused: {error}", fix, AuthError.code)
             return False
         self.credentials = credentials
@@ -521,7 +521,9 @@ class _Checker:
             )
             return None
         t = self.params.training
-        machine = plan.gcpc_machine_spec(t.accelerator_type)
+        path, _ = plan.template_facts(self.compiled_dir)
+        wiring = plan.machine_wiring(plan.load_spec(path))
+        machine = plan.gcpc_machine_spec(t.accelerator_type, wiring["use_test_spec"])
         self.add(
             name,
             PASS,
@@ -662,24 +664,42 @@ def run_checks(
         One result per check, in order; ``healthy(results)`` says whether to go on.
     """
     checker = _Checker(params, Path(compiled_dir), endpoints or Endpoints.from_env())
-    steps: list[tuple[str, Callable[[], Any]]] = []
-    cloud_ok = checker.check_credentials() and checker.check_project()
-    if cloud_ok:
-        steps = [
-            ("APIs", checker.check_apis),
-            ("pipeline root bucket", checker.check_bucket),
-            ("service account", checker.check_service_account),
-            ("registry repository", checker.check_registry),
-        ]
-    else:
-        for name in ("APIs", "pipeline root bucket", "service account", "registry repository"):
+    cloud_ok = _guarded(checker, "credentials", checker.check_credentials) and _guarded(
+        checker, "project", checker.check_project
+    )
+    cloud_checks: list[tuple[str, Callable[[], Any]]] = [
+        ("APIs", checker.check_apis),
+        ("pipeline root bucket", checker.check_bucket),
+        ("service account", checker.check_service_account),
+        ("registry repository", checker.check_registry),
+    ]
+    for name, check in cloud_checks:
+        if cloud_ok:
+            _guarded(checker, name, check)
+        else:
             checker.add(name, SKIP, "not checked: needs working credentials and project")
-    for _, step in steps:
-        step()
-    machine = checker.check_catalog()
-    if machine is not None and cloud_ok:
-        checker.check_quota(machine)
-    elif machine is not None:
+    machine = _guarded(checker, "model/accelerator/region", checker.check_catalog)
+    if machine and cloud_ok:
+        _guarded(checker, "accelerator quota", lambda: checker.check_quota(machine))
+    elif machine:
         checker.add("accelerator quota", SKIP, "not checked: needs working credentials and project")
-    checker.check_versions()
+    _guarded(checker, "installed kfp/GCPC", checker.check_versions)
     return checker.results
+
+
+def _guarded(checker: _Checker, name: str, check: Callable[[], Any]) -> Any:
+    """Runs a check; an error no check expected (a dropped connection, an odd answer)
+    becomes that check's failure instead of a traceback."""
+    try:
+        return check()
+    except RLHFError as error:
+        checker.add(name, FAIL, error.message, error.hint, error.code)
+    except Exception as error:
+        checker.add(
+            name,
+            FAIL,
+            f"could not be checked: {type(error).__name__}: {error}",
+            "check the network and the endpoint, then run again (LOG_LEVEL=DEBUG for details)",
+            ConfigError.code,
+        )
+    return None
