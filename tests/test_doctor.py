@@ -330,6 +330,29 @@ def test_quota_too_small(apis: GoogleApisStandIn, bucket: str) -> None:
     assert health.exit_status(list(results.values())) == 14
 
 
+def test_restricted_image_quota_is_the_one_that_counts(
+    apis: GoogleApisStandIn, bucket: str
+) -> None:
+    apis.quotas = []
+    apis.quota(
+        "aiplatform.googleapis.com/custom_model_training_nvidia_a100_80gb_gpus", "us-central1", 0
+    )
+    apis.quota(
+        "aiplatform.googleapis.com/custom_model_training_preemptible_nvidia_a100_80gb_gpus",
+        "us-central1",
+        0,
+    )
+    apis.quota(A100_QUOTA, "us-central1", 16)
+    results = run(apis, bucket)
+    assert results["accelerator quota"].status == health.PASS
+    assert (
+        "restricted-image-training-nvidia-a100-80gb-gpus=16" in results["accelerator quota"].detail
+    )
+    apis.quotas = []
+    apis.quota(A100_QUOTA, "europe-west4", 16)  # none in us-central1: the default 0 applies
+    assert failed(run(apis, bucket)) == ["accelerator quota"]
+
+
 def test_tpu_quota_is_read_for_europe_west4(apis: GoogleApisStandIn, storage_emulator: str) -> None:
     bucket = make_bucket(storage_emulator, "EUROPE-WEST4")
     apis.quotas = []

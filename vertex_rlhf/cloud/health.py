@@ -558,8 +558,11 @@ class _Checker:
                 name, WARN, f"cannot tell: Cloud Quotas answered HTTP {status} ({message})", console
             )
             return
+        metrics = [str(q.get("metric", "")) for q in infos]
         matching = [
-            q for q in infos if "training" in q.get("metric", "") and token in q.get("metric", "")
+            q
+            for q, m in zip(infos, metrics, strict=True)
+            if "training" in m and token in m and "preemptible" not in m
         ]
         # GCPC's tuning images live in vertex-ai-restricted: restricted-image quotas apply.
         restricted = [q for q in matching if "restricted_image" in q.get("metric", "")]
@@ -577,8 +580,9 @@ class _Checker:
             )
             return
         need = machine.accelerator_count
-        short = [(q, v) for q, v in limits if v < need]
         shown = ", ".join(f"{q}={v}" for q, v in limits)
+        best = max(limits, key=lambda item: item[1])
+        short = [best] if best[1] < need else []
         if short:
             self.add(
                 name,
