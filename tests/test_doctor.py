@@ -432,3 +432,17 @@ def test_an_unreachable_endpoint_is_a_failure_not_a_traceback(
     assert results["project"].status == health.FAIL
     assert results["project"].detail.startswith("could not be checked: ConnectionError")
     assert results["service account"].status == health.SKIP
+
+
+def test_names_that_go_into_api_paths_are_checked_first(
+    apis: GoogleApisStandIn, bucket: str
+) -> None:
+    params = params_for(bucket)
+    params.vertex_ai.project_id = "rlhf-test-project/../../v1/x"
+    params.vertex_ai.service_account = "a b@c"
+    results = {r.name: r for r in health.run_checks(params, REPO / "compiled", endpoints(apis))}
+    assert results["parameters"].status == health.FAIL
+    assert "vertex_ai.project_id" in results["parameters"].detail
+    assert "vertex_ai.service_account" in results["parameters"].detail
+    assert results["project"].status == results["service account"].status == health.SKIP
+    assert not any(path.startswith("/v3/") for _, path in apis.requests)

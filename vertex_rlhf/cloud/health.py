@@ -668,8 +668,24 @@ def run_checks(
         One result per check, in order; ``healthy(results)`` says whether to go on.
     """
     checker = _Checker(params, Path(compiled_dir), endpoints or Endpoints.from_env())
-    cloud_ok = _guarded(checker, "credentials", checker.check_credentials) and _guarded(
-        checker, "project", checker.check_project
+    # Values that go into API paths are checked first (callers may skip load_params).
+    names = (
+        "vertex_ai.project_id",
+        "vertex_ai.pipeline_root",
+        "vertex_ai.service_account",
+        "vertex_ai.template_registry",
+    )
+    problems = [f"{key}: {problem}" for key, problem in check_params(params) if key in names]
+    if problems:
+        checker.add(
+            "parameters", FAIL, "; ".join(problems), "fix them in params/", ConfigError.code
+        )
+        for name in ("credentials", "project"):
+            checker.add(name, SKIP, "not checked: the parameters above are invalid")
+    cloud_ok = (
+        not problems
+        and _guarded(checker, "credentials", checker.check_credentials)
+        and _guarded(checker, "project", checker.check_project)
     )
     cloud_checks: list[tuple[str, Callable[[], Any]]] = [
         ("APIs", checker.check_apis),
