@@ -10,6 +10,7 @@ ever built from a parameter value.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -164,13 +165,15 @@ class _Checker:
     def add(self, name: str, status: str, detail: str, fix: str = "", code: str = "") -> None:
         self.results.append(CheckResult(name, status, detail, fix, code))
 
+    @functools.cached_property
     def session(self) -> Any:
+        """One authorized HTTP session for the REST calls, with the found credentials."""
         from google.auth.transport.requests import AuthorizedSession
 
         return AuthorizedSession(self.credentials)
 
     def get_json(self, base: str, path: str) -> dict[str, Any]:
-        response = self.session().get(f"{base}{path}", timeout=30)
+        response = self.session.get(f"{base}{path}", timeout=30)
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
@@ -432,7 +435,7 @@ class _Checker:
         name = "act as service account"
         wanted = "iam.serviceAccounts.actAs"
         try:
-            response = self.session().post(
+            response = self.session.post(
                 f"{self.endpoints.iam}{path}:testIamPermissions",
                 json={"permissions": [wanted]},
                 timeout=30,
