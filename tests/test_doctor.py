@@ -382,6 +382,15 @@ def test_sdk_versions_differ_from_the_compiled_template(
     assert health.exit_status(list(results.values())) == 13
 
 
+def test_no_compiled_template_fails_only_the_version_check(
+    apis: GoogleApisStandIn, bucket: str, tmp_path: Path
+) -> None:
+    results = run(apis, bucket, compiled=tmp_path / "empty")
+    assert failed(results) == ["installed kfp/GCPC"]
+    assert "no compiled template" in results["installed kfp/GCPC"].detail
+    assert results["accelerator quota"].status == health.PASS
+
+
 def test_endpoints_refuse_anything_but_google_apis_or_loopback() -> None:
     assert health.Endpoints.from_env({"RLHF_IAM_ENDPOINT": "http://127.0.0.1:8080"}).iam == (
         "http://127.0.0.1:8080"
@@ -415,6 +424,7 @@ def test_make_doctor_prints_a_line_per_check_and_exits_with_the_failure_code(
         command, capture_output=True, text=True, cwd=REPO, env=environ, timeout=300
     )
     assert result.returncode != 0
+    assert "Error 12" in result.stderr  # rlhf doctor exited 12 (CONFIG_002); make exits 2
     assert f"FAIL  service account: {RUNNER} does not exist [CONFIG_002]" in result.stdout
     assert "Traceback" not in result.stderr
 

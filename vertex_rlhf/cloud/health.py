@@ -524,9 +524,12 @@ class _Checker:
             )
             return None
         t = self.params.training
-        path, _ = plan.template_facts(self.compiled_dir)
-        wiring = plan.machine_wiring(plan.load_spec(path))
-        machine = plan.gcpc_machine_spec(t.accelerator_type, wiring["use_test_spec"])
+        try:
+            path, _ = plan.template_facts(self.compiled_dir)
+            use_test_spec = plan.machine_wiring(plan.load_spec(path))["use_test_spec"]
+        except PipelineError:
+            use_test_spec = False  # no usable template: the version check says so
+        machine = plan.gcpc_machine_spec(t.accelerator_type, use_test_spec)
         self.add(
             name,
             PASS,
