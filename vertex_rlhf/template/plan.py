@@ -294,7 +294,9 @@ def plan_stages(params: RLHFParams) -> list[tuple[str, bool, str]]:
             "deploy",
             uploads and t.deploy_model,
             f"training.deploy_model={str(t.deploy_model).lower()} and"
-            f" {'' if uploads else 'not '}a bison model",
+            f" {'' if uploads else 'not '}a bison model; an endpoint in {params.vertex_ai.region}"
+            " with 1 replica on a machine Vertex chooses (automaticResources in GCPC's"
+            " deploy_llm_model)",
         ),
     ]
     return stages
@@ -352,7 +354,7 @@ def build_plan(
         region=v.region,
         machines=machines,
         machine_source=SPEC_SOURCE.format(gcpc=version("google-cloud-pipeline-components"))
-        + f" (use_test_spec={str(wiring['use_test_spec']).lower()} in {path.name})",
+        + f", use_test_spec={str(wiring['use_test_spec']).lower()} in {path.name}",
         steps=plan_steps(params, row_counts or {}),
         stages=stages,
         cache=cache_behaviour(spec, v.enable_caching),
@@ -365,7 +367,7 @@ def render(plan: Plan) -> str:
     lines = [
         f"Plan: {plan.model} on {plan.accelerator_type}, pipeline in {plan.region}",
         f"  template: {t['name']} {t['version']} ({t['digest']})",
-        "  machines (per task, from " + plan.machine_source + "):",
+        f"  machines, from {plan.machine_source}:",
     ]
     lines += [f"    {stage:<24} {spec}" for stage, spec in plan.machines.items()]
     lines.append("  steps:")
