@@ -13,7 +13,7 @@ SUBMIT_FLAGS = $(if $(VERSION),--version $(VERSION)) $(if $(filter 1,$(WAIT)),--
                $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(JOB_ID),--job-id $(JOB_ID))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile check-compiled test lint check steps validate-data convert-data bench-data submit publish versions \
+.PHONY: help setup compile check-compiled test lint check steps validate-data convert-data bench-data plan doctor submit publish versions \
         monitor runs cancel clean
 
 help: ## list the targets
@@ -56,6 +56,12 @@ convert-data: setup ## convert IN=... to OUT=... (KIND=preference|prompt; ARGS="
 
 bench-data: setup ## benchmark validation and conversion on realistic rows (10 MB-1 GB, gs:// shards, no-op compile)
 	$(BIN)/python scripts/bench_data.py $(ARGS)
+
+plan: setup ## print what a run of ENV will book (machines from GCPC's specs, steps, stages, cache)
+	$(RLHF) plan $(ENV) $(OVERRIDES)
+
+doctor: setup ## check ENV can run: credentials, project, APIs, bucket, service account, quota
+	$(RLHF) doctor $(ENV) $(OVERRIDES)
 
 submit: setup ## submit a run of ENV [VERSION=tag] [WAIT=1] [DRY_RUN=1] [JOB_ID=id]
 	$(RLHF) submit $(ENV) $(OVERRIDES) $(SUBMIT_FLAGS)

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vertex_rlhf.data.rules import KINDS
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
@@ -204,7 +204,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
             template = submission.local_template(compiled, v.template_version)
         request = submission.build_request(params, args.env, template, commit, args.job_id)
         if args.dry_run:
-            print(yaml.safe_dump(submission.describe(request), sort_keys=False), end="")
+            described = submission.describe(request)
+            described["plan"] = _run_plan(params, compiled).as_dict()
+            print(yaml.safe_dump(described, sort_keys=False), end="")
             print("dry run: nothing was sent", file=sys.stderr)
             return 0
         name = submission.submit(request)
@@ -213,6 +215,33 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"  follow it with: {_resume_hint(name, args.env)}")
         return 0
     return _follow(request.target, name, args)
+
+
+def _run_plan(params: RLHFParams, compiled: Path) -> Any:
+    from vertex_rlhf.template import plan
+
+    return plan.build_plan(params, compiled, plan.row_counts(params))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Prints what a run will book: machines, steps, stages, cache, template."""
+    from vertex_rlhf.config.params import load_params
+    from vertex_rlhf.template import plan
+
+    params = load_params(args.env, args.overrides, args.params_dir)
+    print(plan.render(_run_plan(params, Path(args.compiled_dir))))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Checks credentials, project, APIs, bucket, service account, registry, quota, SDKs."""
+    from vertex_rlhf.cloud import health
+    from vertex_rlhf.config.params import load_params
+
+    params = load_params(args.env, args.overrides, args.params_dir)
+    results = health.run_checks(params, Path(args.compiled_dir), health.Endpoints.from_env())
+    print(health.render(results))
+    return health.exit_status(results)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -427,6 +456,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow the run to its end")
     _watch_args(p)
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("plan", help="print what a run will book, from GCPC's own specs")
+    _common(p)
+    _env_args(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("doctor", help="check that ENV can run: credentials, APIs, bucket, ...")
+    _common(p)
+    _env_args(p)
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("monitor", help="follow a run to its end and report")
     _job_args(p)
