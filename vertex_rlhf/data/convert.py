@@ -22,6 +22,7 @@ from typing import IO, Any
 import orjson
 
 from vertex_rlhf.data import files
+from vertex_rlhf.data.progress import ProgressSink
 from vertex_rlhf.errors import ConfigError, DataError
 
 
@@ -103,6 +104,7 @@ def convert(
     force: bool = False,
     skip_invalid: bool = False,
     rejects: str | None = None,
+    progress: ProgressSink | None = None,
 ) -> ConversionStats:
     """Converts every row of ``source`` (a local or gs:// path or glob) into ``output``.
 
@@ -116,6 +118,7 @@ def convert(
         force: replace existing outputs.
         skip_invalid: skip bad rows (counted, and written to ``rejects``) instead of stopping.
         rejects: where skipped rows go, with their line and reason.
+        progress: told the input's size, then the bytes and rows read.
 
     Raises:
         ConfigError: bad arguments or an existing output. DataError: a bad row (unless
@@ -133,13 +136,15 @@ def convert(
         raise ConfigError(["outputs must differ from each other and from the input"])
     rng = random.Random(seed)
     stats = ConversionStats()
+    if progress is not None:
+        progress.start(source, sum(item.size or 0 for item in inputs))
     with (
         atomic_output(output, force) as train,
         _optional_output(eval_output, force) as evals,
         _optional_output(rejects if skip_invalid else None, force) as rejected,
     ):
         for item in inputs:
-            with files.lines_of(item) as lines:
+            with files.lines_of(item, progress) as lines:
                 for number, line in enumerate(lines, 1):
                     if not line.strip():
                         continue
