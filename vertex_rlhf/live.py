@@ -136,6 +136,7 @@ def read_progress(stream: TextIO | None = None) -> Iterator[ReadBars | None]:
         TextColumn("{task.fields[rows]:,} rows"),
         TimeRemainingColumn(),
         console=console,
+        redirect_stdout=False,  # stdout carries the result; warnings on stderr go above
     )
     bars = ReadBars(progress, progress_min_bytes())
     try:

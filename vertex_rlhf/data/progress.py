@@ -11,7 +11,6 @@ from typing import Protocol
 
 # Report at most once per this many bytes read, so counting costs next to nothing.
 REPORT_EVERY = 1 << 20
-_BLANK = frozenset((b"", b"\n", b"\r\n"))
 
 
 class ProgressSink(Protocol):
@@ -45,9 +44,9 @@ def counted(
 def _counting(lines: Iterable[bytes], sink: ProgressSink, size: int | None) -> Iterator[bytes]:
     total = pending = rows = 0
     for line in lines:
-        step = len(line) + (0 if line.endswith(b"\n") else 1)
-        pending += step
-        if line not in _BLANK:
+        length = len(line)
+        pending += length
+        if length > 2 or line.strip():  # cheap test first: most rows are long
             rows += 1
         if pending >= REPORT_EVERY:
             sink.advance(pending, rows)
@@ -55,5 +54,5 @@ def _counting(lines: Iterable[bytes], sink: ProgressSink, size: int | None) -> I
             pending = rows = 0
         yield line
     total += pending
-    # The last line may have had no newline: settle on the file's real size.
+    # Lines split from blocks lack their newline: settle on the file's real size.
     sink.advance(pending + (size - total if size is not None else 0), rows)
