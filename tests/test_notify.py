@@ -183,5 +183,8 @@ def test_cli_check_reports_a_bad_address_without_a_traceback(params_dir: Path) -
     )
     assert result.returncode == 12, result.stderr
     assert "error[CONFIG_002]" in result.stderr
-    assert f"{params_dir}/alerts.yaml:2: vertex_ai.notify_emails" in result.stderr
+    assert (
+        f"{params_dir}/alerts.yaml:2: vertex_ai.notify_emails: 'oncall-at-example.com' is not"
+        " an e-mail address"
+    ) in result.stderr
     assert "Traceback" not in result.stderr
