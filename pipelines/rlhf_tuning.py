@@ -29,7 +29,7 @@ LOCATION_PLACEHOLDER = "{{$.pipeline_google_cloud_location}}"
     description=(
         f"RLHF tuning on Vertex AI, version {PIPELINE_VERSION}: validates the datasets,"
         " computes the training steps from their row counts, then runs GCPC's"
-        " preview.llm.rlhf_pipeline."
+        " preview.llm.rlhf_pipeline; e-mails notify_emails when the run ends."
     ),
 )
 def rlhf_tuning(
