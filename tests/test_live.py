@@ -20,6 +20,8 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +190,7 @@ def test_validate_tells_the_total_then_every_byte_and_row(tmp_path: Path) -> Non
 
 def test_validate_counts_cloud_storage_reads_too(storage_emulator: str, tmp_path: Path) -> None:
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     source = large_preference_file(tmp_path / "p.jsonl", 2500)
     client = storage.Client(project="emulator", credentials=AnonymousCredentials())
@@ -236,12 +238,12 @@ def test_bars_only_for_inputs_above_the_threshold() -> None:
     assert task.fields["rows"] == 35
 
 
-def status_at(vertex: VertexStandIn, seconds: float) -> dict[str, Any]:
+def status_at(seconds: float) -> dict[str, Any]:
     """The stand-in's job, ``seconds`` into a one-hour run, as the monitor summarizes it."""
     from google.cloud.aiplatform_v1 import PipelineJob
 
     clock = {"t": 0.0}
-    vertex.clock = lambda: clock["t"]  # type: ignore[method-assign]
+    vertex = VertexStandIn(clock=lambda: clock["t"])  # its view only: never started
     vertex.add_job(JOB, timeline_success(3600.0))
     clock["t"] = seconds
     resource = PipelineJob.from_json(json.dumps(vertex.view(vertex.jobs[JOB])))
@@ -257,9 +259,7 @@ def render(view: live.MonitorView) -> str:
     return console.export_text()
 
 
-def test_view_shows_stages_running_tasks_elapsed_time_and_latest_metrics(
-    vertex: VertexStandIn, tmp_path: Path
-) -> None:
+def test_view_shows_stages_running_tasks_elapsed_time_and_latest_metrics(tmp_path: Path) -> None:
     log = tmp_path / "run.jsonl"
     log.write_text(
         json.dumps({"stage": "pipeline", "metrics": {"state": "RUNNING", "progress": 5}})
@@ -271,8 +271,7 @@ def test_view_shows_stages_running_tasks_elapsed_time_and_latest_metrics(
     clock = {"t": 100.0}
     view = live.MonitorView(JOB, log, clock=lambda: clock["t"])
     assert "Waiting for the first status" in render(view)
-    view.update(status_at(vertex, 600.0))  # the reward model is training
-    print(monitor.generate_monitoring_report(status_at(vertex, 600.0)))
+    view.update(status_at(600.0))  # the reward model is training
     text = render(view)
     assert "rlhf-tuning-dev-live" in text and "RUNNING" in text
     assert "elapsed 10m 00s" in text
@@ -292,7 +291,7 @@ def test_view_shows_stages_running_tasks_elapsed_time_and_latest_metrics(
             json.dumps({"stage": "reward_model", "metrics": {"rank_loss": 0.5, "step": 20}})
         )
         handle.write("\n" + '{"stage": "reward_model", "metr')
-    view.update(status_at(vertex, 700.0))
+    view.update(status_at(700.0))
     text = render(view)
     assert "step 20" in text and "rank_loss 0.5" in text
     # The monitor's own lines (an API error, say) show as the footer.
@@ -300,10 +299,10 @@ def test_view_shows_stages_running_tasks_elapsed_time_and_latest_metrics(
     assert "API error (ServiceUnavailable); retrying in 15s" in render(view)
 
 
-def test_view_stops_the_clock_when_the_run_ends(vertex: VertexStandIn) -> None:
+def test_view_stops_the_clock_when_the_run_ends() -> None:
     clock = {"t": 0.0}
     view = live.MonitorView(JOB, None, clock=lambda: clock["t"])
-    view.update(status_at(vertex, 3600.0))
+    view.update(status_at(3600.0))
     clock["t"] = 500.0
     text = render(view)
     assert "SUCCEEDED" in text and "100%" in text and "elapsed 1h 00m" in text
@@ -398,8 +397,38 @@ def seeded_log(path: Path) -> Path:
     return path
 
 
-def test_monitor_shows_a_live_view_on_a_terminal(vertex: VertexStandIn, tmp_path: Path) -> None:
-    vertex.add_job(JOB, scale(timeline_success(3600.0), 0.0015))  # a 5.4 s run
+class FromFirstPoll:
+    """A stand-in clock that starts when the CLI first asks (its start-up time varies)."""
+
+    def __init__(self) -> None:
+        self.vertex: VertexStandIn | None = None
+        self.started: float | None = None
+
+    def __call__(self) -> float:
+        if self.started is None:
+            if self.vertex is None or not self.vertex.requests:
+                return 0.0
+            self.started = time.monotonic()
+        return time.monotonic() - self.started
+
+
+@pytest.fixture
+def polled_vertex() -> Iterator[VertexStandIn]:
+    """The stand-in with a 5.4 s successful run that begins at the first poll."""
+    clock = FromFirstPoll()
+    vertex = VertexStandIn(clock=clock)
+    clock.vertex = vertex
+    vertex.origin = datetime.now(timezone.utc)  # real timestamps, for real elapsed times
+    vertex.add_job(JOB, scale(timeline_success(3600.0), 0.0015))
+    vertex.start()
+    yield vertex
+    vertex.stop()
+
+
+def test_monitor_shows_a_live_view_on_a_terminal(
+    polled_vertex: VertexStandIn, tmp_path: Path
+) -> None:
+    vertex = polled_vertex
     status, screen = in_terminal(monitor_args(vertex, seeded_log(tmp_path / "m.jsonl")))
     assert status == 0, screen
     assert HIDE_CURSOR in screen
@@ -412,8 +441,8 @@ def test_monitor_shows_a_live_view_on_a_terminal(vertex: VertexStandIn, tmp_path
     assert f"Pipeline job {JOB}: SUCCEEDED (100%" in screen
 
 
-def test_monitor_prints_plain_lines_in_a_pipe(vertex: VertexStandIn, tmp_path: Path) -> None:
-    vertex.add_job(JOB, scale(timeline_success(3600.0), 0.0015))
+def test_monitor_prints_plain_lines_in_a_pipe(polled_vertex: VertexStandIn, tmp_path: Path) -> None:
+    vertex = polled_vertex
     result = in_pipe(monitor_args(vertex, seeded_log(tmp_path / "m.jsonl")), FORCE_COLOR="1")
     assert result.returncode == 0, result.stderr
     assert ESC not in result.stdout + result.stderr
