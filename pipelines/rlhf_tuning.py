@@ -4,16 +4,19 @@
 writes ``compiled/<PIPELINE_NAME>-<PIPELINE_VERSION>.yaml``.
 """
 
-from typing import NamedTuple, Optional
+from typing import List, Optional
 
 from google_cloud_pipeline_components.preview.llm import rlhf_pipeline
+from google_cloud_pipeline_components.v1.vertex_notification_email import (
+    VertexNotificationEmailOp,
+)
 from kfp import dsl
 
 from components.compute_steps import compute_steps
 from components.validate_dataset import validate_dataset
 
 PIPELINE_NAME = "rlhf-tuning"
-PIPELINE_VERSION = "1.0.0"
+PIPELINE_VERSION = "1.1.0"
 
 # Resolved by Vertex AI at run time to the job's own project and region, so the
 # template stays environment-agnostic (the same placeholders GCPC uses).
@@ -21,19 +24,12 @@ PROJECT_PLACEHOLDER = "{{$.pipeline_google_cloud_project_id}}"
 LOCATION_PLACEHOLDER = "{{$.pipeline_google_cloud_location}}"
 
 
-class Outputs(NamedTuple):
-    """The pipeline's outputs, passed through from GCPC's rlhf_pipeline."""
-
-    model_resource_name: str
-    endpoint_resource_name: str
-
-
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description=(
         f"RLHF tuning on Vertex AI, version {PIPELINE_VERSION}: validates the datasets,"
         " computes the training steps from their row counts, then runs GCPC's"
-        " preview.llm.rlhf_pipeline."
+        " preview.llm.rlhf_pipeline; e-mails notify_emails when the run ends."
     ),
 )
 def rlhf_tuning(
@@ -58,7 +54,8 @@ def rlhf_tuning(
     encryption_spec_key_name: str = "",
     project: str = PROJECT_PLACEHOLDER,
     location: str = LOCATION_PLACEHOLDER,
-) -> Outputs:
+    notify_emails: List[str] = [],  # noqa: B006 (kfp reads the default; never mutated)
+) -> None:
     """Tunes a large model with RLHF after checking every row of its data.
 
     Args:
@@ -83,51 +80,54 @@ def rlhf_tuning(
         encryption_spec_key_name: CMEK key; only with GPU in us-central1.
         project: project for the custom jobs; defaults to the pipeline's project.
         location: region for non-tuning components; defaults to the pipeline's region.
+        notify_emails: up to 3 e-mail addresses Vertex AI notifies when the run ends, succeeded or failed; [] sends none.
 
-    Returns:
-        model_resource_name: the uploaded model (empty unless a bison model was deployed).
-        endpoint_resource_name: the endpoint (empty unless a bison model was deployed).
+    The tuned model's and endpoint's resource names are outputs of the RLHF task
+    (``model_resource_name``, ``endpoint_resource_name``; empty unless a bison model was
+    deployed): kfp allows no pipeline outputs from inside an exit handler.
     """
-    preference = validate_dataset(kind="preference", dataset=preference_dataset)
-    preference.set_display_name("Validate preference dataset").set_caching_options(False)
-    prompts = validate_dataset(kind="prompt", dataset=prompt_dataset)
-    prompts.set_display_name("Validate prompt dataset").set_caching_options(False)
-    evals = validate_dataset(kind="eval", dataset=eval_dataset)
-    evals.set_display_name("Validate eval dataset").set_caching_options(False)
+    # Vertex runs the notification as the exit task, whatever the body's outcome. kfp
+    # cannot put an exit task under a condition, so with [] it runs and mails no one.
+    notify = VertexNotificationEmailOp(recipients=notify_emails)
+    # Never cached: every run's end must be reported.
+    notify.set_display_name("Notify by e-mail").set_caching_options(False)
+    with dsl.ExitHandler(notify, name="rlhf-run"):
+        preference = validate_dataset(kind="preference", dataset=preference_dataset)
+        preference.set_display_name("Validate preference dataset").set_caching_options(False)
+        prompts = validate_dataset(kind="prompt", dataset=prompt_dataset)
+        prompts.set_display_name("Validate prompt dataset").set_caching_options(False)
+        evals = validate_dataset(kind="eval", dataset=eval_dataset)
+        evals.set_display_name("Validate eval dataset").set_caching_options(False)
 
-    steps = compute_steps(
-        preference_rows=preference.outputs["rows"],
-        prompt_rows=prompts.outputs["rows"],
-        reward_model_epochs=reward_model_epochs,
-        reinforcement_learning_epochs=reinforcement_learning_epochs,
-        reward_model_train_steps=reward_model_train_steps,
-        reinforcement_learning_train_steps=reinforcement_learning_train_steps,
-    )
-    # The eval check runs beside the others; nothing is booked until it passes.
-    steps.set_display_name("Compute training steps").set_caching_options(False).after(evals)
+        steps = compute_steps(
+            preference_rows=preference.outputs["rows"],
+            prompt_rows=prompts.outputs["rows"],
+            reward_model_epochs=reward_model_epochs,
+            reinforcement_learning_epochs=reinforcement_learning_epochs,
+            reward_model_train_steps=reward_model_train_steps,
+            reinforcement_learning_train_steps=reinforcement_learning_train_steps,
+        )
+        # The eval check runs beside the others; nothing is booked until it passes.
+        steps.set_display_name("Compute training steps").set_caching_options(False).after(evals)
 
-    rlhf = rlhf_pipeline(
-        prompt_dataset=prompt_dataset,
-        preference_dataset=preference_dataset,
-        large_model_reference=large_model_reference,
-        model_display_name=model_display_name,
-        prompt_sequence_length=prompt_sequence_length,
-        target_sequence_length=target_sequence_length,
-        reward_model_learning_rate_multiplier=reward_model_learning_rate_multiplier,
-        reinforcement_learning_rate_multiplier=reinforcement_learning_rate_multiplier,
-        reward_model_train_steps=steps.outputs["reward_model_train_steps"],
-        reinforcement_learning_train_steps=steps.outputs["reinforcement_learning_train_steps"],
-        kl_coeff=kl_coeff,
-        instruction=instruction,
-        deploy_model=deploy_model,
-        eval_dataset=eval_dataset,
-        project=project,
-        accelerator_type=accelerator_type,
-        location=location,
-        encryption_spec_key_name=encryption_spec_key_name,
-        tensorboard_resource_id=tensorboard_resource_id,
-    ).set_display_name("RLHF")
-    return Outputs(
-        model_resource_name=rlhf.outputs["model_resource_name"],
-        endpoint_resource_name=rlhf.outputs["endpoint_resource_name"],
-    )
+        rlhf_pipeline(
+            prompt_dataset=prompt_dataset,
+            preference_dataset=preference_dataset,
+            large_model_reference=large_model_reference,
+            model_display_name=model_display_name,
+            prompt_sequence_length=prompt_sequence_length,
+            target_sequence_length=target_sequence_length,
+            reward_model_learning_rate_multiplier=reward_model_learning_rate_multiplier,
+            reinforcement_learning_rate_multiplier=reinforcement_learning_rate_multiplier,
+            reward_model_train_steps=steps.outputs["reward_model_train_steps"],
+            reinforcement_learning_train_steps=steps.outputs["reinforcement_learning_train_steps"],
+            kl_coeff=kl_coeff,
+            instruction=instruction,
+            deploy_model=deploy_model,
+            eval_dataset=eval_dataset,
+            project=project,
+            accelerator_type=accelerator_type,
+            location=location,
+            encryption_spec_key_name=encryption_spec_key_name,
+            tensorboard_resource_id=tensorboard_resource_id,
+        ).set_display_name("RLHF")

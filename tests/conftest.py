@@ -17,6 +17,10 @@ from tests.standins.vertex import VertexStandIn
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
+# The template version compiled/ holds now (PIPELINE_VERSION), without importing kfp.
+CURRENT_VERSION: str = __import__("json").loads(
+    (REPO / "compiled" / "manifest.json").read_text(encoding="utf-8")
+)["current"]
 TEST_PROJECT = "rlhf-test-project"
 
 # The shipped samples: (file, kind, rows, layout) as the validator must report them.

@@ -104,7 +104,9 @@ def test_template_loads_with_kfp_and_parses_into_the_proto() -> None:
     json_format.ParseDict(yaml.safe_load(TEMPLATE.read_text(encoding="utf-8")), proto)
     assert proto.pipeline_info.name == PIPELINE_NAME
     assert f"version {PIPELINE_VERSION}" in proto.pipeline_info.description
-    assert set(proto.root.dag.tasks) == {
+    # Everything runs inside the exit handler, whose exit task sends the e-mail.
+    assert set(proto.root.dag.tasks) == {"exit-handler-1", "vertex-pipelines-notification-email"}
+    assert set(proto.components["comp-exit-handler-1"].dag.tasks) == {
         "validate-dataset",
         "validate-dataset-2",
         "validate-dataset-3",
@@ -113,8 +115,14 @@ def test_template_loads_with_kfp_and_parses_into_the_proto() -> None:
     }
 
 
+def body_tasks(spec: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's own tasks: the DAG the exit handler wraps."""
+    tasks: dict[str, Any] = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    return tasks
+
+
 def _validation_task_for(spec: dict[str, Any], kind: str) -> str:
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = body_tasks(spec)
     [name] = [
         n
         for n, t in tasks.items()
@@ -125,7 +133,7 @@ def _validation_task_for(spec: dict[str, Any], kind: str) -> str:
 
 
 def test_steps_come_from_validated_row_counts(spec: dict[str, Any]) -> None:
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = body_tasks(spec)
     steps_inputs = tasks["compute-steps"]["inputs"]["parameters"]
     for kind, input_name in (("preference", "preference_rows"), ("prompt", "prompt_rows")):
         producer = _validation_task_for(spec, kind)
@@ -146,7 +154,7 @@ def test_steps_come_from_validated_row_counts(spec: dict[str, Any]) -> None:
 
 
 def test_preflight_tasks_are_never_cached(spec: dict[str, Any]) -> None:
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = body_tasks(spec)
     for name in ("validate-dataset", "validate-dataset-2", "validate-dataset-3", "compute-steps"):
         assert not tasks[name].get("cachingOptions", {}).get("enableCache", False), name
     assert tasks["rlhf-train-template"]["cachingOptions"]["enableCache"] is True
@@ -159,9 +167,13 @@ def test_every_gcpc_parameter_is_a_pipeline_input(spec: dict[str, Any]) -> None:
     ours = spec["root"]["inputDefinitions"]["parameters"]
     computed = {"reward_model_train_steps", "reinforcement_learning_train_steps"}
     assert gcpc - set(ours) == set()
-    passed = spec["root"]["dag"]["tasks"]["rlhf-train-template"]["inputs"]["parameters"]
+    passed = body_tasks(spec)["rlhf-train-template"]["inputs"]["parameters"]
+    handler = spec["root"]["dag"]["tasks"]["exit-handler-1"]["inputs"]["parameters"]
     for name in gcpc - computed:
-        assert passed[name] == {"componentInputParameter": name}, name
+        # pipeline input -> the exit handler's DAG (as a pipeline channel) -> GCPC's input
+        channel = f"pipelinechannel--{name}"
+        assert passed[name] == {"componentInputParameter": channel}, name
+        assert handler[channel] == {"componentInputParameter": name}, name
     for name, definition in ours.items():
         assert definition.get("description"), f"input {name} has no description"
 

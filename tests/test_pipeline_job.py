@@ -45,7 +45,7 @@ def test_resolved_parameters_build_a_pipeline_job(env: str) -> None:
     assert sent["reward_model_epochs"] == params.training.reward_model_epochs
     assert sent["kl_coeff"] == pytest.approx(params.training.kl_coeff)
     # caching stays as compiled: the dataset checks are not cached
-    tasks = job._gca_resource.pipeline_spec["root"]["dag"]["tasks"]
+    tasks = job._gca_resource.pipeline_spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert not tasks["validate-dataset"].get("cachingOptions", {}).get("enableCache")
 
 

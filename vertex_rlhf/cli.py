@@ -140,19 +140,27 @@ def _resume_hint(job: str, env: str) -> str:
 
 
 def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
-    """Watches a job to its end and reports; Ctrl-C stops watching, never cancels."""
+    """Watches a job to its end and reports; Ctrl-C stops watching, never cancels.
+
+    On a terminal a live view replaces the progress lines; the report follows either way.
+    """
+    from vertex_rlhf import live
     from vertex_rlhf.cloud import monitor
 
     log = Path(args.metrics_log or f"runs/{job.rsplit('/', 1)[-1]}.jsonl")
-    watcher = monitor.PipelineMonitor(
-        target,
-        metrics_log=log,
-        min_interval=args.poll_interval,
-        max_interval=max(args.poll_interval, 60.0),
-    )
     print(f"Following {job}\n  console: {target.console_url(target.job_name(job))}")
     try:
-        status = watcher.monitor_job_with_updates(job, timeout=args.timeout)
+        with live.monitor_display(job, log) as display:
+            watcher = monitor.PipelineMonitor(
+                target,
+                metrics_log=log,
+                min_interval=args.poll_interval,
+                max_interval=max(args.poll_interval, 60.0),
+                out=display.out,
+            )
+            status = watcher.monitor_job_with_updates(
+                job, timeout=args.timeout, callback=display.callback
+            )
     except KeyboardInterrupt:
         print(
             "\nStopped watching; the job keeps running."
@@ -332,15 +340,17 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
     """Validates and profiles an environment's datasets, or one --path."""
     import json
 
+    from vertex_rlhf import live
     from vertex_rlhf.config.params import load_params
     from vertex_rlhf.data import report as data_report
 
     if args.path:
         if not args.kind:
             raise ConfigError(["--kind is required with --path: preference, prompt or eval"])
-        report, profile = data_report.check_dataset(
-            args.path, args.kind, max_reported=args.max_reported
-        )
+        with live.read_progress() as progress:
+            report, profile = data_report.check_dataset(
+                args.path, args.kind, max_reported=args.max_reported, progress=progress
+            )
         result = {
             "datasets": {args.kind: {"report": report, "profile": profile.summary()}},
             "valid": not report["errors"],
@@ -348,7 +358,8 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
     elif args.env:
         sections = ("dataset", "training")
         params = load_params(args.env, args.overrides, args.params_dir, sections=sections)
-        result = data_report.check_environment(params, args.max_reported)
+        with live.read_progress() as progress:
+            result = data_report.check_environment(params, args.max_reported, progress)
     else:
         raise ConfigError(["name an environment (validate-data dev) or --path PATH --kind KIND"])
     print(json.dumps(result, indent=2) if args.json else data_report.render(result))
@@ -359,20 +370,23 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 
 def cmd_convert_data(args: argparse.Namespace) -> int:
     """Converts prompt/chosen/rejected rows to the Vertex RLHF format."""
+    from vertex_rlhf import live
     from vertex_rlhf.data.convert import convert
 
     rejects = args.rejects or (f"{args.output}.rejects.jsonl" if args.skip_invalid else None)
-    stats = convert(
-        args.input,
-        args.output,
-        args.kind,
-        seed=args.seed,
-        eval_output=args.eval_out,
-        eval_fraction=args.eval_fraction,
-        force=args.force,
-        skip_invalid=args.skip_invalid,
-        rejects=rejects,
-    )
+    with live.read_progress() as progress:
+        stats = convert(
+            args.input,
+            args.output,
+            args.kind,
+            seed=args.seed,
+            eval_output=args.eval_out,
+            eval_fraction=args.eval_fraction,
+            force=args.force,
+            skip_invalid=args.skip_invalid,
+            rejects=rejects,
+            progress=progress,
+        )
     print(
         f"read {stats.read} rows; wrote {stats.written['train']} to {args.output}"
         + (f" and {stats.written['eval']} to {args.eval_out}" if args.eval_out else "")

@@ -87,6 +87,8 @@ class VertexParams:
     template_version: Optional[str] = None
     # A private (PSC) endpoint; an http:// endpoint is a local emulator, used anonymously.
     api_endpoint: Optional[str] = None
+    # Up to 3 addresses Vertex AI e-mails when a run ends (succeeded or failed); [] for none.
+    notify_emails: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -186,6 +188,8 @@ def _merge_error(source: Source, error: OmegaConfBaseException) -> str:
         allowed = _allowed_keys(key)
         hint = f"; allowed here: {allowed}" if allowed else ""
         return f"{where}: {key}: unknown key{_did_you_mean(first_line)}{hint}"
+    if "is not a ListConfig" in first_line:
+        first_line = "must be a YAML list, e.g. [a, b] or one '- item' per line"
     return f"{where}: {key or '(top level)'}: {first_line}"
 
 
@@ -317,6 +321,12 @@ _REGISTRY = re.compile(
     r"^(https://[a-z0-9-]+-kfp\.pkg\.dev/[a-z][-a-z0-9]{4,28}[a-z0-9]/[a-z][-a-z0-9]*"
     r"|http://(127\.0\.0\.1|localhost)(:\d+)?(/[-\w]+)*)$"
 )
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+# Vertex AI's e-mail notification takes at most three recipients.
+MAX_NOTIFY_EMAILS = 3
 _TEMPLATE_VERSION = re.compile(r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9][-\w.]{0,127})$")
 
 
@@ -476,6 +486,7 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
         )
     if v.api_endpoint and not re.match(r"^(https?://)?[-\w.]+(:\d+)?$", v.api_endpoint):
         yield "vertex_ai.api_endpoint", f"{v.api_endpoint!r} is not a host[:port] endpoint"
+    yield from _check_emails(v.notify_emails)
     for name, value in v.labels.items():
         if not _LABEL_KEY.match(str(name)):
             yield (
@@ -487,6 +498,23 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
                 f"vertex_ai.labels.{name}",
                 (f"label values are 0-63 of a-z, 0-9, _ and -; got {value!r}"),
             )
+
+
+def _check_emails(emails: list[str]) -> Iterator[tuple[str, str]]:
+    key = "vertex_ai.notify_emails"
+    for email in emails:
+        if not _EMAIL.match(email):
+            yield key, f"{email!r} is not an e-mail address (name@example.com)"
+    if len(emails) > MAX_NOTIFY_EMAILS:
+        yield (
+            key,
+            f"Vertex AI e-mails at most {MAX_NOTIFY_EMAILS} recipients, got {len(emails)};"
+            " use a group address",
+        )
+    seen = [e.lower() for e in emails]
+    repeated = sorted({e for e in seen if seen.count(e) > 1})
+    if repeated:
+        yield key, f"listed more than once: {', '.join(repeated)}"
 
 
 def _absolutize_local_paths(params: RLHFParams, root: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from vertex_rlhf.data import files, outputs
+from vertex_rlhf.data.progress import ProgressSink
 from vertex_rlhf.errors import ConfigError, DataError
 
 
@@ -69,6 +70,7 @@ def convert(
     force: bool = False,
     skip_invalid: bool = False,
     rejects: str | None = None,
+    progress: ProgressSink | None = None,
 ) -> ConversionStats:
     """Converts every row of ``source`` (a local or gs:// path or glob) into ``output``.
 
@@ -82,6 +84,7 @@ def convert(
         force: replace existing outputs.
         skip_invalid: skip bad rows (counted, and written to ``rejects``) instead of stopping.
         rejects: where skipped rows go, with their line and reason.
+        progress: told the input's size, then the bytes and rows read.
 
     Raises:
         ConfigError: bad arguments or an existing output. DataError: a bad row (unless
@@ -98,12 +101,14 @@ def convert(
     _check_distinct([p for p in (output, eval_output, rejects) if p], [s.name for s in inputs])
     rng = random.Random(seed)
     stats = ConversionStats()
+    if progress is not None:
+        progress.start(source, sum(item.size or 0 for item in inputs))
     with outputs.staged([p for p in (output, eval_output, rejects) if p], force) as handles:
         train = handles[0]
         evals = handles[1] if eval_output else None
         rejected = handles[-1] if rejects else None
         for item in inputs:
-            with files.lines_of(item) as lines:
+            with files.lines_of(item, progress) as lines:
                 for number, line in enumerate(lines, 1):
                     if not line.strip():
                         continue

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+from vertex_rlhf.data.progress import ProgressSink, counted
 from vertex_rlhf.data.rules import (
     add_problem,
     check_lines,
@@ -33,6 +34,7 @@ class Source:
 
     name: str
     open: Callable[[], IO[bytes]]
+    size: int | None = None  # bytes, where known (for progress)
 
 
 def split_gs(path: str) -> tuple[str, str]:
@@ -85,7 +87,7 @@ def _gcs_sources(path: str) -> list[Source]:
         )
     except exceptions.Forbidden as error:
         raise AuthError(f"{path}: access denied ({error.message})") from None
-    return [Source(f"gs://{bucket_name}/{b.name}", _opener(b)) for b in blobs]
+    return [Source(f"gs://{bucket_name}/{b.name}", _opener(b), b.size) for b in blobs]
 
 
 def _local_opener(path: str) -> Callable[[], IO[bytes]]:
@@ -104,7 +106,7 @@ def sources(path: str) -> list[Source]:
     """
     if path.startswith("gs://"):
         return _gcs_sources(path)
-    return [Source(p, _local_opener(p)) for p in dataset_files(path)]
+    return [Source(p, _local_opener(p), os.path.getsize(p)) for p in dataset_files(path)]
 
 
 def block_lines(handle: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:
@@ -123,11 +125,12 @@ def block_lines(handle: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:
 
 
 @contextmanager
-def lines_of(source: Source) -> Iterator[Iterator[bytes]]:
-    """Opens a source and yields an iterator over its raw lines."""
+def lines_of(source: Source, progress: ProgressSink | None = None) -> Iterator[Iterator[bytes]]:
+    """Opens a source and yields an iterator over its raw lines (counted into ``progress``)."""
     handle = source.open()
     try:
-        yield block_lines(handle) if source.name.startswith("gs://") else iter(handle)
+        lines = block_lines(handle) if source.name.startswith("gs://") else iter(handle)
+        yield counted(lines, progress, source.size)
     finally:
         handle.close()
 
@@ -138,6 +141,7 @@ def validate(
     max_reported: int = 5,
     observe: Callable[[str], Callable[[dict[str, Any]], None] | None] | None = None,
     workers: int = 8,
+    progress: ProgressSink | None = None,
 ) -> dict[str, Any]:
     """Validates every row of every file ``path`` names; files are read concurrently.
 
@@ -147,6 +151,7 @@ def validate(
         max_reported: problems to keep word for word.
         observe: given a file name, returns a per-row callback (e.g. a profile's), or None.
         workers: files read at once.
+        progress: told the total size, then the bytes and rows read.
 
     Returns:
         The merged report (see ``rules.new_dataset_report``).
@@ -157,9 +162,12 @@ def validate(
         add_problem(report, path, "matches no files; check the path and the glob pattern")
         return report
 
+    if progress is not None:
+        progress.start(path, sum(s.size or 0 for s in found))
+
     def one(source: Source) -> dict[str, Any]:
         part = new_dataset_report(path, kind, max_reported)
-        with lines_of(source) as lines:
+        with lines_of(source, progress) as lines:
             check_lines(part, source.name, lines, observe(source.name) if observe else None)
         return part
 

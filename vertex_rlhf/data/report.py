@@ -8,6 +8,7 @@ from typing import Any
 from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.data import files
 from vertex_rlhf.data.profile import Profile, SeenFilter
+from vertex_rlhf.data.progress import ProgressSink
 from vertex_rlhf.data.rules import report_summary
 from vertex_rlhf.steps import calculate_training_steps
 
@@ -19,6 +20,7 @@ def check_dataset(
     target_limit: int = 64,
     max_reported: int = 5,
     training: tuple[SeenFilter, ...] = (),
+    progress: ProgressSink | None = None,
 ) -> tuple[dict[str, Any], Profile]:
     """Validates and profiles one dataset; files are read concurrently into one profile.
 
@@ -29,6 +31,7 @@ def check_dataset(
         target_limit: target_sequence_length, for the truncation estimate.
         max_reported: problems to keep word for word.
         training: prompt filters of the training data, to count eval overlap.
+        progress: told the bytes and rows read (a bar on a terminal).
 
     Returns:
         The validation report and the profile.
@@ -40,12 +43,16 @@ def check_dataset(
         with lock:
             profile.observe(row)
 
-    report = files.validate(path, kind, max_reported, observe=lambda _: observe)
+    report = files.validate(path, kind, max_reported, observe=lambda _: observe, progress=progress)
     return report, profile
 
 
-def check_environment(params: RLHFParams, max_reported: int = 5) -> dict[str, Any]:
+def check_environment(
+    params: RLHFParams, max_reported: int = 5, progress: ProgressSink | None = None
+) -> dict[str, Any]:
     """Validates and profiles the preference, prompt and eval datasets of an environment.
+
+    ``progress`` is told each dataset's size and the bytes and rows read.
 
     Returns:
         ``datasets`` (kind -> report and profile), ``eval_overlap`` (eval prompts also
@@ -54,13 +61,18 @@ def check_environment(params: RLHFParams, max_reported: int = 5) -> dict[str, An
     d, t = params.dataset, params.training
     limits = (t.prompt_sequence_length, t.target_sequence_length)
     checked = {
-        kind: check_dataset(path, kind, *limits, max_reported=max_reported)
+        kind: check_dataset(path, kind, *limits, max_reported=max_reported, progress=progress)
         for kind, path in (("preference", d.preference_dataset), ("prompt", d.prompt_dataset))
     }
     if d.eval_dataset:
         training = (checked["preference"][1].prompts, checked["prompt"][1].prompts)
         checked["eval"] = check_dataset(
-            d.eval_dataset, "eval", *limits, max_reported=max_reported, training=training
+            d.eval_dataset,
+            "eval",
+            *limits,
+            max_reported=max_reported,
+            training=training,
+            progress=progress,
         )
     result: dict[str, Any] = {
         "datasets": {

@@ -20,6 +20,7 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "NUMBER_INTEGER": (int,),
     "NUMBER_DOUBLE": (float, int),
     "BOOLEAN": (bool,),
+    "LIST": (list,),
 }
 
 
@@ -35,7 +36,7 @@ def pipeline_parameter_values(params: RLHFParams) -> dict[str, Any]:
     Returns:
         ``parameter_values`` for ``aiplatform.PipelineJob``.
     """
-    d, t = params.dataset, params.training
+    d, t, v = params.dataset, params.training, params.vertex_ai
     values: dict[str, Any] = {
         "preference_dataset": d.preference_dataset,
         "prompt_dataset": d.prompt_dataset,
@@ -56,6 +57,9 @@ def pipeline_parameter_values(params: RLHFParams) -> dict[str, Any]:
         "model_display_name": t.model_display_name,
         "tensorboard_resource_id": t.tensorboard_resource_id or "",
         "encryption_spec_key_name": t.encryption_spec_key_name or "",
+        # Recipients are a run parameter, so the template stays environment-agnostic. None
+        # are left out: the template's default [] applies, and older templates still fit.
+        "notify_emails": list(v.notify_emails) or None,
     }
     return {key: value for key, value in values.items() if value is not None}
 
