@@ -374,7 +374,7 @@ def test_sdk_versions_differ_from_the_compiled_template(
     apis: GoogleApisStandIn, bucket: str, compiled_copy: Path
 ) -> None:
     manifest = json.loads((compiled_copy / "manifest.json").read_text())
-    manifest["templates"]["1.0.0"]["kfp"] = "2.0.0"
+    manifest["templates"][manifest["current"]]["kfp"] = "2.0.0"
     (compiled_copy / "manifest.json").write_text(json.dumps(manifest))
     results = run(apis, bucket, compiled=compiled_copy)
     assert failed(results) == ["installed kfp/GCPC"]
