@@ -48,7 +48,7 @@ def test_local_points_at_shipped_samples_without_a_project(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    params = load_params("local", params_dir=REPO / "params")
+    params = load_params("local", params_dir=REPO / "params", sections=("dataset", "training"))
     for path in (params.dataset.preference_dataset, params.dataset.prompt_dataset):
         assert Path(path).is_absolute() and Path(path).is_file()
 
