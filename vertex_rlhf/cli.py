@@ -76,11 +76,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if problems:
             raise PipelineError(
                 "compiled/ is stale: " + "; ".join(problems),
-                hint="run `make compile` and commit compiled/",
+                hint="as each problem says, then commit compiled/",
             )
         print(f"{directory}/ is up to date with the sources")
         return 0
-    template, changed = compiler.compile_to(directory)
+    template, changed = compiler.compile_to(directory, amend=args.amend)
     state = "written" if changed else "unchanged"
     print(f"{directory / template.file_name} ({state}, sha256 {template.sha256[:12]})")
     return 0
@@ -441,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="compile the pipeline into compiled/")
     _common(p)
     p.add_argument("--check", action="store_true", help="fail if compiled/ is stale")
+    p.add_argument(
+        "--amend",
+        action="store_true",
+        help="rewrite the current version with new content (only a version never published"
+        " or released; otherwise bump PIPELINE_VERSION)",
+    )
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("check", help="check an environment's parameters")
