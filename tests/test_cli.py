@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.rlhf_tuning import PIPELINE_VERSION
 from tests.conftest import REPO, SAMPLES, TEST_PROJECT, write_jsonl
 
 SEED_LINE = (
@@ -106,8 +107,8 @@ def test_check_prints_the_resolved_values() -> None:
     result = rlhf("check", "dev", "training.kl_coeff=0.25", "--print", project=TEST_PROJECT)
     assert result.returncode == 0, result.stderr
     assert "kl_coeff: 0.25" in result.stdout
-    assert "template: compiled/rlhf-tuning-1.0.0.yaml" in result.stdout
-    assert "params/dev.yaml: valid for rlhf-tuning-1.0.0.yaml" in result.stderr
+    assert f"template: compiled/rlhf-tuning-{PIPELINE_VERSION}.yaml" in result.stdout
+    assert f"params/dev.yaml: valid for rlhf-tuning-{PIPELINE_VERSION}.yaml" in result.stderr
 
 
 def test_check_without_a_compiled_template(tmp_path: Path) -> None:

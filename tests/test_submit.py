@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipelines.rlhf_tuning import PIPELINE_VERSION
 from tests.conftest import REPO, TEST_PROJECT, fresh_pipeline_root
 from tests.standins.registry import RegistryStandIn
 from tests.standins.vertex import VertexStandIn, scale, timeline_success, timeline_training_failure
@@ -55,15 +56,17 @@ def test_dry_run_prints_the_request_and_sends_nothing(
     assert vertex.requests == []
     job_id = printed["create"].rsplit("pipelineJobId=", 1)[1]
     assert JOB_ID.match(job_id) and job_id.startswith("rlhf-tuning-dev-")
-    assert printed["template"]["version"] == "1.0.0"
+    assert printed["template"]["version"] == PIPELINE_VERSION
     assert printed["template"]["digest"] == registry.file_digest(
-        REPO / "compiled" / "rlhf-tuning-1.0.0.yaml"
+        REPO / "compiled" / f"rlhf-tuning-{PIPELINE_VERSION}.yaml"
     )
     job = printed["pipelineJob"]
     assert job["runtimeConfig"]["parameterValues"]["kl_coeff"] == 0.3
     assert job["serviceAccount"] == SERVICE_ACCOUNT
     labels = job["labels"]
-    assert labels["pipeline"] == "rlhf-tuning" and labels["pipeline-version"] == "1-0-0"
+    assert labels["pipeline"] == "rlhf-tuning" and labels[
+        "pipeline-version"
+    ] == PIPELINE_VERSION.replace(".", "-")
     assert labels["environment"] == "dev" and labels["git-commit"]
 
 

@@ -79,8 +79,11 @@ class VertexParams:
     service_account: Optional[str] = None
     network: Optional[str] = None
     experiment: Optional[str] = None
-    # null keeps the template's per-task settings: GCPC's training steps are cached,
-    # the dataset checks never are. The SDK applies true/false to every task.
+    # null keeps the template's per-task settings: GCPC's import and preprocessing tasks
+    # are cached, its reward-model trainer and reinforcer are not (GCPC turns them off),
+    # our checks and step computation never are. true caches every task, trainers
+    # included (to resume after a late failure); our tasks still run, as their cache key
+    # holds the job's uuid. false caches nothing. The SDK applies true/false to every task.
     enable_caching: Optional[bool] = None
     labels: dict[str, str] = field(default_factory=dict)
     # Where templates are published: https://REGION-kfp.pkg.dev/PROJECT/REPO.
@@ -642,15 +645,6 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
         yield (
             "vertex_ai.pipeline_root",
             (f"{v.pipeline_root!r} must be a gs://BUCKET/PATH where Vertex writes run artifacts"),
-        )
-    if v.enable_caching:
-        yield (
-            "vertex_ai.enable_caching",
-            (
-                "true would make Vertex cache the dataset checks too (the SDK sets it on every"
-                " task), so changed data at the same path would skip validation; leave it null"
-                " (training tasks are cached, checks are not) or set false to cache nothing"
-            ),
         )
     if v.service_account and not _SERVICE_ACCOUNT.match(v.service_account):
         yield "vertex_ai.service_account", f"{v.service_account!r} is not a service account e-mail"
