@@ -8,7 +8,7 @@ from tests.test_environment_arg import rlhf
 from vertex_rlhf.config.guidance import MAX_PLAUSIBLE_STEPS, run_warnings
 from vertex_rlhf.config.params import load_params
 
-COMMANDS = [["steps"], ["check"], ["submit", "--dry-run"]]
+COMMANDS = [["steps"], ["check"], ["submit", "--dry-run"], ["validate-data"]]
 
 
 def warnings_of(stderr: str) -> list[str]:
@@ -23,6 +23,7 @@ def warnings_of(stderr: str) -> list[str]:
         ("dev", ["training.reward_model_train_steps=5000000"]),
         ("dev", ["dataset.preference_size=200"]),
         ("local", []),
+        ("local", ["training.reinforcement_learning_epochs=500000000"]),
     ],
 )
 def test_the_same_warnings_from_every_command(env: str, overrides: list[str]) -> None:
@@ -30,9 +31,11 @@ def test_the_same_warnings_from_every_command(env: str, overrides: list[str]) ->
     for command in COMMANDS:
         if env == "local" and command[0] == "submit":
             continue  # local paths cannot be submitted (tested elsewhere)
+        if env != "local" and command[0] == "validate-data":
+            continue  # it reads the datasets: gs:// ones are not reachable here
         result = rlhf(command[0], env, *overrides, *command[1:])
         assert result.returncode == 0, result.stderr
-        seen[command[0]] = warnings_of(result.stderr)
+        seen[command[0]] = warnings_of(result.stdout + result.stderr)
     first = next(iter(seen.values()))
     assert first, "each case is meant to warn"
     assert all(found == first for found in seen.values()), seen
