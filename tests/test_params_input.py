@@ -236,3 +236,10 @@ def test_international_labels_load_and_reserved_keys_are_refused(params_dir: Pat
     for key in ("environment", "vertex-ai-pipelines-run-billing-id"):
         [problem] = problems(params_dir, "dev", f"vertex_ai.labels.{key}=x")
         assert f"vertex_ai.labels.{key}" in problem and "reserved" in problem
+
+
+@pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize("override", ["training.=5", "training..kl_coeff=1", ".training=1"])
+def test_an_override_key_with_an_empty_part(params_dir: Path, override: str) -> None:
+    [problem] = problems(params_dir, "dev", override)
+    assert problem.startswith(f"override {override!r}: ") and "has an empty part" in problem

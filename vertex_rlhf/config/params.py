@@ -198,7 +198,7 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"a {type(value).__name__}"
+    return f"a value of type {type(value).__name__}"
 
 
 def _schema_kind(schema: Any, name: str) -> tuple[str, Any]:
@@ -285,6 +285,10 @@ def _parse_overrides(overrides: Sequence[str]) -> Source:
             )
         key, text = item.split("=", 1)
         key = key.strip()
+        if "" in key.split("."):
+            raise ConfigError(
+                [f"override {item!r}: {key!r} has an empty part; write e.g. training.kl_coeff=0.2"]
+            )
         try:
             value = yaml.load(text, Loader=loader) if text else ""
         except yaml.YAMLError as error:
