@@ -1,5 +1,5 @@
 # Every target calls the `rlhf` CLI (vertex_rlhf/cli.py) or a script in scripts/.
-# Variables: ENV=dev|prod|local  OVERRIDES="training.kl_coeff=0.2 ..."
+# Variables: ENV=dev|prod|local|path/to/file.yaml  OVERRIDES="training.kl_coeff=0.2 ..."
 #            VERSION=1.0.0 (a registry tag)  WAIT=1  DRY_RUN=1  JOB=<job id or resource name>
 PYTHON ?= python3
 VENV   := .venv
@@ -21,10 +21,19 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## create .venv and install the pinned dependencies (constraints.txt)
 
+# The oldest Python the project runs on: requires-python in pyproject.toml (one source).
+PY_NEEDED := $(shell sed -n 's/^requires-python *= *">= *\([0-9.]*\)".*/\1/p' pyproject.toml)
+
+# Checks the interpreter before anything is created, and removes .venv again if any step
+# fails, so a failed setup never leaves a half-made .venv for later runs to trip over.
 $(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	@'$(PYTHON)' -c 'import sys; sys.exit(sys.version_info[:2] < tuple(int(p) for p in "$(PY_NEEDED)".split(".")))' 2>/dev/null || { \
+	  echo "error[CONFIG_002]: PYTHON=$(PYTHON) is $$(command -v '$(PYTHON)' >/dev/null && '$(PYTHON)' --version 2>&1 || echo 'not found'); this project needs Python $(PY_NEEDED) or newer (requires-python in pyproject.toml)" >&2; \
+	  echo "  fix: choose another interpreter, e.g. make setup PYTHON=python3.11 (or a full path: PYTHON=/usr/bin/python3.11)" >&2; \
+	  exit 12; }
+	'$(PYTHON)' -m venv --clear $(VENV) || { rm -rf $(VENV); exit 1; }
+	$(BIN)/pip install --quiet --upgrade "pip>=24" || { rm -rf $(VENV); exit 1; }
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]" || { rm -rf $(VENV); exit 1; }
 	@touch $@
 
 compile: setup ## compile the pipeline into compiled/ (offline, byte-identical when unchanged)

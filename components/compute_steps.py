@@ -18,6 +18,7 @@ def compute_steps(
     reinforcement_learning_epochs: int,
     reward_model_train_steps: int = 0,
     reinforcement_learning_train_steps: int = 0,
+    job_uuid: str = "",
 ) -> NamedTuple(  # type: ignore[valid-type]
     "TrainingSteps",
     [("reward_model_train_steps", int), ("reinforcement_learning_train_steps", int)],
@@ -31,6 +32,8 @@ def compute_steps(
         reinforcement_learning_epochs: passes over the prompt data.
         reward_model_train_steps: explicit steps (> 0) override the computed ones.
         reinforcement_learning_train_steps: explicit steps (> 0) override the computed ones.
+        job_uuid: the job's uuid; not read: it makes the task's cache key unique to the
+            job, so the steps follow this job's row counts even with job-level caching.
 
     Returns:
         The step counts GCPC's rlhf_pipeline receives.

@@ -13,6 +13,7 @@ def validate_dataset(
     kind: str,
     dataset: Optional[str] = None,
     max_reported: int = 5,
+    job_uuid: str = "",
 ) -> NamedTuple("DatasetStats", [("rows", int), ("layout", str)]):  # type: ignore[valid-type]
     """Validates a preference, prompt or eval dataset and counts its rows.
 
@@ -24,6 +25,8 @@ def validate_dataset(
         kind: preference, prompt or eval.
         dataset: gs:// path or glob (read through /gcs/); empty is allowed for eval only.
         max_reported: how many problems to show word for word.
+        job_uuid: the job's uuid; not read: it makes the task's cache key unique to the
+            job, so the check runs even when job-level caching is on.
 
     Returns:
         rows: the number of rows; layout: text or chat (eval: prefixed preference/prompt).

@@ -22,6 +22,11 @@ PIPELINE_VERSION = "1.1.0"
 # template stays environment-agnostic (the same placeholders GCPC uses).
 PROJECT_PLACEHOLDER = "{{$.pipeline_google_cloud_project_id}}"
 LOCATION_PLACEHOLDER = "{{$.pipeline_google_cloud_location}}"
+# Resolved per job (dsl.PIPELINE_JOB_ID_PLACEHOLDER) and given to our own tasks as an
+# input: a task's cache key covers its resolved input values, so theirs never matches an
+# earlier job's and they run every time, even when a job turns caching on (which the SDK
+# applies to every task) to resume GCPC's training tasks.
+JOB_UUID = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
 
 @dsl.pipeline(
@@ -92,11 +97,13 @@ def rlhf_tuning(
     # Never cached: every run's end must be reported.
     notify.set_display_name("Notify by e-mail").set_caching_options(False)
     with dsl.ExitHandler(notify, name="rlhf-run"):
-        preference = validate_dataset(kind="preference", dataset=preference_dataset)
+        preference = validate_dataset(
+            kind="preference", dataset=preference_dataset, job_uuid=JOB_UUID
+        )
         preference.set_display_name("Validate preference dataset").set_caching_options(False)
-        prompts = validate_dataset(kind="prompt", dataset=prompt_dataset)
+        prompts = validate_dataset(kind="prompt", dataset=prompt_dataset, job_uuid=JOB_UUID)
         prompts.set_display_name("Validate prompt dataset").set_caching_options(False)
-        evals = validate_dataset(kind="eval", dataset=eval_dataset)
+        evals = validate_dataset(kind="eval", dataset=eval_dataset, job_uuid=JOB_UUID)
         evals.set_display_name("Validate eval dataset").set_caching_options(False)
 
         steps = compute_steps(
@@ -106,6 +113,7 @@ def rlhf_tuning(
             reinforcement_learning_epochs=reinforcement_learning_epochs,
             reward_model_train_steps=reward_model_train_steps,
             reinforcement_learning_train_steps=reinforcement_learning_train_steps,
+            job_uuid=JOB_UUID,
         )
         # The eval check runs beside the others; nothing is booked until it passes.
         steps.set_display_name("Compute training steps").set_caching_options(False).after(evals)

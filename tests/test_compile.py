@@ -43,9 +43,8 @@ def test_stale_check_notices_a_changed_template(tmp_path: Path) -> None:
     compiler.compile_to(tmp_path)
     target = tmp_path / TEMPLATE.name
     target.write_text(target.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
-    assert compiler.stale_problems(tmp_path) == [
-        f"{target} differs from a fresh compile of the sources"
-    ]
+    [problem] = compiler.stale_problems(tmp_path)
+    assert problem.startswith(f"{target} differs from a fresh compile of the sources")
 
 
 def test_compile_is_byte_identical_and_leaves_unchanged_files_alone(tmp_path: Path) -> None:

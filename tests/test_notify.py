@@ -188,3 +188,14 @@ def test_cli_check_reports_a_bad_address_without_a_traceback(params_dir: Path) -
         " an e-mail address"
     ) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize("item", ["no", "off", "1.10", "42"])
+def test_a_yaml_11_word_in_the_list_is_refused_with_its_place(params_dir: Path, item: str) -> None:
+    # A list of text is text too: `no` would reach Vertex as 'False'.
+    [problem] = problems_of(
+        params_dir, f"vertex_ai:\n  notify_emails:\n    - ops@example.com\n    - {item}\n"
+    )
+    assert problem.startswith(f"{params_dir}/alerts.yaml:2: vertex_ai.notify_emails[1]: "), problem
+    assert "takes text" in problem and "quote it" in problem

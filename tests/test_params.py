@@ -48,7 +48,7 @@ def test_local_points_at_shipped_samples_without_a_project(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    params = load_params("local", params_dir=REPO / "params")
+    params = load_params("local", params_dir=REPO / "params", sections=("dataset", "training"))
     for path in (params.dataset.preference_dataset, params.dataset.prompt_dataset):
         assert Path(path).is_absolute() and Path(path).is_file()
 
@@ -256,7 +256,6 @@ def test_local_path_outside_the_local_environment(params_dir: Path) -> None:
         ("vertex_ai.project_id=My_Project", "vertex_ai.project_id"),
         ("vertex_ai.service_account=not-an-email", "vertex_ai.service_account"),
         ("vertex_ai.labels.Team=ml", "vertex_ai.labels.Team"),
-        ("vertex_ai.enable_caching=true", "vertex_ai.enable_caching"),
         ("vertex_ai.labels.team=ML Ops", "vertex_ai.labels.team"),
         ("training.tensorboard_resource_id=my-board", "training.tensorboard_resource_id"),
     ],

@@ -69,6 +69,9 @@ def test_dry_run_prints_the_request_and_sends_nothing(
     assert labels["environment"] == "dev" and labels["git-commit"]
 
 
+PROJECT_OVERRIDE = "vertex_ai.project_id=my-project"
+
+
 def test_dry_run_works_on_a_fresh_clone_without_credentials(tmp_path: Path) -> None:
     environ = {
         k: v
@@ -77,7 +80,8 @@ def test_dry_run_works_on_a_fresh_clone_without_credentials(tmp_path: Path) -> N
     }
     environ["HOME"] = str(tmp_path)  # no application-default credentials file either
     result = subprocess.run(
-        [sys.executable, "-m", "vertex_rlhf", "submit", "dev", "--dry-run"],
+        # The project must be named (no environment invents one); no credentials needed.
+        [sys.executable, "-m", "vertex_rlhf", "submit", "dev", "--dry-run", PROJECT_OVERRIDE],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -19,38 +19,68 @@ from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
 
 if TYPE_CHECKING:
     from vertex_rlhf.cloud.vertex import VertexTarget
+    from vertex_rlhf.config.environment import Environment
     from vertex_rlhf.config.params import RLHFParams
 
 log = logging.getLogger("rlhf")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params-dir", default="params", help="where base.yaml and <env>.yaml are")
-    parser.add_argument("--compiled-dir", default="compiled", help="where templates are compiled")
+    parser.add_argument(
+        "--params-dir",
+        help="where base.yaml and <env>.yaml are (default: the project's params/, found"
+        " from the current directory upwards, then beside the installed package)",
+    )
+    parser.add_argument(
+        "--compiled-dir", help="where templates are compiled (default: the project's compiled/)"
+    )
+
+
+ENV_HELP = (
+    "environment: a name (params/<name>.yaml over params/base.yaml; 1-30 of a-z, 0-9, -)"
+    " or the path of a parameter file (params/dev.yaml, /abs/team.yaml)"
+)
 
 
 def _env_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("env", help="environment: params/<env>.yaml over params/base.yaml")
+    parser.add_argument("env", help=ENV_HELP)
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="OmegaConf dotlist overrides"
     )
+
+
+def compiled_dir(args: argparse.Namespace) -> Path:
+    """``--compiled-dir``, or the project's ``compiled/`` wherever the command runs."""
+    from vertex_rlhf.config.environment import find_project_root
+
+    return Path(args.compiled_dir) if args.compiled_dir else find_project_root() / "compiled"
+
+
+def environment(args: argparse.Namespace) -> Environment:
+    """Turns a command's environment argument (a name or a file's path) into its files.
+
+    Every command that takes an environment goes through here, so each accepts both forms.
+    """
+    from vertex_rlhf.config.environment import resolve_environment
+
+    return resolve_environment(args.env, args.params_dir)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compiles the pipeline into compiled/, or with --check, fails if it is stale."""
     from vertex_rlhf.template import compiler
 
-    directory = Path(args.compiled_dir)
+    directory = compiled_dir(args)
     if args.check:
         problems = compiler.stale_problems(directory)
         if problems:
             raise PipelineError(
                 "compiled/ is stale: " + "; ".join(problems),
-                hint="run `make compile` and commit compiled/",
+                hint="as each problem says, then commit compiled/",
             )
         print(f"{directory}/ is up to date with the sources")
         return 0
-    template, changed = compiler.compile_to(directory)
+    template, changed = compiler.compile_to(directory, amend=args.amend)
     state = "written" if changed else "unchanged"
     print(f"{directory / template.file_name} ({state}, sha256 {template.sha256[:12]})")
     return 0
@@ -63,9 +93,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from vertex_rlhf.config.params import load_params
     from vertex_rlhf.template import signature
 
-    params = load_params(args.env, args.overrides, args.params_dir)
+    env = environment(args)
+    params = load_params(env, args.overrides)
     values = signature.pipeline_parameter_values(params)
-    template = signature.current_template_path(args.compiled_dir)
+    template = signature.current_template_path(compiled_dir(args))
     signature.check_against_signature(values, signature.template_inputs(template), template.name)
     if args.print:
         print(
@@ -74,7 +105,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             ),
             end="",
         )
-    print(f"{args.params_dir}/{args.env}.yaml: valid for {template.name}", file=sys.stderr)
+    _warn(params, *_dataset_rows(params, required=False))
+    print(f"{env.label}: valid for {template.name}", file=sys.stderr)
     return 0
 
 
@@ -83,15 +115,11 @@ def cmd_steps(args: argparse.Namespace) -> int:
     from vertex_rlhf.config.params import load_params
     from vertex_rlhf.steps import calculate_training_steps
 
-    params = load_params(
-        args.env, args.overrides, args.params_dir, sections=("dataset", "training")
-    )
-    d, t = params.dataset, params.training
-    preference_rows = _row_count(
-        d.preference_dataset, "preference", d.preference_size, "dataset.preference_size"
-    )
-    prompt_rows = _row_count(d.prompt_dataset, "prompt", d.prompt_size, "dataset.prompt_size")
-    steps, warnings = calculate_training_steps(
+    params = load_params(environment(args), args.overrides, sections=("dataset", "training"))
+    t = params.training
+    preference_rows, prompt_rows = _dataset_rows(params, required=True)
+    assert preference_rows is not None and prompt_rows is not None
+    steps, _ = calculate_training_steps(
         preference_rows,
         prompt_rows,
         t.reward_model_epochs,
@@ -100,12 +128,36 @@ def cmd_steps(args: argparse.Namespace) -> int:
         t.reinforcement_learning_train_steps or 0,
     )
     print(f"Optimal training steps: {steps}")
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    _warn(params, preference_rows, prompt_rows)
     return 0
 
 
-def _row_count(path: str, kind: str, declared: int | None, key: str) -> int:
+def _warn(params: RLHFParams, preference_rows: int | None, prompt_rows: int | None) -> None:
+    """Prints the guidance warnings: the same for steps, check and submit."""
+    from vertex_rlhf.config.guidance import run_warnings
+
+    for warning in run_warnings(params, preference_rows, prompt_rows):
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _dataset_rows(params: RLHFParams, required: bool) -> tuple[int | None, int | None]:
+    """Row counts of the preference and prompt datasets: counted when local, else declared."""
+    d = params.dataset
+    return (
+        _row_count(
+            d.preference_dataset,
+            "preference",
+            d.preference_size,
+            "dataset.preference_size",
+            required,
+        ),
+        _row_count(d.prompt_dataset, "prompt", d.prompt_size, "dataset.prompt_size", required),
+    )
+
+
+def _row_count(
+    path: str, kind: str, declared: int | None, key: str, required: bool = True
+) -> int | None:
     """Counts a local dataset's rows (validating them), or uses the declared size."""
     if not path.startswith("gs://"):
         from vertex_rlhf.data.rules import report_summary, validate_dataset_files
@@ -119,6 +171,8 @@ def _row_count(path: str, kind: str, declared: int | None, key: str) -> int:
         print(f"{kind}: {rows} rows counted in {path}", file=sys.stderr)
         return rows
     if declared is None:
+        if not required:
+            return None
         raise ConfigError(
             [
                 f"{key}: not set; steps for gs:// data are computed offline from the declared"
@@ -132,7 +186,7 @@ def _row_count(path: str, kind: str, declared: int | None, key: str) -> int:
 def _vertex_params(args: argparse.Namespace) -> RLHFParams:
     from vertex_rlhf.config.params import load_params
 
-    return load_params(args.env, args.overrides, args.params_dir, sections=("vertex_ai",))
+    return load_params(environment(args), args.overrides, sections=("vertex_ai",))
 
 
 def _resume_hint(job: str, env: str) -> str:
@@ -195,10 +249,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.version:
         overrides.append(f"vertex_ai.template_version={args.version}")
-    params = load_params(args.env, overrides, args.params_dir)
+    env = environment(args)
+    params = load_params(env, overrides)
     v = params.vertex_ai
-    compiled = Path(args.compiled_dir)
-    commit = submission.git_commit(Path(args.params_dir).resolve().parent)
+    compiled = compiled_dir(args)
+    commit = submission.git_commit(env.root)
     with tempfile.TemporaryDirectory(prefix="rlhf-template-") as downloads:
         if v.template_registry and v.template_version:
             package = submission.local_template(compiled).name
@@ -210,7 +265,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 )
         else:
             template = submission.local_template(compiled, v.template_version)
-        request = submission.build_request(params, args.env, template, commit, args.job_id)
+        request = submission.build_request(params, env.name, template, commit, args.job_id)
+        _warn(params, params.dataset.preference_size, params.dataset.prompt_size)
         if args.dry_run:
             described = submission.describe(request)
             described["plan"] = _run_plan(params, compiled).as_dict()
@@ -268,7 +324,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from vertex_rlhf.template.compiler import read_manifest
 
     target = VertexTarget.from_params(_vertex_params(args))
-    pipeline = read_manifest(Path(args.compiled_dir)).get("pipeline") or "rlhf-tuning"
+    pipeline = read_manifest(compiled_dir(args)).get("pipeline") or "rlhf-tuning"
     runs = monitor.list_runs(target, pipeline, args.limit)
     print(f"{'JOB ID':<52} {'STATE':<10} {'VERSION':<10} {'ENV':<8} CREATED")
     for run in runs:
@@ -299,7 +355,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from vertex_rlhf.template.compiler import record_publication
 
     host = _registry_host(args)
-    compiled = Path(args.compiled_dir)
+    compiled = compiled_dir(args)
     template = submission.local_template(compiled)
     assert template.path is not None
     published, uploaded = registry.publish(host, template.path, template.version)
@@ -314,7 +370,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud import registry, submission
 
     host = _registry_host(args)
-    package = submission.local_template(Path(args.compiled_dir)).name
+    package = submission.local_template(compiled_dir(args)).name
     versions = registry.list_versions(host, package)
     print(f"{'DIGEST':<73} {'TAGS':<24} CREATED")
     for version in versions:
@@ -357,7 +413,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
         }
     elif args.env:
         sections = ("dataset", "training")
-        params = load_params(args.env, args.overrides, args.params_dir, sections=sections)
+        params = load_params(environment(args), args.overrides, sections=sections)
         with live.read_progress() as progress:
             result = data_report.check_environment(params, args.max_reported, progress)
     else:
@@ -401,7 +457,9 @@ def cmd_convert_data(args: argparse.Namespace) -> int:
 def _job_args(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
-    parser.add_argument("--env", default="dev", help="environment whose project/region to use")
+    parser.add_argument(
+        "--env", default="dev", help="environment (name or file) whose project/region to use"
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
 
 
@@ -426,6 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="compile the pipeline into compiled/")
     _common(p)
     p.add_argument("--check", action="store_true", help="fail if compiled/ is stale")
+    p.add_argument(
+        "--amend",
+        action="store_true",
+        help="rewrite the current version with new content (only a version never published"
+        " or released; otherwise bump PIPELINE_VERSION)",
+    )
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("check", help="check an environment's parameters")
@@ -441,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate-data", help="validate and profile datasets, local or gs://")
     _common(p)
-    p.add_argument("env", nargs="?", help="environment whose datasets to check")
+    p.add_argument("env", nargs="?", help=ENV_HELP)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
     p.add_argument("--path", help="a file or glob, local or gs://, instead of an environment")
     p.add_argument("--kind", choices=KINDS, help="with --path")
@@ -534,8 +598,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.func(args)
     except RLHFError as error:
-        if debug:
-            raise
+        if debug:  # the traceback too, but the same exit status as without it
+            import traceback
+
+            traceback.print_exc()
         print(error.render(), file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:

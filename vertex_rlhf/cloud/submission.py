@@ -27,8 +27,8 @@ from vertex_rlhf.cloud.vertex import (
     is_transient,
     pipeline_service,
 )
-from vertex_rlhf.config.params import RLHFParams
-from vertex_rlhf.errors import PipelineError
+from vertex_rlhf.config.params import RLHFParams, local_dataset_problems
+from vertex_rlhf.errors import ConfigError, PipelineError
 from vertex_rlhf.template import signature
 from vertex_rlhf.template.compiler import read_manifest
 
@@ -163,8 +163,12 @@ def build_request(
         job_id: reuse an id (for a manual retry); default a new unique one.
 
     Raises:
-        ConfigError: the parameters do not fit the template's signature.
+        ConfigError: a dataset is not in Cloud Storage, or the parameters do not fit
+            the template's signature.
     """
+    local = local_dataset_problems(params)
+    if local:
+        raise ConfigError(local)
     values = signature.pipeline_parameter_values(params)
     if template.path is not None:
         inputs = signature.template_inputs(template.path)

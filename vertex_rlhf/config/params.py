@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,11 @@ from typing import Any, Optional
 
 import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf._yaml import get_yaml_loader  # the loader OmegaConf.create uses
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from vertex_rlhf.config import catalog
+from vertex_rlhf.config.environment import Environment, resolve_environment
 from vertex_rlhf.errors import ConfigError
 
 # GCPC's documented maxima for the sequence lengths.
@@ -76,8 +79,11 @@ class VertexParams:
     service_account: Optional[str] = None
     network: Optional[str] = None
     experiment: Optional[str] = None
-    # null keeps the template's per-task settings: GCPC's training steps are cached,
-    # the dataset checks never are. The SDK applies true/false to every task.
+    # null keeps the template's per-task settings: GCPC's import and preprocessing tasks
+    # are cached, its reward-model trainer and reinforcer are not (GCPC turns them off),
+    # our checks and step computation never are. true caches every task, trainers
+    # included (to resume after a late failure); our tasks still run, as their cache key
+    # holds the job's uuid. false caches nothing. The SDK applies true/false to every task.
     enable_caching: Optional[bool] = None
     labels: dict[str, str] = field(default_factory=dict)
     # Where templates are published: https://REGION-kfp.pkg.dev/PROJECT/REPO.
@@ -107,45 +113,180 @@ class Source:
     label: str
     config: DictConfig
     lines: dict[str, int]  # dotted key -> 1-based line, where known
+    raw: dict[str, str] = field(default_factory=dict)  # dotted key -> the scalar as written
 
     def where(self, key: str) -> str:
         line = self.lines.get(key)
         return f"{self.label}:{line}" if line else self.label
 
 
-def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
-    """Maps every dotted key of a composed YAML document to its line."""
-    found: dict[str, int] = {}
+def _key_nodes(node: yaml.Node, prefix: str = "") -> tuple[dict[str, int], dict[str, str]]:
+    """Maps every dotted key of a composed YAML document to its line and its raw scalar."""
+    lines: dict[str, int] = {}
+    raw: dict[str, str] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = f"{prefix}{key_node.value}"
-            found[key] = key_node.start_mark.line + 1
-            found.update(_key_lines(value_node, key + "."))
-    return found
+            lines[key] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.ScalarNode):
+                raw[key] = value_node.value
+            nested_lines, nested_raw = _key_nodes(value_node, key + ".")
+            lines.update(nested_lines)
+            raw.update(nested_raw)
+    return lines, raw
+
+
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ConfigError(
+            [
+                f"{path}:{line}: not valid UTF-8 (byte 0x{data[error.start]:02x} at column"
+                f" {column}); save the file as UTF-8"
+            ]
+        ) from None
 
 
 def _load_file(path: Path) -> Source:
-    if not path.is_file():
-        envs = sorted(p.stem for p in path.parent.glob("*.yaml") if p.stem != "base")
-        raise ConfigError(
-            [f"{path}: no such parameter file; environments here: {', '.join(envs) or 'none'}"]
-        )
-    text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text)
-        config = OmegaConf.create(text) if node is not None else OmegaConf.create({})
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
+    text = _decode(path, data)
+    loader = get_yaml_loader()
+    try:
+        node = yaml.compose(text, Loader=loader)
+        content = yaml.load(text, Loader=loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError([f"{where}: not valid YAML ({problem}); fix the syntax"]) from None
-    if not isinstance(config, DictConfig):
-        raise ConfigError([f"{path}: must be a mapping of sections (dataset, training, vertex_ai)"])
-    return Source(str(path), config, _key_lines(node) if node is not None else {})
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        raise ConfigError(
+            [
+                f"{path}{line}: the document is {_describe(content)}; a parameter file is a"
+                f" mapping of sections ({', '.join(SECTIONS)}), e.g. training:"
+                " {kl_coeff: 0.2}"
+            ]
+        )
+    lines, raw = _key_nodes(node) if node is not None else ({}, {})
+    source = Source(str(path), OmegaConf.create({}), lines, raw)
+    problems = list(_shape_problems(content, RLHFParams, "", source))
+    if problems:
+        raise ConfigError(problems, source=str(path))
+    try:
+        source.config = OmegaConf.create(content)
+    except OmegaConfBaseException as error:
+        raise ConfigError([f"{path}: {str(error).splitlines()[0]}"]) from None
+    return source
+
+
+def _describe(value: Any) -> str:
+    """Names what a YAML value was read as, for messages."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a value of type {type(value).__name__}"
+
+
+def _schema_kind(schema: Any, name: str) -> tuple[str, Any]:
+    """What the schema holds under ``name`` of ``schema``.
+
+    Returns:
+        ``("section", class)``, ``("mapping", None)`` (labels), ``("text", None)``,
+        ``("list", None)`` (a list of text), ``("other", None)``, or ``("unknown", None)``.
+    """
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    f = fields.get(name)
+    if f is None:
+        return "unknown", None
+    nested = _field_class(f)
+    if nested is not None:
+        return "section", nested
+    hint = typing.get_type_hints(schema)[name]
+    if typing.get_origin(hint) is list:
+        return "list", None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if hint is str or args == [str]:
+        return "text", None
+    if typing.get_origin(hint) is dict:
+        return "mapping", None
+    return "other", None
+
+
+def _shape_problems(
+    content: dict[Any, Any], schema: Any, prefix: str, source: Source
+) -> Iterator[str]:
+    """Finds sections given a scalar and text keys given a boolean or a number.
+
+    YAML 1.1 reads ``no``, ``off``, ``yes``, ``on`` as booleans and ``1.10`` as a
+    number; OmegaConf would silently turn them into ``'False'`` and ``'1.1'``.
+    Sections set to null (every key commented out) are read as empty.
+    """
+    for name, value in list(content.items()):
+        key = f"{prefix}{name}"
+        if schema is None:  # inside labels: every value is text
+            kind, nested = "text", None
+        else:
+            kind, nested = _schema_kind(schema, str(name))
+        if kind in ("section", "mapping"):
+            if value is None:
+                content[name] = {}
+            elif not isinstance(value, dict):
+                example = f"{key}.kl_coeff=0.2" if key == "training" else f"{key}.KEY=VALUE"
+                yield (
+                    f"{source.where(key)}: {key}: is a section, so it takes a mapping of keys,"
+                    f" not {_describe(value)}; set keys inside it (in a file, indented under"
+                    f" {name}:; on the command line, {example})"
+                )
+            else:
+                yield from _shape_problems(value, nested, f"{key}.", source)
+        elif kind == "list" and isinstance(value, list):
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    yield (
+                        f"{source.where(key)}: {key}[{i}]: takes text, not {_describe(item)};"
+                        " quote it"
+                    )
+        elif kind == "text" and value is not None and not isinstance(value, str):
+            written = source.raw.get(key, str(value))
+            if isinstance(value, (bool, int, float)):
+                meant = "if you mean the word" if isinstance(value, bool) else "to keep it as text"
+                yield (
+                    f"{source.where(key)}: {key}: {written!r} is read as {_describe(value)}"
+                    f" (YAML 1.1), but this key takes text; quote it {meant}:"
+                    f' {name}: "{written}"'
+                )
+            else:
+                yield f"{source.where(key)}: {key}: takes text, not {_describe(value)}"
 
 
 def _parse_overrides(overrides: Sequence[str]) -> Source:
+    loader = get_yaml_loader()
+    content: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    raw: dict[str, str] = {}
     for item in overrides:
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(
+                [f"override {item!r}: not valid UTF-8; pass the value as UTF-8 text"]
+            ) from None
         if "=" not in item or not item.split("=", 1)[0].strip():
             raise ConfigError(
                 [
@@ -153,12 +294,36 @@ def _parse_overrides(overrides: Sequence[str]) -> Source:
                     " e.g. training.kl_coeff=0.2"
                 ]
             )
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if "" in key.split("."):
+            raise ConfigError(
+                [f"override {item!r}: {key!r} has an empty part; write e.g. training.kl_coeff=0.2"]
+            )
+        try:
+            value = yaml.load(text, Loader=loader) if text else ""
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ConfigError([f"override {item!r}: not a valid value ({problem})"]) from None
+        lines[key] = 0
+        raw[key] = text
+        # Nest the dotted key, so the same shape checks as for files apply.
+        node = content
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            node[part] = child = child if isinstance(child, dict) else {}
+            node = child
+        node[parts[-1]] = value
+    source = Source("command-line override", OmegaConf.create({}), lines, raw)
+    problems = list(_shape_problems(content, RLHFParams, "", source))
+    if problems:
+        raise ConfigError(problems)
     try:
-        config = OmegaConf.from_dotlist(list(overrides))
+        source.config = OmegaConf.from_dotlist(list(overrides))
     except (OmegaConfBaseException, yaml.YAMLError) as error:
         raise ConfigError([f"overrides: {str(error).splitlines()[0]}"]) from None
-    lines = {item.split("=", 1)[0].strip(): 0 for item in overrides}
-    return Source("command-line override", config, lines)
+    return source
 
 
 def _field_class(f: dataclasses.Field[Any]) -> Any:
@@ -210,17 +375,19 @@ SECTIONS = ("dataset", "training", "vertex_ai")
 
 
 def load_params(
-    env: str,
+    env: str | Environment,
     overrides: Sequence[str] = (),
-    params_dir: str | Path = "params",
+    params_dir: str | Path | None = None,
     sections: Sequence[str] = SECTIONS,
 ) -> RLHFParams:
     """Loads, merges, resolves and checks the parameters of one environment.
 
     Args:
-        env: the environment name (``params/<env>.yaml``); ``base`` alone is allowed.
+        env: an environment name (``params/<env>.yaml`` over ``params/base.yaml``;
+            ``base`` alone is allowed), the path of a parameter file, or an
+            ``Environment`` from ``resolve_environment``.
         overrides: dotlist overrides, applied last.
-        params_dir: where ``base.yaml`` and the environment files are.
+        params_dir: where named environments are; default the project's ``params/``.
         sections: the sections to resolve and check; the others are still checked
             for unknown keys and types, but are returned at their schema defaults
             (so ``rlhf steps`` needs no project id).
@@ -232,9 +399,9 @@ def load_params(
     Raises:
         ConfigError: any problem, naming the file, line and key.
     """
-    directory = Path(params_dir)
-    names = ["base"] if env == "base" else ["base", env]
-    sources = [_load_file(directory / f"{name}.yaml") for name in names]
+    if not isinstance(env, Environment):
+        env = resolve_environment(env, params_dir)
+    sources = [_load_file(path) for path in env.files]
     if overrides:
         sources.append(_parse_overrides(overrides))
 
@@ -260,7 +427,7 @@ def load_params(
     ]
     if problems:
         raise ConfigError(problems, source=" + ".join(s.label for s in sources))
-    _absolutize_local_paths(params, directory.resolve().parent)
+    _absolutize_local_paths(params, env.root)
     return params
 
 
@@ -310,9 +477,25 @@ def _resolve_problems(merged: DictConfig, sources: list[Source], keys: list[str]
     return problems
 
 
-_PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+# What Vertex AI takes as the project of a resource name: a project id (6-30 of a-z,
+# 0-9 and -, starting with a letter, not ending with -), a domain-scoped id
+# (example.com:my-project) or a project number.
+PROJECT = re.compile(
+    r"^(?:(?:[a-z0-9][-a-z0-9.]{0,61}[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]|[1-9][0-9]{0,19})$"
+)
+PROJECT_RULE = (
+    "a project id (6-30 of a-z, 0-9 and -, starting with a letter, not ending with -),"
+    " a domain-scoped id (example.com:my-project) or a project number"
+)
+# Label rules (PipelineJob.labels and Google Cloud's label rules): at most 63 characters
+# of lowercase letters (international ones too), digits, _ and -; keys start with a letter.
+LABEL_LIMIT = 63
+MAX_LABELS = 64
+# Set by every submit (cloud/submission.py run_labels), or reserved by Vertex AI.
+RESERVED_LABELS = ("pipeline", "pipeline-version", "git-commit", "environment")
+RESERVED_LABEL_PREFIX = "vertex-ai-pipelines-"
+# Free text: leading or trailing whitespace may be meant (a block scalar's newline).
+FREE_TEXT = ("training.instruction",)
 _GCS_PATH = re.compile(r"^gs://[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](/.*)?$")
 _TENSORBOARD = re.compile(r"^projects/[^/]+/locations/[^/]+/tensorboards/[^/]+$")
 _KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
@@ -339,11 +522,37 @@ def check_params(params: RLHFParams) -> list[tuple[str, str]]:
     Returns:
         ``(dotted key, problem)`` pairs; empty when everything is valid.
     """
-    return [
+    padded = list(_whitespace_problems(params))
+    padded_keys = {key for key, _ in padded}
+    others = [
         *_check_datasets(params.dataset),
         *_check_training(params.training, params.vertex_ai.region),
         *_check_vertex(params.vertex_ai),
     ]
+    return padded + [(key, problem) for key, problem in others if key not in padded_keys]
+
+
+def _whitespace_problems(params: RLHFParams) -> Iterator[tuple[str, str]]:
+    """Text values (paths, region, model, ids, names) must not start or end with whitespace."""
+    for section in SECTIONS:
+        values = dataclasses.asdict(getattr(params, section))
+        for name, value in values.items():
+            key = f"{section}.{name}"
+            if isinstance(value, str) and value != value.strip() and key not in FREE_TEXT:
+                yield (
+                    key,
+                    f"{value!r} has leading or trailing whitespace, which Vertex AI would"
+                    " receive as part of the value; remove it",
+                )
+
+
+def is_label_text(text: str, key: bool = False) -> bool:
+    """Whether ``text`` is a valid label key (``key=True``) or value for Vertex AI."""
+    if len(text) > LABEL_LIMIT or (key and not text):
+        return False
+    if key and not (text[0].isalpha() and text[0].lower() == text[0]):
+        return False
+    return all(c in "_-" or c.isdecimal() or (c.isalpha() and c.lower() == c) for c in text)
 
 
 def _check_datasets(d: DatasetParams) -> Iterator[tuple[str, str]]:
@@ -445,11 +654,8 @@ def _check_training(t: TrainingParams, region: str) -> Iterator[tuple[str, str]]
 
 
 def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
-    if not _PROJECT_ID.match(v.project_id):
-        yield (
-            "vertex_ai.project_id",
-            (f"{v.project_id!r} is not a project id (6-30 of a-z, 0-9, -; starts with a letter)"),
-        )
+    if not PROJECT.match(v.project_id):
+        yield "vertex_ai.project_id", f"{v.project_id!r} is not {PROJECT_RULE}"
     if v.region not in catalog.REGIONS:
         yield (
             "vertex_ai.region",
@@ -462,15 +668,6 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
         yield (
             "vertex_ai.pipeline_root",
             (f"{v.pipeline_root!r} must be a gs://BUCKET/PATH where Vertex writes run artifacts"),
-        )
-    if v.enable_caching:
-        yield (
-            "vertex_ai.enable_caching",
-            (
-                "true would make Vertex cache the dataset checks too (the SDK sets it on every"
-                " task), so changed data at the same path would skip validation; leave it null"
-                " (training tasks are cached, checks are not) or set false to cache nothing"
-            ),
         )
     if v.service_account and not _SERVICE_ACCOUNT.match(v.service_account):
         yield "vertex_ai.service_account", f"{v.service_account!r} is not a service account e-mail"
@@ -487,17 +684,51 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
     if v.api_endpoint and not re.match(r"^(https?://)?[-\w.]+(:\d+)?$", v.api_endpoint):
         yield "vertex_ai.api_endpoint", f"{v.api_endpoint!r} is not a host[:port] endpoint"
     yield from _check_emails(v.notify_emails)
-    for name, value in v.labels.items():
-        if not _LABEL_KEY.match(str(name)):
+    yield from _check_labels(v.labels)
+
+
+def _check_labels(labels: dict[str, str]) -> Iterator[tuple[str, str]]:
+    rule = f"at most {LABEL_LIMIT} of lowercase letters (international ones too), digits, _ and -"
+    if len(labels) + len(RESERVED_LABELS) > MAX_LABELS:
+        yield (
+            "vertex_ai.labels",
+            f"{len(labels)} labels; Vertex AI takes {MAX_LABELS} per job and submit adds"
+            f" {len(RESERVED_LABELS)}: keep at most {MAX_LABELS - len(RESERVED_LABELS)}",
+        )
+    for name, value in labels.items():
+        key = f"vertex_ai.labels.{name}"
+        if name in RESERVED_LABELS or str(name).startswith(RESERVED_LABEL_PREFIX):
             yield (
-                f"vertex_ai.labels.{name}",
-                ("label keys are 1-63 of a-z, 0-9, _ and -, starting with a letter"),
+                key,
+                f"{name!r} is set by submit or reserved by Vertex AI"
+                f" ({', '.join(RESERVED_LABELS)}, {RESERVED_LABEL_PREFIX}*); choose another key",
             )
-        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-            yield (
-                f"vertex_ai.labels.{name}",
-                (f"label values are 0-63 of a-z, 0-9, _ and -; got {value!r}"),
-            )
+        elif not is_label_text(str(name), key=True):
+            yield key, f"label keys are {rule}, starting with a letter; got {name!r}"
+        if not isinstance(value, str) or not is_label_text(value):
+            yield key, f"label values are {rule}; got {value!r}"
+
+
+def local_dataset_problems(params: RLHFParams) -> list[str]:
+    """Datasets a Vertex AI run cannot read: anything that is not a ``gs://`` path.
+
+    ``dataset.allow_local_paths`` lets ``steps`` and ``validate-data`` read local files;
+    a run never can, so ``submit`` (dry run included) stops on these before building a
+    request.
+    """
+    d = params.dataset
+    paths = {
+        "dataset.preference_dataset": d.preference_dataset,
+        "dataset.prompt_dataset": d.prompt_dataset,
+        "dataset.eval_dataset": d.eval_dataset,
+    }
+    return [
+        f"{key}: {path!r} is a local path; Vertex AI reads datasets from Cloud Storage only:"
+        f" upload it (gcloud storage cp) and pass {key}=gs://BUCKET/PATH"
+        " (dataset.allow_local_paths is for steps and validate-data, not for runs)"
+        for key, path in paths.items()
+        if path and not path.startswith("gs://")
+    ]
 
 
 def _check_emails(emails: list[str]) -> Iterator[tuple[str, str]]:

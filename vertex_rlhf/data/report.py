@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from vertex_rlhf.config.guidance import run_warnings
 from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.data import files
 from vertex_rlhf.data.profile import Profile, SeenFilter
@@ -85,7 +86,7 @@ def check_environment(
         result["eval_overlap"] = checked["eval"][1].eval_overlap
     (preference, _), (prompts, _) = checked["preference"], checked["prompt"]
     if not preference["errors"] and not prompts["errors"]:
-        steps, warnings = calculate_training_steps(
+        steps, _ = calculate_training_steps(
             preference["rows"],
             prompts["rows"],
             t.reward_model_epochs,
@@ -96,7 +97,8 @@ def check_environment(
         result["steps"] = {
             "reward_model_steps": steps.reward_model_steps,
             "reinforcement_learning_steps": steps.reinforcement_learning_steps,
-            "warnings": warnings,
+            # The same warnings as steps, check and submit give (config/guidance.py).
+            "warnings": run_warnings(params, preference["rows"], prompts["rows"]),
             "text": f"Optimal training steps: {steps}",
         }
     return result

@@ -118,18 +118,57 @@ def _write_atomically(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
-def compile_to(directory: Path) -> tuple[Template, bool]:
+BUMP_HINT = (
+    "bump PIPELINE_VERSION in pipelines/rlhf_tuning.py, run `make compile` and commit"
+    " compiled/ (the files of earlier versions stay: runs and the registry refer to them)"
+)
+
+
+def _recorded_digest(directory: Path, manifest: dict[str, Any], version: str) -> str | None:
+    """The digest a version was compiled with: the manifest's, else its file's, else None."""
+    entry = manifest.get("templates", {}).get(version, {})
+    if entry.get("sha256"):
+        return str(entry["sha256"])
+    path = directory / str(entry.get("file", ""))
+    return hashlib.sha256(path.read_bytes()).hexdigest() if entry and path.is_file() else None
+
+
+def compile_to(directory: Path, amend: bool = False) -> tuple[Template, bool]:
     """Writes the template and updates the manifest, touching nothing that is unchanged.
+
+    A version is immutable: once ``compiled/`` holds a version, compiling other content
+    under the same version is refused. Earlier versions' files are kept.
 
     Args:
         directory: usually ``compiled/``.
+        amend: rewrite the current version although its content changes; only for a
+            version still in development (never published, never released).
 
     Returns:
         The template, and whether any file was written.
+
+    Raises:
+        PipelineError: the version exists with other content (and ``amend`` is not
+            set), or ``amend`` asks to rewrite a published version.
     """
     template = build_template()
     directory.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(directory)
+    path = directory / template.file_name
+    recorded = _recorded_digest(directory, manifest, template.version)
+    if recorded is None and path.is_file():
+        recorded = hashlib.sha256(path.read_bytes()).hexdigest()
+    if recorded not in (None, template.sha256):
+        assert recorded is not None
+        published = manifest["templates"].get(template.version, {}).get("published")
+        if not amend or published:
+            where = f" and published to {', '.join(published)}" if published else ""
+            raise PipelineError(
+                f"version {template.version} is already compiled in {path}{where} with other"
+                f" content (sha256 {recorded[:12]}; the sources now give"
+                f" {template.sha256[:12]}): a version is never rewritten",
+                hint=BUMP_HINT,
+            )
     manifest["pipeline"] = template.name
     manifest["current"] = template.version
     manifest.setdefault("templates", {})[template.version] = {
@@ -138,7 +177,6 @@ def compile_to(directory: Path) -> tuple[Template, bool]:
     }
     manifest_text = _manifest_text(manifest)
     changed = False
-    path = directory / template.file_name
     if not path.is_file() or path.read_text(encoding="utf-8") != template.text:
         _write_atomically(path, template.text)
         changed = True
@@ -152,26 +190,44 @@ def compile_to(directory: Path) -> tuple[Template, bool]:
 def stale_problems(directory: Path) -> list[str]:
     """Compares ``compiled/`` with a fresh compile of the sources.
 
+    Also checks that every earlier version's file still has the digest recorded for it.
+
     Args:
         directory: usually ``compiled/``.
 
     Returns:
-        What is out of date; empty when ``compiled/`` matches the sources.
+        What is out of date, each with its fix; empty when ``compiled/`` matches.
     """
     template = build_template()
     problems = []
+    manifest = read_manifest(directory)
     path = directory / template.file_name
-    if not path.is_file():
-        problems.append(f"{path} is missing")
-    elif path.read_text(encoding="utf-8") != template.text:
-        problems.append(f"{path} differs from a fresh compile of the sources")
-    entry = read_manifest(directory).get("templates", {}).get(template.version, {})
+    current = path.read_text(encoding="utf-8") if path.is_file() else None
+    if current is None:
+        problems.append(f"{path} is missing; run `make compile`")
+    elif current != template.text:
+        problems.append(
+            f"{path} differs from a fresh compile of the sources: the pipeline changed but"
+            f" PIPELINE_VERSION is still {template.version}; {BUMP_HINT}"
+        )
+    entry = manifest.get("templates", {}).get(template.version, {})
     expected = manifest_entry(template)
     for key, value in expected.items():
-        if entry.get(key) != value:
+        if current == template.text and entry.get(key) != value:
             problems.append(
                 f"{directory / MANIFEST}: templates.{template.version}.{key} is"
                 f" {entry.get(key)!r}, expected {value!r}"
+            )
+    for earlier, old in sorted(manifest.get("templates", {}).items()):
+        old_path = directory / str(old.get("file", ""))
+        if earlier == template.version or not old.get("sha256"):
+            continue
+        if not old_path.is_file():
+            problems.append(f"{old_path} (version {earlier}) is missing; restore it from git")
+        elif hashlib.sha256(old_path.read_bytes()).hexdigest() != old["sha256"]:
+            problems.append(
+                f"{old_path} (version {earlier}) no longer has its recorded sha256; a"
+                " published version never changes: restore it from git"
             )
     return problems
 

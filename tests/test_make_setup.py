@@ -1,0 +1,87 @@
+"""`make setup` with an interpreter too old for the project: stop, say what is needed, no .venv."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+# Pretends to be an old Python: answers version checks as 3.8, and `-m venv DIR` makes the
+# directory without a pip in it (what a venv would look like if nothing stopped it).
+FAKE_PYTHON = """#!{python}
+import os, sys
+sys.version_info = (3, 8, 18, "final", 0)
+if sys.argv[1:2] == ["--version"]:
+    print("Python 3.8.18")
+elif sys.argv[1:2] == ["-c"]:
+    exec(sys.argv[2])
+elif sys.argv[1:3] == ["-m", "venv"]:
+    os.makedirs(os.path.join(sys.argv[-1], "bin"), exist_ok=True)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        shutil.copy(REPO / name, tmp_path / name)
+    return tmp_path
+
+
+def make_setup(project: Path, python: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", "setup", f"PYTHON={python}"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=60,
+    )
+
+
+def needed() -> str:
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^requires-python = ">=([0-9.]+)"', text, flags=re.MULTILINE)
+    assert match
+    return match.group(1)
+
+
+def test_an_old_python_stops_setup_with_the_version_needed(project: Path) -> None:
+    fake = project / "python3.8"
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable), encoding="utf-8")
+    fake.chmod(0o755)
+    result = make_setup(project, str(fake))
+    assert result.returncode != 0
+    assert f"this project needs Python {needed()} or newer" in result.stderr
+    assert "is Python 3.8.18" in result.stderr
+    assert "make setup PYTHON=python3.11" in result.stderr
+    assert not (project / ".venv").exists()
+
+
+def test_a_missing_interpreter_says_so(project: Path) -> None:
+    result = make_setup(project, "python2.1-does-not-exist")
+    assert result.returncode != 0
+    assert "PYTHON=python2.1-does-not-exist is not found" in result.stderr
+    assert not (project / ".venv").exists()
+
+
+def test_a_failed_install_removes_the_half_made_venv(project: Path) -> None:
+    # A real interpreter, but pip cannot install: nothing to install from.
+    (project / "constraints.txt").write_text("pip==0.0.0-does-not-exist\n", encoding="utf-8")
+    (project / "pyproject.toml").write_text(
+        (REPO / "pyproject.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "setup", f"PYTHON={sys.executable}"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    assert result.returncode != 0
+    assert not (project / ".venv").exists()
