@@ -23,6 +23,7 @@ from vertex_rlhf.config.params import load_params
 
 TEMPLATE = REPO / "compiled" / f"{PIPELINE_NAME}-{PIPELINE_VERSION}.yaml"
 OURS = {"validate-dataset", "validate-dataset-2", "validate-dataset-3", "compute-steps"}
+NOTIFY = "vertex-pipelines-notification-email"  # the exit task: never cached by the template
 GCPC_TRAINERS = {"reward-model-trainer", "reinforcer"}
 GCPC_IMPORTERS = {
     "private-text-importer",
@@ -74,7 +75,7 @@ def test_what_the_template_caches(spec: dict[str, Any]) -> None:
             )
     # GCPC turns caching off for its trainers and its dataset importers; we for our tasks.
     assert {name for name, on in caching.items() if not on} == (
-        OURS | GCPC_TRAINERS | GCPC_IMPORTERS
+        OURS | GCPC_TRAINERS | GCPC_IMPORTERS | {NOTIFY}
     )
     # GCPC's preprocessing, template and validation tasks keep it on.
     assert caching["rlhf-preprocessor"] and caching["validate-pipeline"]

@@ -403,7 +403,7 @@ def test_endpoints_refuse_anything_but_google_apis_or_loopback() -> None:
 def test_make_doctor_prints_a_line_per_check_and_exits_with_the_failure_code(
     apis: GoogleApisStandIn, bucket: str
 ) -> None:
-    environ = dict(os.environ)
+    environ = {**os.environ, "GOOGLE_CLOUD_PROJECT": TEST_PROJECT}
     for name in health.Endpoints.__dataclass_fields__:
         environ[f"RLHF_{name.upper()}_ENDPOINT"] = apis.url
     command = [

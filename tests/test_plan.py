@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CURRENT_VERSION, REPO
+from tests.conftest import CURRENT_VERSION, REPO, TEST_PROJECT
 from vertex_rlhf import cli
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import PipelineError
@@ -207,6 +208,7 @@ def test_make_plan_prints_the_machines(overrides: str, machine: str) -> None:
         capture_output=True,
         text=True,
         cwd=REPO,
+        env={**os.environ, "GOOGLE_CLOUD_PROJECT": TEST_PROJECT},
         timeout=300,
     )
     assert result.returncode == 0, result.stderr

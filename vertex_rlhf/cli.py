@@ -292,8 +292,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from vertex_rlhf.config.params import load_params
     from vertex_rlhf.template import plan
 
-    params = load_params(args.env, args.overrides, args.params_dir)
-    print(plan.render(_run_plan(params, Path(args.compiled_dir))))
+    params = load_params(environment(args), args.overrides)
+    print(plan.render(_run_plan(params, compiled_dir(args))))
     return 0
 
 
@@ -302,8 +302,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud import health
     from vertex_rlhf.config.params import load_params
 
-    params = load_params(args.env, args.overrides, args.params_dir)
-    results = health.run_checks(params, Path(args.compiled_dir), health.Endpoints.from_env())
+    params = load_params(environment(args), args.overrides)
+    results = health.run_checks(params, compiled_dir(args), health.Endpoints.from_env())
     print(health.render(results))
     return health.exit_status(results)
 
