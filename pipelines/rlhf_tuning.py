@@ -11,9 +11,14 @@ from kfp import dsl
 
 from components.compute_steps import compute_steps
 from components.validate_dataset import validate_dataset
+from vertex_rlhf.config.catalog import MODELS
 
 PIPELINE_NAME = "rlhf-tuning"
-PIPELINE_VERSION = "1.0.0"
+PIPELINE_VERSION = "1.1.0"
+
+# The layout each model reads (chat models: messages rows; text models: input_text),
+# from the catalog; each dataset check refuses rows of the other layout before booking.
+MODEL_LAYOUTS = {name: "chat" if model.chat else "text" for name, model in MODELS.items()}
 
 # Resolved by Vertex AI at run time to the job's own project and region, so the
 # template stays environment-agnostic (the same placeholders GCPC uses).
@@ -88,11 +93,12 @@ def rlhf_tuning(
         model_resource_name: the uploaded model (empty unless a bison model was deployed).
         endpoint_resource_name: the endpoint (empty unless a bison model was deployed).
     """
-    preference = validate_dataset(kind="preference", dataset=preference_dataset)
+    model = {"large_model_reference": large_model_reference, "model_layouts": MODEL_LAYOUTS}
+    preference = validate_dataset(kind="preference", dataset=preference_dataset, **model)
     preference.set_display_name("Validate preference dataset").set_caching_options(False)
-    prompts = validate_dataset(kind="prompt", dataset=prompt_dataset)
+    prompts = validate_dataset(kind="prompt", dataset=prompt_dataset, **model)
     prompts.set_display_name("Validate prompt dataset").set_caching_options(False)
-    evals = validate_dataset(kind="eval", dataset=eval_dataset)
+    evals = validate_dataset(kind="eval", dataset=eval_dataset, **model)
     evals.set_display_name("Validate eval dataset").set_caching_options(False)
 
     steps = compute_steps(

@@ -106,8 +106,8 @@ def test_check_prints_the_resolved_values() -> None:
     result = rlhf("check", "dev", "training.kl_coeff=0.25", "--print", project=TEST_PROJECT)
     assert result.returncode == 0, result.stderr
     assert "kl_coeff: 0.25" in result.stdout
-    assert "template: compiled/rlhf-tuning-1.0.0.yaml" in result.stdout
-    assert "params/dev.yaml: valid for rlhf-tuning-1.0.0.yaml" in result.stderr
+    assert "template: compiled/rlhf-tuning-1.1.0.yaml" in result.stdout
+    assert "params/dev.yaml: valid for rlhf-tuning-1.1.0.yaml" in result.stderr
 
 
 def test_check_without_a_compiled_template(tmp_path: Path) -> None:

@@ -126,15 +126,15 @@ def test_publish_and_versions_commands(
     ]
     assert cli.main(["publish", *args]) == 0
     out = capsys.readouterr().out
-    digest = registry.file_digest(compiled_copy / TEMPLATE_NAME)
-    assert "rlhf-tuning 1.0.0: published" in out and digest in out
+    digest = registry.file_digest(compiled_copy / "rlhf-tuning-1.1.0.yaml")
+    assert "rlhf-tuning 1.1.0: published" in out and digest in out
     manifest = json.loads((compiled_copy / "manifest.json").read_text())
-    assert manifest["templates"]["1.0.0"]["published"] == {registry_standin.url: digest}
+    assert manifest["templates"]["1.1.0"]["published"] == {registry_standin.url: digest}
     assert cli.main(["publish", *args]) == 0
     assert "already published (same content)" in capsys.readouterr().out
     assert cli.main(["versions", *args]) == 0
     listing = capsys.readouterr().out
-    assert digest in listing and "1.0.0,latest" in listing
+    assert digest in listing and "1.1.0,latest" in listing
 
 
 @pytest.mark.usefixtures("project_env")

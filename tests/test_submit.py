@@ -55,15 +55,15 @@ def test_dry_run_prints_the_request_and_sends_nothing(
     assert vertex.requests == []
     job_id = printed["create"].rsplit("pipelineJobId=", 1)[1]
     assert JOB_ID.match(job_id) and job_id.startswith("rlhf-tuning-dev-")
-    assert printed["template"]["version"] == "1.0.0"
+    assert printed["template"]["version"] == "1.1.0"
     assert printed["template"]["digest"] == registry.file_digest(
-        REPO / "compiled" / "rlhf-tuning-1.0.0.yaml"
+        REPO / "compiled" / "rlhf-tuning-1.1.0.yaml"
     )
     job = printed["pipelineJob"]
     assert job["runtimeConfig"]["parameterValues"]["kl_coeff"] == 0.3
     assert job["serviceAccount"] == SERVICE_ACCOUNT
     labels = job["labels"]
-    assert labels["pipeline"] == "rlhf-tuning" and labels["pipeline-version"] == "1-0-0"
+    assert labels["pipeline"] == "rlhf-tuning" and labels["pipeline-version"] == "1-1-0"
     assert labels["environment"] == "dev" and labels["git-commit"]
 
 

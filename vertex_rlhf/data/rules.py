@@ -3,8 +3,12 @@
 One source of truth: the ``validate_dataset`` component ships these functions by
 source (kfp ``additional_funcs``) and the CLI imports them. So every function here
 is self-contained: standard-library imports inside the body, ``typing`` names in
-signatures, and calls only to other functions of this module (``SHIPPED`` lists
-them in dependency order).
+signatures, and calls only to other functions of this module and of ``matching.py``
+(each ``SHIPPED`` lists them in dependency order).
+
+The verdict must not depend on the JSON parser: orjson is used when importable, and
+``strict_loads`` applies orjson's rules with the standard library otherwise (the tests
+run every rule under both).
 
 Formats (see NOTES.md): a preference row has ``candidate_0``, ``candidate_1``
 (non-empty strings), ``choice`` (integer 0 or 1) and either ``input_text`` (text
@@ -16,6 +20,8 @@ prompt row (bulk inference only); one dataset keeps to one layout.
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from vertex_rlhf.data.matching import dataset_files
 
 KINDS = ("preference", "prompt", "eval")
 
@@ -120,6 +126,14 @@ def check_row(row: Any, kind: str) -> Tuple[str, str, str]:
         if context is not None and not isinstance(context, str):
             return "", "context", f"must be a string, got {json_type_name(context)}"
         layout = "chat"
+    elif "prompt" in row or "chosen" in row or "rejected" in row:
+        convert_kind = "preference" if "chosen" in row or "rejected" in row else "prompt"
+        return (
+            "",
+            "(row)",
+            "is in the prompt/chosen/rejected form, not Vertex's; convert the file with"
+            f" `make convert-data IN=... OUT=... KIND={convert_kind}`",
+        )
     else:
         return "", "input_text", "missing: text rows need input_text, chat rows need messages"
     if kind == "prompt":
@@ -139,6 +153,269 @@ def check_row(row: Any, kind: str) -> Tuple[str, str, str]:
     if kind == "eval":
         return ("preference " if is_preference else "prompt ") + layout, "", ""
     return layout, "", ""
+
+
+def strict_loads(line: bytes) -> Any:
+    """Parses one JSONL line with the standard library, by the rules orjson applies.
+
+    The rules, explicit so that the verdict never depends on the parser: strict
+    UTF-8 (no CESU-8 surrogate bytes), no byte-order mark, no ``NaN``/``Infinity``,
+    no number that overflows a double, no lone surrogate escape (``\\ud800``);
+    integers beyond 64 bits are read as floats, as orjson reads them.
+
+    Args:
+        line: the raw bytes of one line.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        ValueError: the line breaks a rule (``JSONDecodeError``, ``UnicodeDecodeError``
+            or a ``ValueError`` naming the rule).
+        RecursionError: the line nests too deeply for the parser.
+    """
+    import json
+    import math
+    import re
+
+    text = line.decode("utf-8")
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON; write null or a number")
+
+    def number(token: str) -> float:
+        value = float(token)
+        if math.isinf(value):
+            raise ValueError(f"the number {token[:40]} is out of range")
+        return value
+
+    def integer(token: str) -> Any:
+        value = int(token)
+        return value if -(2**63) <= value < 2**64 else float(value)
+
+    row = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
+    if re.search(r"\\u[dD][89a-fA-F]", text):
+        try:
+            json.dumps(row, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair);"
+                " fix the text's encoding"
+            ) from None
+    return row
+
+
+def explain_json_error(line: bytes) -> str:
+    """Says why a line is not a JSON row, the same way whichever parser refused it.
+
+    Args:
+        line: the raw bytes of a line a parser refused.
+
+    Returns:
+        The problem, with the column (counted within the line) where it is known.
+    """
+    import json
+
+    if line.startswith(b"\xef\xbb\xbf"):
+        return (
+            "a UTF-8 byte-order mark in the middle of the file (were files with BOMs"
+            " concatenated?); remove it"
+        )
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = line[error.start : error.start + 2]
+        if bad[:1] == b"\xed" and bad[1:] and 0xA0 <= bad[1] <= 0xBF:
+            return (
+                f"holds a UTF-16 surrogate encoded as UTF-8 (CESU-8) at byte {error.start + 1};"
+                " re-encode the file as standard UTF-8"
+            )
+        return f"is not valid UTF-8 (byte {error.start + 1}); re-encode the file as UTF-8"
+    try:
+        strict_loads(line)
+    except RecursionError:
+        return "nests arrays or objects more than 64 levels deep"
+    except json.JSONDecodeError as error:
+        return f"invalid JSON at column {error.colno}: {error.msg}"
+    except ValueError as error:
+        return str(error)
+    return "invalid JSON (refused by orjson)"
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed value (0 for a scalar).
+
+    Args:
+        value: a parsed JSON value.
+
+    Returns:
+        The depth.
+    """
+    depth = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth = max(depth, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return depth
+
+
+def member_count(value: Any) -> int:
+    """How many object members a parsed value holds, at every depth.
+
+    Args:
+        value: a parsed JSON value (at most 64 levels deep).
+
+    Returns:
+        The count.
+    """
+    if isinstance(value, dict):
+        count = len(value)
+        for child in value.values():
+            if isinstance(child, (dict, list)):
+                count += member_count(child)
+        return count
+    if isinstance(value, list):
+        return sum(member_count(child) for child in value if isinstance(child, (dict, list)))
+    return 0
+
+
+def duplicate_key(line: bytes) -> str:
+    """The first key that appears twice in one object of a valid JSON line, or ``""``.
+
+    Args:
+        line: the raw bytes of a line that parses.
+
+    Returns:
+        The duplicated key.
+    """
+    import json
+
+    found: List[str] = []
+
+    def pairs(items: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        seen = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
+        return dict(items)
+
+    json.loads(line.decode("utf-8"), object_pairs_hook=pairs)
+    return found[0] if found else ""
+
+
+def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
+    """Checks what a parser cannot: nesting depth and duplicate keys.
+
+    Both parsers keep the last of two equal keys; a row with ``"choice": 0`` and
+    ``"choice": 1`` is ambiguous, so it is refused. A cheap pre-check keeps this off
+    the fast path: every key ends with ``"`` then ``:``, so a line with no more
+    ``":`` than the parsed row has members has no duplicate.
+
+    Args:
+        line: the raw bytes of the line.
+        row: what the parser made of it.
+
+    Returns:
+        ``("", "")`` when fine, else ``(field, problem)``.
+    """
+    import re
+
+    if line.count(b"[") + line.count(b"{") > 64 and json_depth(row) > 64:
+        return "(row)", "nests arrays or objects more than 64 levels deep"
+    keys = line.count(b'":')
+    if b'" ' in line or b'"\t' in line or b'"\r' in line:
+        keys += len(re.findall(rb'"[ \t\r\n]+:', line))
+    if keys > member_count(row):
+        key = duplicate_key(line)
+        if key:
+            return key[:40], (
+                "appears twice in one object; parsers keep only the last, so the row is"
+                " ambiguous: keep one"
+            )
+    return "", ""
+
+
+def file_format_problem(first: bytes) -> str:
+    """Recognizes a file that is not UTF-8 JSONL from its first line.
+
+    Args:
+        first: the first line's raw bytes.
+
+    Returns:
+        ``""`` when it may be JSONL; else the real cause and the fix.
+    """
+    compressed = (
+        (b"\x1f\x8b", "gzip", "gunzip"),
+        (b"\x28\xb5\x2f\xfd", "zstd", "zstd -d"),
+        (b"BZh", "bzip2", "bunzip2"),
+        (b"\xfd7zXZ\x00", "xz", "unxz"),
+        (b"PK\x03\x04", "zip", "unzip"),
+    )
+    for magic, name, tool in compressed:
+        if first.startswith(magic):
+            return (
+                f"is {name}-compressed; GCPC reads plain JSONL: decompress it ({tool}) and"
+                " upload the .jsonl"
+            )
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first:
+        return (
+            "is UTF-16 or UTF-32 encoded (NUL bytes, or its byte-order mark); re-encode it as UTF-8"
+        )
+    return ""
+
+
+def check_model_layout(report: Dict[str, Any], model: str, layout: str) -> None:
+    """Adds a problem when a dataset's layout does not fit the model's kind.
+
+    GCPC reformats chat data only for chat models and reads ``input_text`` otherwise;
+    it reads the prompt set only after hours of reward-model training.
+
+    Args:
+        report: a finished report.
+        model: the ``large_model_reference``, as given.
+        layout: the model's kind, ``"text"`` or ``"chat"``; ``""`` skips the check.
+    """
+    got = report["layout"].split(" ")[-1]
+    if not layout or not got or got == layout:
+        return
+    fields = {"text": "input_text", "chat": "messages"}
+    add_problem(
+        report,
+        report["dataset"],
+        f"rows are {got} ({fields.get(got, got)}) but {model} is a {layout} model, which"
+        f" reads {fields.get(layout, layout)} rows; give {layout} rows or a {got} model",
+    )
+
+
+def printable(text: str, encoding: Optional[str]) -> str:
+    """Escapes what an output stream cannot encode (e.g. a lone surrogate in a file name).
+
+    Args:
+        text: the text to print.
+        encoding: the stream's encoding (``sys.stdout.encoding``); None means UTF-8.
+
+    Returns:
+        The text, with unencodable characters as backslash escapes.
+    """
+    import codecs
+
+    try:
+        encoding = codecs.lookup(encoding or "utf-8").name
+    except LookupError:
+        encoding = "ascii"
+    try:
+        text.encode(encoding)
+        return text
+    except UnicodeEncodeError:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
 def new_dataset_report(dataset: str, kind: str, max_reported: int = 5) -> Dict[str, Any]:
@@ -203,8 +480,8 @@ def check_lines(
     """
     try:
         from orjson import loads
-    except ImportError:  # GCPC's image: the standard library parser
-        from json import loads  # type: ignore[assignment]
+    except ImportError:  # GCPC's image may lack it: the same rules, by the standard library
+        loads = strict_loads  # type: ignore[assignment]
 
     import itertools
 
@@ -217,8 +494,12 @@ def check_lines(
         report["files"].append([source, 0])
         add_problem(report, source, "file is empty (no rows)")
         return
+    problem = file_format_problem(first)
+    if problem:
+        report["files"].append([source, 0])
+        add_problem(report, source, problem)
+        return
     if first.startswith(b"\xef\xbb\xbf"):
-        # The stdlib parser would accept it silently; Vertex's readers do not.
         add_problem(
             report,
             f"{source}:1",
@@ -228,18 +509,18 @@ def check_lines(
     for line_number, line in enumerate(itertools.chain((first,), lines), 1):
         try:
             row = loads(line)
-        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, rules
             if not line.strip():
                 report["blank_lines"] += 1
                 continue
-            if isinstance(error, UnicodeDecodeError) or "utf-8" in str(error).lower():
-                problem = "is not valid UTF-8; re-encode the file as UTF-8"
-            else:
-                problem = f"invalid JSON ({str(error).splitlines()[0][:80]})"
             rows += 1
-            add_problem(report, f"{source}:{line_number}", problem)
+            add_problem(report, f"{source}:{line_number}", explain_json_error(line))
             continue
         rows += 1
+        field, problem = check_raw_row(line, row)
+        if field:
+            add_problem(report, f"{source}:{line_number}: {field}", problem)
+            continue
         if observe is not None and isinstance(row, dict):
             observe(row)
         row_layout, field, problem = check_row(row, kind)
@@ -262,82 +543,83 @@ def check_lines(
         add_problem(report, source, "file is empty (no rows)")
 
 
-def dataset_files(path: str) -> List[str]:
-    """Lists the files a dataset path or glob names, in sorted order.
-
-    On Vertex, ``gs://bucket/path`` is read through Cloud Storage FUSE as
-    ``/gcs/bucket/path``; elsewhere the path is a local file path.
-
-    Args:
-        path: a file path or glob, local or ``gs://``.
-
-    Returns:
-        Readable file paths; empty when nothing matches.
-    """
-    import glob
-    import os
-
-    local = "/gcs/" + path[len("gs://") :] if path.startswith("gs://") else path
-    local = os.path.expanduser(local)
-    return sorted(p for p in glob.glob(local, recursive=True) if os.path.isfile(p))
-
-
-def validate_dataset_files(path: str, kind: str, max_reported: int = 5) -> Dict[str, Any]:
-    """Validates every row of every file that ``path`` matches.
+def validate_dataset_files(
+    path: str,
+    kind: str,
+    max_reported: int = 5,
+    model: str = "",
+    model_layout: str = "",
+    mount: str = "/gcs/",
+) -> Dict[str, Any]:
+    """Validates every row of every file that ``path`` selects (see ``matching.py``).
 
     Args:
-        path: a file path or glob, local or ``gs://`` (read as ``/gcs/...``).
+        path: a file path or glob, local or ``gs://`` (read through ``mount``).
         kind: ``"preference"``, ``"prompt"`` or ``"eval"``.
         max_reported: how many problems to keep word for word.
+        model: the ``large_model_reference``, for the layout check.
+        model_layout: its kind (``"text"`` or ``"chat"``); ``""`` skips the check.
+        mount: where Cloud Storage is mounted (``/gcs/`` on Vertex).
 
     Returns:
         The report (see ``new_dataset_report``); ``report["errors"] == 0`` means valid.
     """
-    report = new_dataset_report(path, kind, max_reported)
-    files = dataset_files(path)
-    if not files:
-        add_problem(report, path, "matches no files; check the path and the glob pattern")
-    for name in files:
-        shown = "gs://" + name[len("/gcs/") :] if path.startswith("gs://") else name
+    files, problem = dataset_files(path, mount)
+    parts = []
+    for shown, name in files:
+        part = new_dataset_report(path, kind, max_reported)
         with open(name, "rb") as handle:
-            check_lines(report, shown, handle)
+            check_lines(part, shown, handle)
+        parts.append(part)
+    report = merge_reports(path, kind, parts, max_reported)
+    if problem:
+        add_problem(report, path, problem)
+    check_model_layout(report, model, model_layout)
     return report
 
 
-def report_summary(report: Dict[str, Any]) -> str:
+def report_summary(report: Dict[str, Any], max_files: int = 20) -> str:
     """Describes a report in a few lines a person can act on.
 
     Args:
         report: a finished report.
+        max_files: how many of its files to list, with their rows.
 
     Returns:
-        One line when valid; otherwise a heading and the first problems.
+        The verdict (with the first problems when invalid), then the files read.
     """
     kind, dataset = report["kind"], report["dataset"]
     files = len(report["files"])
     head = f"{kind} dataset {dataset}: {report['rows']} rows in {files} file(s)"
     if not report["errors"]:
-        return f"{head}, layout {report['layout']}: valid"
-    lines = [f"{head}: {report['errors']} problem(s)"]
-    lines += [f"  {problem}" for problem in report["problems"]]
-    hidden = report["errors"] - len(report["problems"])
-    if hidden:
-        lines.append(f"  ... and {hidden} more")
+        lines = [f"{head}, layout {report['layout']}: valid"]
+    else:
+        lines = [f"{head}: {report['errors']} problem(s)"]
+        lines += [f"  {problem}" for problem in report["problems"]]
+        hidden = report["errors"] - len(report["problems"])
+        if hidden:
+            lines.append(f"  ... and {hidden} more")
+    lines += [f"  file {name}: {rows} rows" for name, rows in report["files"][:max_files]]
+    if files > max_files:
+        lines.append(f"  ... and {files - max_files} more files")
     return "\n".join(lines)
 
 
-def merge_reports(dataset: str, kind: str, parts: List[Dict[str, Any]]) -> Dict[str, Any]:
+def merge_reports(
+    dataset: str, kind: str, parts: List[Dict[str, Any]], max_reported: int = 5
+) -> Dict[str, Any]:
     """Merges per-file reports (read concurrently) into one, in the order given.
 
     Args:
         dataset: the path or glob as the user wrote it.
         kind: the dataset kind.
         parts: one report per file, each from ``new_dataset_report`` + ``check_lines``.
+        max_reported: problems to keep word for word when there are no parts.
 
     Returns:
         One report, as if the files had been read one after another.
     """
-    merged = new_dataset_report(dataset, kind, parts[0]["max_reported"] if parts else 5)
+    merged = new_dataset_report(dataset, kind, parts[0]["max_reported"] if parts else max_reported)
     for part in parts:
         for key in ("rows", "blank_lines"):
             merged[key] += part[key]
@@ -359,16 +641,25 @@ def merge_reports(dataset: str, kind: str, parts: List[Dict[str, Any]]) -> Dict[
     return merged
 
 
-# Shipped into the validate_dataset component, callees before callers.
+# Shipped into the validate_dataset component (after matching.SHIPPED), callees first.
 SHIPPED = (
     json_type_name,
     check_messages,
     check_text_field,
     check_row,
+    strict_loads,
+    explain_json_error,
+    json_depth,
+    member_count,
+    duplicate_key,
+    check_raw_row,
+    file_format_problem,
     new_dataset_report,
     add_problem,
+    check_model_layout,
+    printable,
     check_lines,
-    dataset_files,
+    merge_reports,
     validate_dataset_files,
     report_summary,
 )
