@@ -61,12 +61,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     import yaml
 
     from vertex_rlhf.config.params import load_params
+    from vertex_rlhf.data.report import layout_problems
     from vertex_rlhf.template import signature
 
     params = load_params(args.env, args.overrides, args.params_dir)
     values = signature.pipeline_parameter_values(params)
     template = signature.current_template_path(args.compiled_dir)
     signature.check_against_signature(values, signature.template_inputs(template), template.name)
+    problems = layout_problems(params)
+    if problems:
+        raise DataError(
+            "\n".join(problems),
+            hint="give every dataset the layout of the model (run `rlhf validate-data` for"
+            " every row)",
+        )
     if args.print:
         print(
             yaml.safe_dump(
@@ -87,10 +95,13 @@ def cmd_steps(args: argparse.Namespace) -> int:
         args.env, args.overrides, args.params_dir, sections=("dataset", "training")
     )
     d, t = params.dataset, params.training
+    model = t.large_model_reference
     preference_rows = _row_count(
-        d.preference_dataset, "preference", d.preference_size, "dataset.preference_size"
+        d.preference_dataset, "preference", d.preference_size, "dataset.preference_size", model
     )
-    prompt_rows = _row_count(d.prompt_dataset, "prompt", d.prompt_size, "dataset.prompt_size")
+    prompt_rows = _row_count(
+        d.prompt_dataset, "prompt", d.prompt_size, "dataset.prompt_size", model
+    )
     steps, warnings = calculate_training_steps(
         preference_rows,
         prompt_rows,
@@ -105,12 +116,13 @@ def cmd_steps(args: argparse.Namespace) -> int:
     return 0
 
 
-def _row_count(path: str, kind: str, declared: int | None, key: str) -> int:
+def _row_count(path: str, kind: str, declared: int | None, key: str, model: str = "") -> int:
     """Counts a local dataset's rows (validating them), or uses the declared size."""
     if not path.startswith("gs://"):
+        from vertex_rlhf.data.report import model_layout
         from vertex_rlhf.data.rules import report_summary, validate_dataset_files
 
-        report = validate_dataset_files(path, kind)
+        report = validate_dataset_files(path, kind, 5, model, model_layout(model))
         if report["errors"]:
             raise DataError(
                 report_summary(report), hint="correct or remove the rows above, then run again"
@@ -310,7 +322,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
         if not args.kind:
             raise ConfigError(["--kind is required with --path: preference, prompt or eval"])
         report, profile = data_report.check_dataset(
-            args.path, args.kind, max_reported=args.max_reported
+            args.path, args.kind, max_reported=args.max_reported, model=args.model or ""
         )
         result = {
             "datasets": {args.kind: {"report": report, "profile": profile.summary()}},
@@ -402,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
     p.add_argument("--path", help="a file or glob, local or gs://, instead of an environment")
     p.add_argument("--kind", choices=KINDS, help="with --path")
+    p.add_argument("--model", help="with --path: rows must have this model's layout")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
     p.set_defaults(func=cmd_validate_data)
