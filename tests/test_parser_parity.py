@@ -78,6 +78,7 @@ def test_a_byte_order_mark_in_mid_file_is_named(tmp_path: Path) -> None:
         PAIR + ', "choice": 0, "choice" : 1}',
         PAIR + ',"choice":0,\t"choice"\t:1}',
         PAIR + ', "choice": 0, "\\u0063hoice": 1}',
+        PAIR.replace('"p"', '"Human: hi. Assistant:"') + ', "choice": 0, "choice" : 1}',
         '{"messages": [{"author": "user", "author": "assistant", "content": "hi"}],'
         ' "candidate_0": "a", "candidate_1": "b", "choice": 1}',
     ],

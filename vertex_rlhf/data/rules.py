@@ -7,7 +7,7 @@ signatures, and calls only to other functions of this module and of ``matching.p
 (each ``SHIPPED`` lists them in dependency order).
 
 The verdict must not depend on the JSON parser: orjson is used when importable, and
-``strict_loads`` applies orjson's rules with the standard library otherwise (the tests
+``strict_json_parser`` applies orjson's rules with the standard library otherwise (the tests
 run every rule under both).
 
 Formats (see NOTES.md): a preference row has ``candidate_0``, ``candidate_1``
@@ -155,30 +155,22 @@ def check_row(row: Any, kind: str) -> Tuple[str, str, str]:
     return layout, "", ""
 
 
-def strict_loads(line: bytes) -> Any:
-    """Parses one JSONL line with the standard library, by the rules orjson applies.
+def strict_json_parser() -> Callable[[bytes], Any]:
+    """A standard-library JSONL line parser that applies the rules orjson applies.
 
     The rules, explicit so that the verdict never depends on the parser: strict
     UTF-8 (no CESU-8 surrogate bytes), no byte-order mark, no ``NaN``/``Infinity``,
     no number that overflows a double, no lone surrogate escape (``\\ud800``);
     integers beyond 64 bits are read as floats, as orjson reads them.
 
-    Args:
-        line: the raw bytes of one line.
-
     Returns:
-        The parsed value.
-
-    Raises:
-        ValueError: the line breaks a rule (``JSONDecodeError``, ``UnicodeDecodeError``
-            or a ``ValueError`` naming the rule).
-        RecursionError: the line nests too deeply for the parser.
+        ``loads(line: bytes)``, which returns the parsed value or raises ``ValueError``
+        (``JSONDecodeError``, ``UnicodeDecodeError`` or one naming the rule) or
+        ``RecursionError`` (nested too deeply for the parser).
     """
     import json
     import math
     import re
-
-    text = line.decode("utf-8")
 
     def constant(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON; write null or a number")
@@ -193,16 +185,23 @@ def strict_loads(line: bytes) -> Any:
         value = int(token)
         return value if -(2**63) <= value < 2**64 else float(value)
 
-    row = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
-    if re.search(r"\\u[dD][89a-fA-F]", text):
-        try:
-            json.dumps(row, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair);"
-                " fix the text's encoding"
-            ) from None
-    return row
+    decode = json.JSONDecoder(parse_constant=constant, parse_float=number, parse_int=integer).decode
+    surrogate = re.compile(r"\\u[dD][89a-fA-F]").search
+
+    def loads(line: bytes) -> Any:
+        text = line.decode("utf-8")
+        row = decode(text)
+        if "\\u" in text and surrogate(text):
+            try:
+                json.dumps(row, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its"
+                    " pair); fix the text's encoding"
+                ) from None
+        return row
+
+    return loads
 
 
 def explain_json_error(line: bytes) -> str:
@@ -232,7 +231,7 @@ def explain_json_error(line: bytes) -> str:
             )
         return f"is not valid UTF-8 (byte {error.start + 1}); re-encode the file as UTF-8"
     try:
-        strict_loads(line)
+        strict_json_parser()(line)
     except RecursionError:
         return "nests arrays or objects more than 64 levels deep"
     except json.JSONDecodeError as error:
@@ -242,48 +241,32 @@ def explain_json_error(line: bytes) -> str:
     return "invalid JSON (refused by orjson)"
 
 
-def json_depth(value: Any) -> int:
-    """How deeply arrays and objects nest in a parsed value (0 for a scalar).
+def row_shape(value: Any) -> Tuple[int, int]:
+    """How many object members a parsed value holds, and how deeply it nests.
 
     Args:
         value: a parsed JSON value.
 
     Returns:
-        The depth.
+        ``(members, depth)``: members of every object at every depth; depth 0 for a scalar.
     """
-    depth = 0
+    members = depth = 0
     stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
         if isinstance(item, dict):
+            members += len(item)
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
         else:
             continue
-        depth = max(depth, level)
-        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
-    return depth
-
-
-def member_count(value: Any) -> int:
-    """How many object members a parsed value holds, at every depth.
-
-    Args:
-        value: a parsed JSON value (at most 64 levels deep).
-
-    Returns:
-        The count.
-    """
-    if isinstance(value, dict):
-        count = len(value)
-        for child in value.values():
+        if level > depth:
+            depth = level
+        for child in children:
             if isinstance(child, (dict, list)):
-                count += member_count(child)
-        return count
-    if isinstance(value, list):
-        return sum(member_count(child) for child in value if isinstance(child, (dict, list)))
-    return 0
+                stack.append((child, level + 1))
+    return members, depth
 
 
 def duplicate_key(line: bytes) -> str:
@@ -315,9 +298,9 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
     """Checks what a parser cannot: nesting depth and duplicate keys.
 
     Both parsers keep the last of two equal keys; a row with ``"choice": 0`` and
-    ``"choice": 1`` is ambiguous, so it is refused. A cheap pre-check keeps this off
-    the fast path: every key ends with ``"`` then ``:``, so a line with no more
-    ``":`` than the parsed row has members has no duplicate.
+    ``"choice": 1`` is ambiguous, so it is refused. A cheap pre-check on the raw line
+    keeps this off the fast path: every key is followed by ``:``, so a line with no
+    more colons than the parsed row has members has no duplicate.
 
     Args:
         line: the raw bytes of the line.
@@ -326,20 +309,32 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
     Returns:
         ``("", "")`` when fine, else ``(field, problem)``.
     """
-    import re
-
-    if line.count(b"[") + line.count(b"{") > 64 and json_depth(row) > 64:
+    members, depth = -1, 1
+    if type(row) is dict:  # a flat row (the text layout) needs no walk
+        members = len(row)
+        for value in row.values():
+            if isinstance(value, (dict, list)):
+                members = -1
+                break
+    if members < 0:
+        members, depth = row_shape(row)
+    if depth > 64:
         return "(row)", "nests arrays or objects more than 64 levels deep"
-    keys = line.count(b'":')
-    if b'" ' in line or b'"\t' in line or b'"\r' in line:
-        keys += len(re.findall(rb'"[ \t\r\n]+:', line))
-    if keys > member_count(row):
-        key = duplicate_key(line)
-        if key:
-            return key[:40], (
-                "appears twice in one object; parsers keep only the last, so the row is"
-                " ambiguous: keep one"
-            )
+    # Most lines have no ":" but the keys' own: one scan decides. Otherwise count the
+    # key ends, '":' and (rarely) '"' + whitespace + ':'; text may add to them, never hide one.
+    if line.count(b":") > members:
+        keys = line.count(b'":')
+        if keys <= members:
+            import re
+
+            keys += len(re.findall(rb'"[ \t\r\n]+:', line))
+        if keys > members:
+            key = duplicate_key(line)
+            if key:
+                return key[:40], (
+                    "appears twice in one object; parsers keep only the last, so the row is"
+                    " ambiguous: keep one"
+                )
     return "", ""
 
 
@@ -481,7 +476,7 @@ def check_lines(
     try:
         from orjson import loads
     except ImportError:  # GCPC's image may lack it: the same rules, by the standard library
-        loads = strict_loads  # type: ignore[assignment]
+        loads = strict_json_parser()  # type: ignore[assignment]
 
     import itertools
 
@@ -647,10 +642,9 @@ SHIPPED = (
     check_messages,
     check_text_field,
     check_row,
-    strict_loads,
+    strict_json_parser,
     explain_json_error,
-    json_depth,
-    member_count,
+    row_shape,
     duplicate_key,
     check_raw_row,
     file_format_problem,
