@@ -6,10 +6,11 @@ from kfp import dsl
 
 from components import BASE_IMAGE
 from vertex_rlhf.config.catalog import canonical_model_name
-from vertex_rlhf.data import matching, rules
+from vertex_rlhf.data import jsonl, matching, rules
 from vertex_rlhf.data.rules import printable, report_summary, validate_dataset_files
 
-SHIPPED = [canonical_model_name, *matching.SHIPPED, *rules.SHIPPED]
+# Everything the component runs, shipped by source, callees before callers.
+SHIPPED = [canonical_model_name, *matching.SHIPPED, *jsonl.SHIPPED, *rules.SHIPPED]
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, additional_funcs=SHIPPED)
