@@ -13,7 +13,7 @@ SUBMIT_FLAGS = $(if $(VERSION),--version $(VERSION)) $(if $(filter 1,$(WAIT)),--
                $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(JOB_ID),--job-id $(JOB_ID))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile check-compiled test lint check steps validate-data convert-data bench-data plan doctor submit publish versions \
+.PHONY: help setup compile check-compiled test test-no-orjson lint check steps validate-data convert-data bench-data plan doctor submit publish versions \
         monitor runs cancel clean
 
 help: ## list the targets
@@ -44,6 +44,12 @@ check-compiled: setup ## fail if compiled/ is stale against the sources
 
 test: setup ## run the test suite
 	$(BIN)/pytest
+
+# GCPC's image may lack orjson: the dataset rules must give the same verdict without it.
+NO_ORJSON_TESTS = tests/test_dataset_rules.py tests/test_parser_parity.py tests/test_dataset_paths.py
+test-no-orjson: setup ## run the dataset rules tests in a process that cannot import orjson
+	$(BIN)/python -c "import sys; sys.modules['orjson'] = None; import pytest; \
+	  sys.exit(pytest.main(['-p', 'no:cacheprovider', *'$(NO_ORJSON_TESTS)'.split()]))"
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .

@@ -14,9 +14,14 @@ from kfp import dsl
 
 from components.compute_steps import compute_steps
 from components.validate_dataset import validate_dataset
+from vertex_rlhf.config.catalog import MODELS
 
 PIPELINE_NAME = "rlhf-tuning"
 PIPELINE_VERSION = "1.1.0"
+
+# The layout each model reads (chat models: messages rows; text models: input_text),
+# from the catalog; each dataset check refuses rows of the other layout before booking.
+MODEL_LAYOUTS = {name: "chat" if model.chat else "text" for name, model in MODELS.items()}
 
 # Resolved by Vertex AI at run time to the job's own project and region, so the
 # template stays environment-agnostic (the same placeholders GCPC uses).
@@ -96,14 +101,17 @@ def rlhf_tuning(
     notify = VertexNotificationEmailOp(recipients=notify_emails)
     # Never cached: every run's end must be reported.
     notify.set_display_name("Notify by e-mail").set_caching_options(False)
+    model = {"large_model_reference": large_model_reference, "model_layouts": MODEL_LAYOUTS}
     with dsl.ExitHandler(notify, name="rlhf-run"):
         preference = validate_dataset(
-            kind="preference", dataset=preference_dataset, job_uuid=JOB_UUID
+            kind="preference", dataset=preference_dataset, job_uuid=JOB_UUID, **model
         )
         preference.set_display_name("Validate preference dataset").set_caching_options(False)
-        prompts = validate_dataset(kind="prompt", dataset=prompt_dataset, job_uuid=JOB_UUID)
+        prompts = validate_dataset(
+            kind="prompt", dataset=prompt_dataset, job_uuid=JOB_UUID, **model
+        )
         prompts.set_display_name("Validate prompt dataset").set_caching_options(False)
-        evals = validate_dataset(kind="eval", dataset=eval_dataset, job_uuid=JOB_UUID)
+        evals = validate_dataset(kind="eval", dataset=eval_dataset, job_uuid=JOB_UUID, **model)
         evals.set_display_name("Validate eval dataset").set_caching_options(False)
 
         steps = compute_steps(

@@ -114,6 +114,22 @@ def params_dir(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(params=["orjson", "json"])
+def json_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a dataset test with orjson, and again with orjson hidden (as on an image without it).
+
+    The rules import orjson at call time, so ``sys.modules["orjson"] = None`` makes them
+    fall back to the standard library for the test.
+    """
+    import sys
+
+    if request.param == "json":
+        monkeypatch.setitem(sys.modules, "orjson", None)
+    else:
+        pytest.importorskip("orjson", reason="orjson cannot be imported in this process")
+    return str(request.param)
+
+
 def write_jsonl(path: Path, lines: list[str] | bytes) -> Path:
     """Writes raw lines (joined with newlines) or raw bytes to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)

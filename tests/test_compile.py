@@ -18,11 +18,11 @@ from google.protobuf import json_format
 from kfp.components import load_component_from_file
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components import validate_dataset as validate_component
 from pipelines.rlhf_tuning import PIPELINE_NAME, PIPELINE_VERSION
 from tests.conftest import REPO
 from vertex_rlhf import steps
 from vertex_rlhf.config.params import load_params
-from vertex_rlhf.data import rules as dataset_rules
 from vertex_rlhf.template import compiler
 
 COMPILED = REPO / "compiled"
@@ -188,7 +188,7 @@ def test_preflight_needs_no_install_at_run_time(spec: dict[str, Any]) -> None:
 def test_components_ship_the_library_source_verbatim(spec: dict[str, Any]) -> None:
     executors = spec["deploymentSpec"]["executors"]
     validate_source = executors["exec-validate-dataset"]["container"]["command"][-1]
-    for function in dataset_rules.SHIPPED:
+    for function in validate_component.SHIPPED:
         assert inspect.getsource(function) in validate_source, function.__name__
     steps_source = executors["exec-compute-steps"]["container"]["command"][-1]
     assert inspect.getsource(steps.compute_training_steps) in steps_source

@@ -91,6 +91,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     import yaml
 
     from vertex_rlhf.config.params import load_params
+    from vertex_rlhf.data.report import layout_problems
     from vertex_rlhf.template import signature
 
     env = environment(args)
@@ -98,6 +99,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     values = signature.pipeline_parameter_values(params)
     template = signature.current_template_path(compiled_dir(args))
     signature.check_against_signature(values, signature.template_inputs(template), template.name)
+    problems = layout_problems(params)
+    if problems:
+        raise DataError(
+            "\n".join(problems),
+            hint="give every dataset the layout of the model (run `rlhf validate-data` for"
+            " every row)",
+        )
     if args.print:
         print(
             yaml.safe_dump(
@@ -142,7 +150,7 @@ def _warn(params: RLHFParams, preference_rows: int | None, prompt_rows: int | No
 
 def _dataset_rows(params: RLHFParams, required: bool) -> tuple[int | None, int | None]:
     """Row counts of the preference and prompt datasets: counted when local, else declared."""
-    d = params.dataset
+    d, model = params.dataset, params.training.large_model_reference
     return (
         _row_count(
             d.preference_dataset,
@@ -150,19 +158,23 @@ def _dataset_rows(params: RLHFParams, required: bool) -> tuple[int | None, int |
             d.preference_size,
             "dataset.preference_size",
             required,
+            model,
         ),
-        _row_count(d.prompt_dataset, "prompt", d.prompt_size, "dataset.prompt_size", required),
+        _row_count(
+            d.prompt_dataset, "prompt", d.prompt_size, "dataset.prompt_size", required, model
+        ),
     )
 
 
 def _row_count(
-    path: str, kind: str, declared: int | None, key: str, required: bool = True
+    path: str, kind: str, declared: int | None, key: str, required: bool = True, model: str = ""
 ) -> int | None:
     """Counts a local dataset's rows (validating them), or uses the declared size."""
     if not path.startswith("gs://"):
+        from vertex_rlhf.data.report import model_layout
         from vertex_rlhf.data.rules import report_summary, validate_dataset_files
 
-        report = validate_dataset_files(path, kind)
+        report = validate_dataset_files(path, kind, 5, model, model_layout(model))
         if report["errors"]:
             raise DataError(
                 report_summary(report), hint="correct or remove the rows above, then run again"
@@ -405,7 +417,11 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
             raise ConfigError(["--kind is required with --path: preference, prompt or eval"])
         with live.read_progress() as progress:
             report, profile = data_report.check_dataset(
-                args.path, args.kind, max_reported=args.max_reported, progress=progress
+                args.path,
+                args.kind,
+                max_reported=args.max_reported,
+                progress=progress,
+                model=args.model or "",
             )
         result = {
             "datasets": {args.kind: {"report": report, "profile": profile.summary()}},
@@ -509,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
     p.add_argument("--path", help="a file or glob, local or gs://, instead of an environment")
     p.add_argument("--kind", choices=KINDS, help="with --path")
+    p.add_argument("--model", help="with --path: rows must have this model's layout")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
     p.set_defaults(func=cmd_validate_data)

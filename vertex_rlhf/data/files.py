@@ -6,8 +6,6 @@ component reads ``gs://`` through ``/gcs/`` instead. Nothing here loads a whole 
 
 from __future__ import annotations
 
-import fnmatch
-import glob
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +13,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+from vertex_rlhf.data.matching import (
+    dataset_files,
+    dataset_path_problem,
+    glob_magic_index,
+    match_glob,
+)
 from vertex_rlhf.data.progress import ProgressSink, counted
 from vertex_rlhf.data.rules import (
     add_problem,
     check_lines,
-    dataset_files,
     merge_reports,
     new_dataset_report,
 )
@@ -62,13 +65,14 @@ def storage_client() -> Any:
         raise AuthError(f"Cloud Storage: no credentials ({error})") from None
 
 
-def _gcs_sources(path: str) -> list[Source]:
+def _gcs_sources(path: str) -> tuple[list[Source], str]:
+    """Lists a bucket under the pattern's literal prefix and selects with ``match_glob``."""
     from google.api_core import exceptions
 
     client = storage_client()
     bucket_name, pattern = split_gs(path)
-    magic = glob.has_magic(pattern)
-    prefix = pattern[: min((pattern.find(c) for c in "*?[" if c in pattern), default=None)]
+    magic = glob_magic_index(pattern)
+    prefix = pattern if magic < 0 else pattern[:magic]
     try:
         bucket = client.bucket(bucket_name)
         if not bucket.exists():
@@ -76,18 +80,17 @@ def _gcs_sources(path: str) -> list[Source]:
                 f"{path}: bucket gs://{bucket_name} does not exist or is not readable",
                 hint="check the bucket name and that your account can read it",
             )
-        blobs = sorted(
-            (
-                b
-                for b in client.list_blobs(bucket, prefix=prefix if magic else pattern)
-                if (fnmatch.fnmatchcase(b.name, pattern) if magic else b.name == pattern)
-                and not b.name.endswith("/")
-            ),
-            key=lambda b: b.name,
-        )
+        blobs = {
+            b.name: b for b in client.list_blobs(bucket, prefix=prefix) if not b.name.endswith("/")
+        }
+        names = match_glob(pattern, blobs)
+        if not names and next(iter(client.list_blobs(bucket, prefix=pattern + "/")), None):
+            return [], f"is a directory; give a glob such as {path}/*.jsonl"
     except exceptions.Forbidden as error:
         raise AuthError(f"{path}: access denied ({error.message})") from None
-    return [Source(f"gs://{bucket_name}/{b.name}", _opener(b), b.size) for b in blobs]
+    if not names:
+        return [], "matches no files; check the path and the glob pattern"
+    return [Source(f"gs://{bucket_name}/{n}", _opener(blobs[n]), blobs[n].size) for n in names], ""
 
 
 def _local_opener(path: str) -> Callable[[], IO[bytes]]:
@@ -98,15 +101,35 @@ def _opener(blob: Any) -> Callable[[], IO[bytes]]:
     return lambda: blob.open("rb", chunk_size=CHUNK)
 
 
-def sources(path: str) -> list[Source]:
-    """The files a path or glob names, local or ``gs://``, sorted by name.
+def select(path: str) -> tuple[list[Source], str]:
+    """The files a path or glob selects, local or ``gs://``, sorted by name.
+
+    The selection is ``matching.match_glob``'s, the same the pipeline component uses.
+
+    Returns:
+        The sources, and when there are none, why (a directory, ``**``, no match).
 
     Raises:
-        DataError: a missing bucket. (No match at all is reported by the validator.)
+        DataError: a missing bucket.
     """
+    problem = dataset_path_problem(path)
+    if problem:
+        return [], problem
     if path.startswith("gs://"):
         return _gcs_sources(path)
-    return [Source(p, _local_opener(p), os.path.getsize(p)) for p in dataset_files(path)]
+    found, problem = dataset_files(path)
+    return [
+        Source(shown, _local_opener(name), os.path.getsize(name)) for shown, name in found
+    ], problem
+
+
+def sources(path: str) -> list[Source]:
+    """The files a path or glob selects (see ``select``); empty when none.
+
+    Raises:
+        DataError: a missing bucket.
+    """
+    return select(path)[0]
 
 
 def block_lines(handle: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:
@@ -156,10 +179,10 @@ def validate(
     Returns:
         The merged report (see ``rules.new_dataset_report``).
     """
-    found = sources(path)
+    found, problem = select(path)
     if not found:
         report = new_dataset_report(path, kind, max_reported)
-        add_problem(report, path, "matches no files; check the path and the glob pattern")
+        add_problem(report, path, problem)
         return report
 
     if progress is not None:

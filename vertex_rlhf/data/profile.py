@@ -45,7 +45,9 @@ class SeenFilter:
         return all(self.bits[p >> 3] & (1 << (p & 7)) for p in self._positions(key))
 
 
-_BINS = 24  # histogram bins: 0, 1, 2-3, 4-7, ... (powers of two), in characters
+# Histogram bins: 0, 1, 2-3, 4-7, ... (powers of two), in characters. 64 bins hold any
+# length a Python string can have, so no long text is folded into a smaller last bin.
+_BINS = 64
 
 
 def prompt_text(row: dict[str, Any]) -> str:

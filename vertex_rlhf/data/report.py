@@ -2,16 +2,100 @@
 
 from __future__ import annotations
 
+import itertools
+import sys
 import threading
 from typing import Any
 
+from vertex_rlhf.config import catalog
 from vertex_rlhf.config.guidance import run_warnings
 from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.data import files
 from vertex_rlhf.data.profile import Profile, SeenFilter
 from vertex_rlhf.data.progress import ProgressSink
-from vertex_rlhf.data.rules import report_summary
+from vertex_rlhf.data.rules import (
+    add_problem,
+    check_lines,
+    check_model_layout,
+    new_dataset_report,
+    printable,
+    report_summary,
+)
 from vertex_rlhf.steps import calculate_training_steps
+
+
+def model_layout(model: str) -> str:
+    """The layout a model reads: ``"chat"`` (messages) or ``"text"`` (input_text).
+
+    Args:
+        model: a ``large_model_reference``.
+
+    Returns:
+        The layout, or ``""`` for a model the catalog does not know.
+    """
+    found = catalog.MODELS.get(catalog.canonical_model_name(model))
+    return "" if found is None else ("chat" if found.chat else "text")
+
+
+def _datasets(params: RLHFParams) -> list[tuple[str, str]]:
+    d = params.dataset
+    named = [("preference", d.preference_dataset), ("prompt", d.prompt_dataset)]
+    return named + ([("eval", d.eval_dataset)] if d.eval_dataset else [])
+
+
+def check_layouts_agree(reports: dict[str, dict[str, Any]]) -> None:
+    """Adds a problem to each dataset whose layout differs from the preference set's.
+
+    GCPC reads every dataset of a run with one model, so they share one layout.
+
+    Args:
+        reports: kind -> finished report, in the order preference, prompt, eval.
+    """
+    first = next((r for r in reports.values() if r["layout"]), None)
+    if first is None:
+        return
+    layout = first["layout"].split(" ")[-1]
+    for report in reports.values():
+        got = report["layout"].split(" ")[-1]
+        if got and got != layout:
+            add_problem(
+                report,
+                report["dataset"],
+                f"rows are {got} but the {first['kind']} dataset's are {layout}; a run reads"
+                " every dataset with one model, so they need one layout",
+            )
+
+
+def layout_problems(params: RLHFParams, peek_lines: int = 100) -> list[str]:
+    """Layout against the model and across datasets, from the first rows of local datasets.
+
+    ``gs://`` datasets are left to ``validate-data`` and to the pipeline, which checks
+    them before anything is booked; this keeps ``check`` offline.
+
+    Args:
+        params: the resolved parameters.
+        peek_lines: lines read from the first file of each local dataset.
+
+    Returns:
+        The problems, ``"dataset: problem"`` each; empty when the layouts fit.
+    """
+    model = params.training.large_model_reference
+    expected = model_layout(model)
+    reports = {}
+    for kind, path in _datasets(params):
+        if path.startswith("gs://"):
+            continue
+        report = new_dataset_report(path, kind, max_reported=1)
+        found = files.sources(path)
+        if found:
+            with files.lines_of(found[0]) as lines:
+                check_lines(report, found[0].name, itertools.islice(lines, peek_lines))
+        report["errors"], report["problems"] = 0, []  # row problems are validate-data's
+        check_model_layout(report, model, expected)
+        reports[kind] = report
+    if not expected:
+        check_layouts_agree(reports)
+    return [problem for report in reports.values() for problem in report["problems"]]
 
 
 def check_dataset(
@@ -22,6 +106,7 @@ def check_dataset(
     max_reported: int = 5,
     training: tuple[SeenFilter, ...] = (),
     progress: ProgressSink | None = None,
+    model: str = "",
 ) -> tuple[dict[str, Any], Profile]:
     """Validates and profiles one dataset; files are read concurrently into one profile.
 
@@ -33,6 +118,7 @@ def check_dataset(
         max_reported: problems to keep word for word.
         training: prompt filters of the training data, to count eval overlap.
         progress: told the bytes and rows read (a bar on a terminal).
+        model: the ``large_model_reference``: rows must have its layout (text or chat).
 
     Returns:
         The validation report and the profile.
@@ -45,6 +131,8 @@ def check_dataset(
             profile.observe(row)
 
     report = files.validate(path, kind, max_reported, observe=lambda _: observe, progress=progress)
+    if model:
+        check_model_layout(report, model, model_layout(model))
     return report, profile
 
 
@@ -61,8 +149,11 @@ def check_environment(
     """
     d, t = params.dataset, params.training
     limits = (t.prompt_sequence_length, t.target_sequence_length)
+    model = t.large_model_reference
     checked = {
-        kind: check_dataset(path, kind, *limits, max_reported=max_reported, progress=progress)
+        kind: check_dataset(
+            path, kind, *limits, max_reported=max_reported, progress=progress, model=model
+        )
         for kind, path in (("preference", d.preference_dataset), ("prompt", d.prompt_dataset))
     }
     if d.eval_dataset:
@@ -74,7 +165,10 @@ def check_environment(
             max_reported=max_reported,
             training=training,
             progress=progress,
+            model=model,
         )
+    if not model_layout(model):
+        check_layouts_agree({kind: report for kind, (report, _) in checked.items()})
     result: dict[str, Any] = {
         "datasets": {
             kind: {"report": report, "profile": profile.summary()}
@@ -118,11 +212,7 @@ def render(result: dict[str, Any]) -> str:
     lines = []
     for entry in result["datasets"].values():
         report, profile = entry["report"], entry["profile"]
-        lines.append(report_summary(report))
-        for name, rows in report["files"][:10]:
-            lines.append(f"  file {name}: {rows} rows")
-        if len(report["files"]) > 10:
-            lines.append(f"  ... and {len(report['files']) - 10} more files")
+        lines.append(report_summary(report, max_files=10))
         lines.append(
             f"  duplicate prompts: {profile['duplicate_prompts']}; empty or whitespace-only"
             f" texts: {profile['empty_texts']}"
@@ -148,4 +238,5 @@ def render(result: dict[str, Any]) -> str:
         lines += [f"warning: {w}" for w in result["steps"]["warnings"]]
     first = next(iter(result["datasets"].values()))["profile"]
     lines.append(f"note: truncation is an estimate ({first['truncation_estimate']})")
-    return "\n".join(lines)
+    # File names may hold what the terminal cannot encode: escape rather than crash.
+    return printable("\n".join(lines), getattr(sys.stdout, "encoding", None))

@@ -3,8 +3,9 @@
 One source of truth: the ``validate_dataset`` component ships these functions by
 source (kfp ``additional_funcs``) and the CLI imports them. So every function here
 is self-contained: standard-library imports inside the body, ``typing`` names in
-signatures, and calls only to other functions of this module (``SHIPPED`` lists
-them in dependency order).
+signatures, and calls only to other functions of this module, ``jsonl.py`` (reading
+lines by explicit rules, whichever parser) and ``matching.py`` (which files a path
+selects); each ``SHIPPED`` lists its functions in dependency order.
 
 Formats (see NOTES.md): a preference row has ``candidate_0``, ``candidate_1``
 (non-empty strings), ``choice`` (integer 0 or 1) and either ``input_text`` (text
@@ -16,6 +17,14 @@ prompt row (bulk inference only); one dataset keeps to one layout.
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from vertex_rlhf.data.jsonl import (
+    check_raw_row,
+    explain_json_error,
+    file_format_problem,
+    strict_json_parser,
+)
+from vertex_rlhf.data.matching import dataset_files
 
 KINDS = ("preference", "prompt", "eval")
 
@@ -120,6 +129,14 @@ def check_row(row: Any, kind: str) -> Tuple[str, str, str]:
         if context is not None and not isinstance(context, str):
             return "", "context", f"must be a string, got {json_type_name(context)}"
         layout = "chat"
+    elif "prompt" in row or "chosen" in row or "rejected" in row:
+        convert_kind = "preference" if "chosen" in row or "rejected" in row else "prompt"
+        return (
+            "",
+            "(row)",
+            "is in the prompt/chosen/rejected form, not Vertex's; convert the file with"
+            f" `make convert-data IN=... OUT=... KIND={convert_kind}`",
+        )
     else:
         return "", "input_text", "missing: text rows need input_text, chat rows need messages"
     if kind == "prompt":
@@ -139,6 +156,52 @@ def check_row(row: Any, kind: str) -> Tuple[str, str, str]:
     if kind == "eval":
         return ("preference " if is_preference else "prompt ") + layout, "", ""
     return layout, "", ""
+
+
+def check_model_layout(report: Dict[str, Any], model: str, layout: str) -> None:
+    """Adds a problem when a dataset's layout does not fit the model's kind.
+
+    GCPC reformats chat data only for chat models and reads ``input_text`` otherwise;
+    it reads the prompt set only after hours of reward-model training.
+
+    Args:
+        report: a finished report.
+        model: the ``large_model_reference``, as given.
+        layout: the model's kind, ``"text"`` or ``"chat"``; ``""`` skips the check.
+    """
+    got = report["layout"].split(" ")[-1]
+    if not layout or not got or got == layout:
+        return
+    fields = {"text": "input_text", "chat": "messages"}
+    add_problem(
+        report,
+        report["dataset"],
+        f"rows are {got} ({fields.get(got, got)}) but {model} is a {layout} model, which"
+        f" reads {fields.get(layout, layout)} rows; give {layout} rows or a {got} model",
+    )
+
+
+def printable(text: str, encoding: Optional[str]) -> str:
+    """Escapes what an output stream cannot encode (e.g. a lone surrogate in a file name).
+
+    Args:
+        text: the text to print.
+        encoding: the stream's encoding (``sys.stdout.encoding``); None means UTF-8.
+
+    Returns:
+        The text, with unencodable characters as backslash escapes.
+    """
+    import codecs
+
+    try:
+        encoding = codecs.lookup(encoding or "utf-8").name
+    except LookupError:
+        encoding = "ascii"
+    try:
+        text.encode(encoding)
+        return text
+    except UnicodeEncodeError:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
 def new_dataset_report(dataset: str, kind: str, max_reported: int = 5) -> Dict[str, Any]:
@@ -203,8 +266,8 @@ def check_lines(
     """
     try:
         from orjson import loads
-    except ImportError:  # GCPC's image: the standard library parser
-        from json import loads  # type: ignore[assignment]
+    except ImportError:  # GCPC's image may lack it: the same rules, by the standard library
+        loads = strict_json_parser()  # type: ignore[assignment]
 
     import itertools
 
@@ -217,8 +280,12 @@ def check_lines(
         report["files"].append([source, 0])
         add_problem(report, source, "file is empty (no rows)")
         return
+    problem = file_format_problem(first)
+    if problem:
+        report["files"].append([source, 0])
+        add_problem(report, source, problem)
+        return
     if first.startswith(b"\xef\xbb\xbf"):
-        # The stdlib parser would accept it silently; Vertex's readers do not.
         add_problem(
             report,
             f"{source}:1",
@@ -228,18 +295,18 @@ def check_lines(
     for line_number, line in enumerate(itertools.chain((first,), lines), 1):
         try:
             row = loads(line)
-        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, rules
             if not line.strip():
                 report["blank_lines"] += 1
                 continue
-            if isinstance(error, UnicodeDecodeError) or "utf-8" in str(error).lower():
-                problem = "is not valid UTF-8; re-encode the file as UTF-8"
-            else:
-                problem = f"invalid JSON ({str(error).splitlines()[0][:80]})"
             rows += 1
-            add_problem(report, f"{source}:{line_number}", problem)
+            add_problem(report, f"{source}:{line_number}", explain_json_error(line))
             continue
         rows += 1
+        field, problem = check_raw_row(line, row)
+        if field:
+            add_problem(report, f"{source}:{line_number}: {field}", problem)
+            continue
         if observe is not None and isinstance(row, dict):
             observe(row)
         row_layout, field, problem = check_row(row, kind)
@@ -262,82 +329,83 @@ def check_lines(
         add_problem(report, source, "file is empty (no rows)")
 
 
-def dataset_files(path: str) -> List[str]:
-    """Lists the files a dataset path or glob names, in sorted order.
-
-    On Vertex, ``gs://bucket/path`` is read through Cloud Storage FUSE as
-    ``/gcs/bucket/path``; elsewhere the path is a local file path.
-
-    Args:
-        path: a file path or glob, local or ``gs://``.
-
-    Returns:
-        Readable file paths; empty when nothing matches.
-    """
-    import glob
-    import os
-
-    local = "/gcs/" + path[len("gs://") :] if path.startswith("gs://") else path
-    local = os.path.expanduser(local)
-    return sorted(p for p in glob.glob(local, recursive=True) if os.path.isfile(p))
-
-
-def validate_dataset_files(path: str, kind: str, max_reported: int = 5) -> Dict[str, Any]:
-    """Validates every row of every file that ``path`` matches.
+def validate_dataset_files(
+    path: str,
+    kind: str,
+    max_reported: int = 5,
+    model: str = "",
+    model_layout: str = "",
+    mount: str = "/gcs/",
+) -> Dict[str, Any]:
+    """Validates every row of every file that ``path`` selects (see ``matching.py``).
 
     Args:
-        path: a file path or glob, local or ``gs://`` (read as ``/gcs/...``).
+        path: a file path or glob, local or ``gs://`` (read through ``mount``).
         kind: ``"preference"``, ``"prompt"`` or ``"eval"``.
         max_reported: how many problems to keep word for word.
+        model: the ``large_model_reference``, for the layout check.
+        model_layout: its kind (``"text"`` or ``"chat"``); ``""`` skips the check.
+        mount: where Cloud Storage is mounted (``/gcs/`` on Vertex).
 
     Returns:
         The report (see ``new_dataset_report``); ``report["errors"] == 0`` means valid.
     """
-    report = new_dataset_report(path, kind, max_reported)
-    files = dataset_files(path)
-    if not files:
-        add_problem(report, path, "matches no files; check the path and the glob pattern")
-    for name in files:
-        shown = "gs://" + name[len("/gcs/") :] if path.startswith("gs://") else name
+    files, problem = dataset_files(path, mount)
+    parts = []
+    for shown, name in files:
+        part = new_dataset_report(path, kind, max_reported)
         with open(name, "rb") as handle:
-            check_lines(report, shown, handle)
+            check_lines(part, shown, handle)
+        parts.append(part)
+    report = merge_reports(path, kind, parts, max_reported)
+    if problem:
+        add_problem(report, path, problem)
+    check_model_layout(report, model, model_layout)
     return report
 
 
-def report_summary(report: Dict[str, Any]) -> str:
+def report_summary(report: Dict[str, Any], max_files: int = 20) -> str:
     """Describes a report in a few lines a person can act on.
 
     Args:
         report: a finished report.
+        max_files: how many of its files to list, with their rows.
 
     Returns:
-        One line when valid; otherwise a heading and the first problems.
+        The verdict (with the first problems when invalid), then the files read.
     """
     kind, dataset = report["kind"], report["dataset"]
     files = len(report["files"])
     head = f"{kind} dataset {dataset}: {report['rows']} rows in {files} file(s)"
     if not report["errors"]:
-        return f"{head}, layout {report['layout']}: valid"
-    lines = [f"{head}: {report['errors']} problem(s)"]
-    lines += [f"  {problem}" for problem in report["problems"]]
-    hidden = report["errors"] - len(report["problems"])
-    if hidden:
-        lines.append(f"  ... and {hidden} more")
+        lines = [f"{head}, layout {report['layout']}: valid"]
+    else:
+        lines = [f"{head}: {report['errors']} problem(s)"]
+        lines += [f"  {problem}" for problem in report["problems"]]
+        hidden = report["errors"] - len(report["problems"])
+        if hidden:
+            lines.append(f"  ... and {hidden} more")
+    lines += [f"  file {name}: {rows} rows" for name, rows in report["files"][:max_files]]
+    if files > max_files:
+        lines.append(f"  ... and {files - max_files} more files")
     return "\n".join(lines)
 
 
-def merge_reports(dataset: str, kind: str, parts: List[Dict[str, Any]]) -> Dict[str, Any]:
+def merge_reports(
+    dataset: str, kind: str, parts: List[Dict[str, Any]], max_reported: int = 5
+) -> Dict[str, Any]:
     """Merges per-file reports (read concurrently) into one, in the order given.
 
     Args:
         dataset: the path or glob as the user wrote it.
         kind: the dataset kind.
         parts: one report per file, each from ``new_dataset_report`` + ``check_lines``.
+        max_reported: problems to keep word for word when there are no parts.
 
     Returns:
         One report, as if the files had been read one after another.
     """
-    merged = new_dataset_report(dataset, kind, parts[0]["max_reported"] if parts else 5)
+    merged = new_dataset_report(dataset, kind, parts[0]["max_reported"] if parts else max_reported)
     for part in parts:
         for key in ("rows", "blank_lines"):
             merged[key] += part[key]
@@ -359,7 +427,7 @@ def merge_reports(dataset: str, kind: str, parts: List[Dict[str, Any]]) -> Dict[
     return merged
 
 
-# Shipped into the validate_dataset component, callees before callers.
+# Shipped into the validate_dataset component (after matching's and jsonl's), callees first.
 SHIPPED = (
     json_type_name,
     check_messages,
@@ -367,8 +435,10 @@ SHIPPED = (
     check_row,
     new_dataset_report,
     add_problem,
+    check_model_layout,
+    printable,
     check_lines,
-    dataset_files,
+    merge_reports,
     validate_dataset_files,
     report_summary,
 )

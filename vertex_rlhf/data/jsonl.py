@@ -1,0 +1,240 @@
+"""Reading JSONL lines by explicit rules, so that the verdict never depends on the parser.
+
+The ``validate_dataset`` component parses with orjson when GCPC's image has it and with
+the standard library otherwise. The two disagree on ``NaN``/``Infinity``, lone surrogate
+escapes, CESU-8 surrogate bytes, byte-order marks and deep nesting, and both silently keep
+the last of two equal keys. Here the rules are explicit: ``strict_json_parser`` applies
+orjson's with the standard library, ``check_raw_row`` adds what neither parser checks, and
+``explain_json_error`` words a refusal the same way whichever parser refused. The tests run
+every rule under both parsers.
+
+Shipped into the component by source (see ``rules.py``): standard-library imports inside
+the body, Python 3.8 grammar, calls only to functions shipped with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Tuple
+
+
+def strict_json_parser() -> Callable[[bytes], Any]:
+    """A standard-library JSONL line parser that applies the rules orjson applies.
+
+    The rules, explicit so that the verdict never depends on the parser: strict
+    UTF-8 (no CESU-8 surrogate bytes), no byte-order mark, no ``NaN``/``Infinity``,
+    no number that overflows a double, no lone surrogate escape (``\\ud800``);
+    integers beyond 64 bits are read as floats, as orjson reads them.
+
+    Returns:
+        ``loads(line: bytes)``, which returns the parsed value or raises ``ValueError``
+        (``JSONDecodeError``, ``UnicodeDecodeError`` or one naming the rule) or
+        ``RecursionError`` (nested too deeply for the parser).
+    """
+    import json
+    import math
+    import re
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON; write null or a number")
+
+    def number(token: str) -> float:
+        value = float(token)
+        if math.isinf(value):
+            raise ValueError(f"the number {token[:40]} is out of range")
+        return value
+
+    def integer(token: str) -> Any:
+        value = int(token)
+        return value if -(2**63) <= value < 2**64 else float(value)
+
+    decode = json.JSONDecoder(parse_constant=constant, parse_float=number, parse_int=integer).decode
+    surrogate = re.compile(r"\\u[dD][89a-fA-F]").search
+
+    def loads(line: bytes) -> Any:
+        text = line.decode("utf-8")
+        row = decode(text)
+        if "\\u" in text and surrogate(text):
+            try:
+                json.dumps(row, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its"
+                    " pair); fix the text's encoding"
+                ) from None
+        return row
+
+    return loads
+
+
+def explain_json_error(line: bytes) -> str:
+    """Says why a line is not a JSON row, the same way whichever parser refused it.
+
+    Args:
+        line: the raw bytes of a line a parser refused.
+
+    Returns:
+        The problem, with the column (counted within the line) where it is known.
+    """
+    import json
+
+    if line.startswith(b"\xef\xbb\xbf"):
+        return (
+            "a UTF-8 byte-order mark in the middle of the file (were files with BOMs"
+            " concatenated?); remove it"
+        )
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = line[error.start : error.start + 2]
+        if bad[:1] == b"\xed" and bad[1:] and 0xA0 <= bad[1] <= 0xBF:
+            return (
+                f"holds a UTF-16 surrogate encoded as UTF-8 (CESU-8) at byte {error.start + 1};"
+                " re-encode the file as standard UTF-8"
+            )
+        return f"is not valid UTF-8 (byte {error.start + 1}); re-encode the file as UTF-8"
+    try:
+        strict_json_parser()(line)
+    except RecursionError:
+        return "nests arrays or objects more than 64 levels deep"
+    except json.JSONDecodeError as error:
+        return f"invalid JSON at column {error.colno}: {error.msg}"
+    except ValueError as error:
+        return str(error)
+    return "invalid JSON (refused by orjson)"
+
+
+def row_shape(value: Any) -> Tuple[int, int]:
+    """How many object members a parsed value holds, and how deeply it nests.
+
+    Args:
+        value: a parsed JSON value.
+
+    Returns:
+        ``(members, depth)``: members of every object at every depth; depth 0 for a scalar.
+    """
+    members = depth = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            members += len(item)
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level > depth:
+            depth = level
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, level + 1))
+    return members, depth
+
+
+def duplicate_key(line: bytes) -> str:
+    """The first key that appears twice in one object of a valid JSON line, or ``""``.
+
+    Args:
+        line: the raw bytes of a line that parses.
+
+    Returns:
+        The duplicated key.
+    """
+    import json
+
+    found: List[str] = []
+
+    def pairs(items: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        seen = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
+        return dict(items)
+
+    json.loads(line.decode("utf-8"), object_pairs_hook=pairs)
+    return found[0] if found else ""
+
+
+def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
+    """Checks what a parser cannot: nesting depth and duplicate keys.
+
+    Both parsers keep the last of two equal keys; a row with ``"choice": 0`` and
+    ``"choice": 1`` is ambiguous, so it is refused. A cheap pre-check on the raw line
+    keeps this off the fast path: every key is followed by ``:``, so a line with no
+    more colons than the parsed row has members has no duplicate.
+
+    Args:
+        line: the raw bytes of the line.
+        row: what the parser made of it.
+
+    Returns:
+        ``("", "")`` when fine, else ``(field, problem)``.
+    """
+    members, depth = -1, 1
+    if type(row) is dict:  # a flat row (the text layout) needs no walk
+        members = len(row)
+        for value in row.values():
+            if isinstance(value, (dict, list)):
+                members = -1
+                break
+    if members < 0:
+        members, depth = row_shape(row)
+    if depth > 64:
+        return "(row)", "nests arrays or objects more than 64 levels deep"
+    # Most lines have no ":" but the keys' own: one scan decides. Otherwise count the
+    # key ends, '":' and (rarely) '"' + whitespace + ':'; text may add to them, never hide one.
+    if line.count(b":") > members:
+        keys = line.count(b'":')
+        if keys <= members:
+            import re
+
+            keys += len(re.findall(rb'"[ \t\r\n]+:', line))
+        if keys > members:
+            key = duplicate_key(line)
+            if key:
+                return key[:40], (
+                    "appears twice in one object; parsers keep only the last, so the row is"
+                    " ambiguous: keep one"
+                )
+    return "", ""
+
+
+def file_format_problem(first: bytes) -> str:
+    """Recognizes a file that is not UTF-8 JSONL from its first line.
+
+    Args:
+        first: the first line's raw bytes.
+
+    Returns:
+        ``""`` when it may be JSONL; else the real cause and the fix.
+    """
+    compressed = (
+        (b"\x1f\x8b", "gzip", "gunzip"),
+        (b"\x28\xb5\x2f\xfd", "zstd", "zstd -d"),
+        (b"BZh", "bzip2", "bunzip2"),
+        (b"\xfd7zXZ\x00", "xz", "unxz"),
+        (b"PK\x03\x04", "zip", "unzip"),
+    )
+    for magic, name, tool in compressed:
+        if first.startswith(magic):
+            return (
+                f"is {name}-compressed; GCPC reads plain JSONL: decompress it ({tool}) and"
+                " upload the .jsonl"
+            )
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first:
+        return (
+            "is UTF-16 or UTF-32 encoded (NUL bytes, or its byte-order mark); re-encode it as UTF-8"
+        )
+    return ""
+
+
+# Shipped into the validate_dataset component (before rules.SHIPPED), callees first.
+SHIPPED = (
+    strict_json_parser,
+    explain_json_error,
+    row_shape,
+    duplicate_key,
+    check_raw_row,
+    file_format_problem,
+)

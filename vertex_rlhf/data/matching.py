@@ -1,0 +1,215 @@
+"""Which files a dataset path or glob selects: one definition for the CLI and the component.
+
+GCPC reads a dataset path with Python's ``glob`` on the ``/gcs/`` mount
+(``validate_pipeline``), with Apache Beam (chat preprocessing) and with its text
+importers. Where they agree, so do we; where they differ, we refuse rather than guess:
+
+- ``*``, ``?`` and ``[...]`` match within one path segment: they never cross ``/``
+  (``glob``, Beam's ``*``, ``tf.io.gfile``);
+- dot-files match like any other name (Beam and the importers read them; only ``glob``
+  skips them), so the validator sees every file training may read;
+- ``**`` is refused: ``glob`` reads it as ``*``, Beam as "any depth";
+- an existing file whose name holds glob characters (``data[1].jsonl``) is that file;
+- a directory, or a path ending in ``/``, selects nothing: give a glob such as ``dir/*.jsonl``.
+
+These functions are shipped into the ``validate_dataset`` component by source (see
+``rules.py``): standard-library imports inside the body, Python 3.8 grammar.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Tuple
+
+
+def glob_magic_index(pattern: str) -> int:
+    """The index of the first glob character (``*``, ``?``, ``[``) in ``pattern``, or -1.
+
+    Args:
+        pattern: a path or glob.
+
+    Returns:
+        The index, or -1 when the path is literal.
+    """
+    found = [i for i in (pattern.find("*"), pattern.find("?"), pattern.find("[")) if i >= 0]
+    return min(found) if found else -1
+
+
+def glob_segment_regex(segment: str) -> str:
+    """Translates one path segment of a glob into a regular expression.
+
+    ``*`` is ``[^/]*``, ``?`` is ``[^/]``, ``[seq]`` and ``[!seq]`` are character
+    classes that never match ``/``; an unclosed ``[`` is literal (as in ``fnmatch``).
+
+    Args:
+        segment: the glob text between two ``/``.
+
+    Returns:
+        A regular expression (without anchors).
+    """
+    import re
+
+    out = []
+    i, n = 0, len(segment)
+    while i < n:
+        c = segment[i]
+        i += 1
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i
+            if j < n and segment[j] == "!":
+                j += 1
+            if j < n and segment[j] == "]":
+                j += 1
+            while j < n and segment[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+                continue
+            body = segment[i:j].replace("\\", "\\\\")
+            i = j + 1
+            if body.startswith("!"):
+                out.append("[^/" + body[1:] + "]")
+            else:
+                out.append("(?!/)[" + ("\\" + body if body.startswith("^") else body) + "]")
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
+def match_glob(pattern: str, names: Iterable[str]) -> List[str]:
+    """Selects, from existing file names, the ones a dataset path or glob names.
+
+    Args:
+        pattern: the path or glob, spelled like the names (a local path, or an
+            object name within a bucket).
+        names: existing files (candidates from a listing).
+
+    Returns:
+        ``[pattern]`` when a file of exactly that name exists; otherwise the names
+        the glob matches, sorted. Empty for a literal path that does not exist.
+    """
+    import re
+
+    names = list(names)
+    if pattern in names:
+        return [pattern]
+    if glob_magic_index(pattern) < 0:
+        return []
+    regex = "/".join(glob_segment_regex(part) for part in pattern.split("/"))
+    compiled = re.compile(regex + "\\Z", re.DOTALL)
+    return sorted(name for name in names if compiled.match(name))
+
+
+def list_local_candidates(pattern: str) -> List[str]:
+    """Files that may match a local pattern: the literal file, and files at its depth.
+
+    Lists only below the pattern's literal directory, one level per segment, pruning
+    directories whose name does not match their segment.
+
+    Args:
+        pattern: a local path or glob (``/gcs/...`` inside a Vertex task).
+
+    Returns:
+        Candidate file paths, spelled as the pattern spells its directory.
+    """
+    import os
+    import re
+
+    found = [pattern] if os.path.isfile(pattern) else []
+    magic = glob_magic_index(pattern)
+    if magic < 0:
+        return found
+    cut = pattern.rfind("/", 0, magic) + 1
+    segments = pattern[cut:].split("/")
+    level = [pattern[:cut]]
+    for depth, segment in enumerate(segments):
+        compiled = re.compile(glob_segment_regex(segment) + "\\Z", re.DOTALL)
+        last = depth == len(segments) - 1
+        deeper = []
+        for prefix in level:
+            try:
+                entries = sorted(os.scandir(prefix or "."), key=lambda entry: entry.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if not compiled.match(entry.name):
+                    continue
+                if last:
+                    if entry.is_file():
+                        found.append(prefix + entry.name)
+                elif entry.is_dir():
+                    deeper.append(prefix + entry.name + "/")
+        level = deeper
+    return found
+
+
+def dataset_path_problem(path: str) -> str:
+    """What is wrong with a dataset path before anything is listed.
+
+    Args:
+        path: the path or glob as the user wrote it.
+
+    Returns:
+        ``""`` when it can be matched; else the problem and how to fix it.
+    """
+    if not path.strip():
+        return "is empty; give a file or a glob such as gs://bucket/dir/*.jsonl"
+    if "**" in path:
+        return (
+            "uses **, which GCPC's readers disagree on (glob reads it as *, Beam as any"
+            " depth); use one * per directory level, e.g. dir/*/*.jsonl"
+        )
+    if path.endswith("/"):
+        return f"is a directory; give a glob such as {path}*.jsonl"
+    if path.startswith("gs://"):
+        bucket, _, key = path[len("gs://") :].partition("/")
+        if not bucket or not key:
+            bucket = bucket or "BUCKET"
+            return f"names a whole bucket; give a glob such as gs://{bucket}/dir/*.jsonl"
+        if any(part in (".", "..") for part in key.split("/")):
+            return "holds a . or .. segment; give the object path as it is in the bucket"
+    return ""
+
+
+def dataset_files(path: str, mount: str = "/gcs/") -> Tuple[List[Tuple[str, str]], str]:
+    """The files a dataset path or glob selects, local or ``gs://`` read through a mount.
+
+    On Vertex, ``gs://bucket/path`` is read through Cloud Storage FUSE as
+    ``/gcs/bucket/path``; elsewhere the path is a local file path.
+
+    Args:
+        path: a file path or glob, local or ``gs://``.
+        mount: where Cloud Storage is mounted (``/gcs/`` on Vertex).
+
+    Returns:
+        ``([(shown name, readable path), ...], "")`` sorted by name, or ``([], problem)``.
+    """
+    import os
+
+    problem = dataset_path_problem(path)
+    if problem:
+        return [], problem
+    gcs = path.startswith("gs://")
+    local = mount + path[len("gs://") :] if gcs else os.path.expanduser(path)
+    names = match_glob(local, list_local_candidates(local))
+    if names:
+        return [("gs://" + n[len(mount) :] if gcs else n, n) for n in names], ""
+    if os.path.isdir(local):
+        return [], f"is a directory; give a glob such as {path}/*.jsonl"
+    if gcs and not os.path.isdir(mount):
+        return [], f"matches no files: Cloud Storage is not mounted at {mount} in this task"
+    return [], "matches no files; check the path and the glob pattern"
+
+
+# Shipped into the validate_dataset component (with rules.SHIPPED), callees first.
+SHIPPED = (
+    glob_magic_index,
+    glob_segment_regex,
+    match_glob,
+    list_local_candidates,
+    dataset_path_problem,
+    dataset_files,
+)
