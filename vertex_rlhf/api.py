@@ -27,6 +27,7 @@ from vertex_rlhf.steps import TrainingSteps, calculate_training_steps
 from vertex_rlhf.template import signature
 
 log = logging.getLogger(__name__)
+_ENV_ATTRIBUTE = "_rlhf_env"
 
 __all__ = [
     "ConfigManager",
@@ -60,7 +61,7 @@ def load_config_file(
         ConfigError: naming the file, line and key.
     """
     file = Path(path)
-    if legacy.is_legacy_file(file):
+    if legacy.reads_as_legacy(file):
         return legacy.load(file, overrides, params_dir or "params", sections)
     if file.suffix not in (".yaml", ".yml"):
         raise ConfigError([f"{file}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
@@ -96,6 +97,8 @@ class ConfigManager:
         """
         if self._params is None:
             self._params, self.migration = load_config_file(self.config_path, self.overrides)
+            # Runs made from these parameters are labelled with this file's environment.
+            setattr(self._params, _ENV_ATTRIBUTE, self.env)
         return self._params
 
     def get_parameter_values(self) -> dict[str, Any]:
@@ -164,7 +167,7 @@ class TrainingCalculator:
 
 def _as_params(config: RLHFParams | ConfigManager | str | Path) -> tuple[RLHFParams, str]:
     if isinstance(config, RLHFParams):
-        return config, config.vertex_ai.pipeline_display_name
+        return config, getattr(config, _ENV_ATTRIBUTE, config.vertex_ai.pipeline_display_name)
     manager = config if isinstance(config, ConfigManager) else ConfigManager(config)
     return manager.get_rlhf_config(), manager.env
 
@@ -414,7 +417,7 @@ def cli_arguments(
         The arguments, and the migration for an original-layout file (None otherwise).
     """
     path = Path(config_path)
-    if not legacy.is_legacy_file(path):
+    if not legacy.reads_as_legacy(path):
         if path.suffix not in (".yaml", ".yml"):
             raise ConfigError([f"{path}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
         yield [path.stem, "--params-dir", str(path.parent)], None

@@ -389,6 +389,30 @@ def cmd_migrate_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    """Writes the parameter reference from the schema, or with --check, fails if stale."""
+    from vertex_rlhf.template import reference, signature
+
+    template = signature.current_template_path(args.compiled_dir)
+    text = reference.render(template, Path(args.params_dir) / "base.yaml")
+    output = Path(args.output)
+    current = output.read_text(encoding="utf-8") if output.is_file() else None
+    if args.check:
+        if current != text:
+            raise PipelineError(
+                f"{output} is stale against the schema", hint="run `make docs` and commit it"
+            )
+        print(f"{output} is up to date with the schema")
+        return 0
+    if current != text:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        scratch = output.with_name(f".{output.name}.tmp")
+        scratch.write_text(text, encoding="utf-8")
+        scratch.replace(output)
+    print(f"{output} ({'written' if current != text else 'unchanged'})")
+    return 0
+
+
 def _job_args(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
@@ -439,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
     p.set_defaults(func=cmd_validate_data)
+
+    p = sub.add_parser("reference", help="write the parameter reference (docs/parameters.md)")
+    _common(p)
+    p.add_argument("--output", default="docs/parameters.md", help="where to write it")
+    p.add_argument("--check", action="store_true", help="fail if it is stale")
+    p.set_defaults(func=cmd_reference)
 
     p = sub.add_parser(
         "migrate-config", help="write params/<env>.yaml from an original-layout config file"

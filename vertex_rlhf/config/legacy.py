@@ -116,6 +116,18 @@ def is_legacy_file(path: str | Path) -> bool:
     return is_legacy(data)
 
 
+def reads_as_legacy(path: str | Path) -> bool:
+    """Whether a config file is read as the original layout (over ``params/base.yaml``).
+
+    True for a file with the original keys, and for any existing file with no
+    ``base.yaml`` beside it (the original configs stand alone in ``configs/``).
+    """
+    file = Path(path)
+    if not file.is_file():
+        return False
+    return is_legacy_file(file) or not (file.parent / "base.yaml").is_file()
+
+
 def translate(path: str | Path) -> Migration:
     """Translates an original-layout file into this project's sections; no checks beyond it.
 
@@ -313,13 +325,12 @@ def migrate(
         ConfigError: not the original layout, invalid, or the target exists.
     """
     source = Path(path)
-    data, _ = _compose(source)
-    if not is_legacy(data):
+    _compose(source)  # unreadable or not YAML: say so first
+    if not reads_as_legacy(source):
         raise ConfigError(
             [
-                f"{source}: not in the original description's layout (no"
-                " training.batch_size or vertex_ai.staging_bucket); it is probably a"
-                " parameter file already: copy it to params/<env>.yaml"
+                f"{source}: already a parameter file (base.yaml beside it, no"
+                " training.batch_size or vertex_ai.staging_bucket); nothing to migrate"
             ]
         )
     name = env or default_env_name(source)
