@@ -48,7 +48,9 @@ MAIN = load_main()
 
 
 def script(*args: str, python: tuple[str, ...] = (sys.executable,), **env: str):  # type: ignore[no-untyped-def]
-    environ = {k: v for k, v in os.environ.items() if k != "GOOGLE_CLOUD_PROJECT"}
+    # No project, and no storage emulator another test may have started in this process.
+    unset = ("GOOGLE_CLOUD_PROJECT", "STORAGE_EMULATOR_HOST")
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
     environ.update(env)
     return subprocess.run(
         [*python, str(REPO / "scripts" / "main.py"), *args],
