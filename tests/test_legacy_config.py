@@ -162,7 +162,7 @@ def test_migrate_writes_nothing_for_an_invalid_file(tmp_path: Path, params_dir: 
     assert sorted(p.name for p in params_dir.iterdir()) == before
 
 
-@pytest.mark.parametrize("env", ["Prod", "../escape", "base", "a b", ""])
+@pytest.mark.parametrize("env", ["Prod", "../escape", "base", "a b", "", "a_b", "x" * 31])
 def test_migrate_refuses_bad_environment_names(
     production: Path, params_dir: Path, env: str
 ) -> None:
@@ -195,6 +195,7 @@ def test_a_standalone_partial_original_file_reads_over_base(
     params, _ = legacy.load(config, params_dir=params_dir)
     assert params.vertex_ai.pipeline_root == "gs://rlhf-test-project-rlhf/pipeline_root"
     assert legacy.default_env_name(config) == "development"
+    assert legacy.default_env_name("configs/small_dataset_config.yaml") == "small-dataset"
 
 
 def test_migrate_config_command(production: Path, params_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -219,3 +220,24 @@ def test_migrate_config_subprocess_has_no_traceback(tmp_path: Path, params_dir: 
     assert result.stderr.startswith(f"error[CONFIG_002]: {config}:17: training.batch_size: 8")
     assert "Traceback" not in result.stderr
     assert not (REPO / "params" / "old.yaml").exists()
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+
+
+def test_make_migrate_config_passes_the_file_and_only_an_explicit_env() -> None:
+    named = make("-n", "migrate-config", "CONFIG=configs/old.yaml", "ENV=prod-eu")
+    assert ".venv/bin/rlhf migrate-config configs/old.yaml --env prod-eu" in named.stdout
+    default = make("-n", "migrate-config", "CONFIG=configs/old.yaml")
+    assert ".venv/bin/rlhf migrate-config configs/old.yaml" in default.stdout
+    assert "--env" not in default.stdout  # not the Makefile's default ENV=dev
+    missing = make("migrate-config")
+    assert missing.returncode != 0
+    assert "error[CONFIG_002]: set CONFIG=<original config file>" in missing.stderr

@@ -67,6 +67,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(REPO / "params", tmp_path / "params")
     shutil.copytree(REPO / "compiled", tmp_path / "compiled")
     shutil.copytree(SAMPLES, tmp_path / "samples")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", TEST_PROJECT)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -199,7 +200,11 @@ def test_validate_an_invalid_parameter_file(
 
 
 def test_validate_gs_data_without_credentials_says_where_to_check(tmp_path: Path) -> None:
-    environ = {"HOME": str(tmp_path), "GOOGLE_APPLICATION_CREDENTIALS": ""}
+    environ = {
+        "HOME": str(tmp_path),
+        "GOOGLE_APPLICATION_CREDENTIALS": "",
+        "GOOGLE_CLOUD_PROJECT": TEST_PROJECT,
+    }
     result = script("--config", "params/dev.yaml", "--validate", **environ)
     assert result.returncode == 0, result.stderr
     assert "params/dev.yaml: valid for" in result.stderr

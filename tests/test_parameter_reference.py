@@ -101,3 +101,16 @@ def test_reference_command_writes_and_checks(
     shutil.copyfile(output, tmp_path / "copy.md")
     output.write_text(output.read_text() + "edited\n")
     assert cli.main([*args, "--check"]) == 13
+
+
+def test_make_docs_calls_the_reference_command() -> None:
+    import subprocess
+
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-n", "docs"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert ".venv/bin/rlhf reference" in result.stdout.splitlines()[-1]

@@ -49,7 +49,8 @@ NOTES = {
         " training.reinforcement_learning_epochs"
     ),
 }
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+# The environment-name rule of params/ (names become part of job ids and labels).
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
 
 @dataclass
@@ -188,16 +189,18 @@ def render(migration: Migration) -> str:
 
 
 def default_env_name(path: str | Path) -> str:
-    """An environment name from a file name: ``production_config.yaml`` -> ``production``."""
+    """An environment name from a file name: ``production_config.yaml`` -> ``production``,
+    ``small_dataset_config.yaml`` -> ``small-dataset``."""
     stem = Path(path).stem.lower()
-    return re.sub(r"[-_]config$", "", stem) or stem
+    stem = re.sub(r"[-_]config$", "", stem) or stem
+    return re.sub(r"[^a-z0-9-]", "-", stem)
 
 
 def _check_env_name(env: str) -> None:
     if not _ENV_NAME.match(env) or env == "base":
         raise ConfigError(
             [
-                f"environment name {env!r}: use 1-40 of a-z, 0-9, _ and -, starting with a"
+                f"environment name {env!r}: use 1-30 of a-z, 0-9 and -, starting with a"
                 " letter (and not 'base'); pass --env NAME"
             ]
         )
