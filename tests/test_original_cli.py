@@ -350,6 +350,7 @@ def test_health_check_runs_the_doctor_or_says_what_replaces_it(
     status = MAIN.run(["--config", "params/dev.yaml", "--health-check"])
     if "doctor" in cli.subcommands():  # after the merge with `rlhf doctor`
         assert status in (0, 11, 12, 13, 14, 15)
+        assert "credentials" in capsys.readouterr().out  # the doctor's own report
         return
     assert status == 12
     assert capsys.readouterr().err == (
