@@ -13,8 +13,8 @@ SUBMIT_FLAGS = $(if $(VERSION),--version $(VERSION)) $(if $(filter 1,$(WAIT)),--
                $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(JOB_ID),--job-id $(JOB_ID))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile check-compiled test test-no-orjson lint check steps validate-data convert-data bench-data plan doctor submit publish versions \
-        monitor runs cancel clean
+.PHONY: help setup compile check-compiled test test-no-orjson lint ci checks docs check steps validate-data \
+        convert-data bench-data plan doctor submit publish versions monitor runs cancel migrate-config clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,14 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+ci: lint test checks ## what CI runs offline (.ci/run, .github/workflows/ci.yml): lint, tests, checks
+
+checks: check-compiled test-no-orjson ## drift and parity: compiled/ and docs/parameters.md fresh, rules without orjson
+	$(RLHF) reference --check
+
+docs: setup ## regenerate docs/parameters.md from the schema
+	$(RLHF) reference
 
 check: setup ## check params/ENV.yaml against the schema and the compiled pipeline
 	$(RLHF) check $(ENV) $(OVERRIDES) --print
@@ -97,6 +105,10 @@ runs: setup ## list recent runs of the pipeline in ENV's project and region
 cancel: setup ## cancel run JOB=...
 	@test -n "$(JOB)" || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
 	$(RLHF) cancel $(JOB) --env $(ENV) $(OVERRIDES)
+
+migrate-config: setup ## write params/<env>.yaml from an original-layout CONFIG=old.yaml [ENV=name]
+	@test -n "$(CONFIG)" || { echo "error[CONFIG_002]: set CONFIG=<original config file>" >&2; exit 12; }
+	$(RLHF) migrate-config $(CONFIG) $(if $(filter command line environment,$(origin ENV)),--env $(ENV))
 
 clean: ## remove the virtualenv and caches (compiled/ is kept: it is committed)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

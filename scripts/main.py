@@ -1,29 +1,117 @@
-"""Seed-compatible entry point, as in the original description:
+"""The original description's command line, over the same functions as ``rlhf`` and make:
 
-    python scripts/main.py --config params/dev.yaml --calculate-steps
+    python scripts/main.py --config FILE [--calculate-steps | --validate | --wait |
+                                          --monitor JOB | --health-check]
 
-Maps the original description's flags onto the ``rlhf`` CLI; new work should use
-``rlhf`` or the Makefile directly.
+No flag submits a run (``--wait`` follows it to the end). FILE is a parameter file
+(``params/dev.yaml``) or a config file in the original description's layout.
 """
+
+from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from vertex_rlhf.cli import main as rlhf_main
+# What `make setup` installs; checked before anything is imported, so a Python without
+# them (no venv active) says how to set up instead of raising ModuleNotFoundError.
+REQUIRED = ("vertex_rlhf", "omegaconf", "yaml", "kfp", "google.cloud.aiplatform")
+SETUP_STATUS = 3
+
+
+def missing_packages() -> list[str]:
+    """The required modules this Python cannot import (found without importing them)."""
+    import importlib.util
+
+    missing = []
+    for name in REQUIRED:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def setup_instructions(missing: list[str]) -> str:
+    """What to run to get a Python that has the project's packages."""
+    import os
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    venv_python = os.path.join(repo, ".venv", "bin", "python")
+    args = " ".join(sys.argv[1:]) or "--config params/dev.yaml --calculate-steps"
+    lines = [
+        f"error: {sys.executable} (Python {sys.version.split()[0]}) lacks the project's"
+        f" packages ({', '.join(missing)}).",
+    ]
+    if os.path.exists(venv_python):
+        lines.append(
+            f"  fix: run it with the project's virtualenv: {venv_python} {sys.argv[0]} {args}"
+        )
+    else:
+        lines.append(f"  fix: cd {repo} && make setup   (creates .venv with the pinned packages)")
+        lines.append(f"       then: .venv/bin/python scripts/main.py {args}")
+    lines.append("       or activate it first: source .venv/bin/activate")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The original description's flags; at most one action, none submits."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/main.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="params/<env>.yaml, or a config file in the original layout",
+    )
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--calculate-steps", action="store_true", help="print the training steps")
+    action.add_argument(
+        "--validate", action="store_true", help="check the file and, where reachable, the data"
+    )
+    action.add_argument("--wait", action="store_true", help="submit and follow the run to its end")
+    action.add_argument("--monitor", metavar="JOB", help="follow a job (id or resource name)")
+    action.add_argument(
+        "--health-check", action="store_true", help="check credentials, APIs, bucket, quota"
+    )
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parses the original flags and calls the matching library function."""
+    import os
+
+    from vertex_rlhf import api
+    from vertex_rlhf.errors import RLHFError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if args.calculate_steps:
+            return api.calculate_steps(args.config)
+        if args.validate:
+            return api.validate_config(args.config)
+        if args.monitor:
+            return api.monitor_job(args.config, args.monitor)
+        if args.health_check:
+            return api.run_health_check(args.config)
+        return api.submit_config(args.config, wait=args.wait)
+    except RLHFError as error:
+        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
+            raise
+        print(error.render(), file=sys.stderr)
+        return error.exit_status
 
 
 def main() -> int:
-    """Translates ``--config FILE --calculate-steps|--validate`` into an ``rlhf`` call."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", required=True, help="a parameter file, e.g. params/dev.yaml")
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--calculate-steps", action="store_true", help="print the training steps")
-    action.add_argument("--validate", action="store_true", help="check the parameter file")
-    args = parser.parse_args()
-    config = Path(args.config)
-    command = "steps" if args.calculate_steps else "check"
-    return rlhf_main([command, config.stem, "--params-dir", str(config.parent)])
+    """Checks the packages are there, then runs."""
+    missing = missing_packages()
+    if missing:
+        print(setup_instructions(missing), file=sys.stderr)
+        return SETUP_STATUS
+    return run()
 
 
 if __name__ == "__main__":

@@ -56,6 +56,13 @@ def compiled_dir(args: argparse.Namespace) -> Path:
     return Path(args.compiled_dir) if args.compiled_dir else find_project_root() / "compiled"
 
 
+def params_dir(args: argparse.Namespace) -> Path:
+    """``--params-dir``, or the project's ``params/`` wherever the command runs."""
+    from vertex_rlhf.config.environment import find_project_root
+
+    return Path(args.params_dir) if args.params_dir else find_project_root() / "params"
+
+
 def environment(args: argparse.Namespace) -> Environment:
     """Turns a command's environment argument (a name or a file's path) into its files.
 
@@ -135,9 +142,31 @@ def cmd_steps(args: argparse.Namespace) -> int:
         t.reward_model_train_steps or 0,
         t.reinforcement_learning_train_steps or 0,
     )
-    print(f"Optimal training steps: {steps}")
+    print(steps_line(steps, t.reward_model_train_steps, t.reinforcement_learning_train_steps))
     _warn(params, preference_rows, prompt_rows)
     return 0
+
+
+def steps_line(
+    steps: object, reward_model_train_steps: int | None, rl_train_steps: int | None
+) -> str:
+    """The steps line: the original description's "Optimal" when both are computed.
+
+    Explicit step counts are not optimal for anything: the line says they are explicit.
+    """
+    explicit = [
+        key
+        for key, value in (
+            ("training.reward_model_train_steps", reward_model_train_steps),
+            ("training.reinforcement_learning_train_steps", rl_train_steps),
+        )
+        if value
+    ]
+    if not explicit:
+        return f"Optimal training steps: {steps}"
+    if len(explicit) == 2:
+        return f"Training steps (explicit in the parameters, not computed): {steps}"
+    return f"Training steps ({explicit[0]} explicit, the other computed): {steps}"
 
 
 def _warn(params: RLHFParams, preference_rows: int | None, prompt_rows: int | None) -> None:
@@ -470,6 +499,42 @@ def cmd_convert_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate_config(args: argparse.Namespace) -> int:
+    """Writes params/<env>.yaml from a config file in the original description's layout."""
+    from vertex_rlhf.config import legacy
+
+    target, migration = legacy.migrate(args.config, params_dir(args), args.env)
+    print(f"wrote {target} from {args.config} (not modified)")
+    for note in migration.notes:
+        print(f"  {note}")
+    print(f"  check it with: make check ENV={target.stem}")
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    """Writes the parameter reference from the schema, or with --check, fails if stale."""
+    from vertex_rlhf.template import reference, signature
+
+    template = signature.current_template_path(compiled_dir(args))
+    text = reference.render(template, params_dir(args) / "base.yaml")
+    output = Path(args.output)
+    current = output.read_text(encoding="utf-8") if output.is_file() else None
+    if args.check:
+        if current != text:
+            raise PipelineError(
+                f"{output} is stale against the schema", hint="run `make docs` and commit it"
+            )
+        print(f"{output} is up to date with the schema")
+        return 0
+    if current != text:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        scratch = output.with_name(f".{output.name}.tmp")
+        scratch.write_text(text, encoding="utf-8")
+        scratch.replace(output)
+    print(f"{output} ({'written' if current != text else 'unchanged'})")
+    return 0
+
+
 def _job_args(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
@@ -530,6 +595,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
     p.set_defaults(func=cmd_validate_data)
 
+    p = sub.add_parser("reference", help="write the parameter reference (docs/parameters.md)")
+    _common(p)
+    p.add_argument("--output", default="docs/parameters.md", help="where to write it")
+    p.add_argument("--check", action="store_true", help="fail if it is stale")
+    p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser(
+        "migrate-config", help="write params/<env>.yaml from an original-layout config file"
+    )
+    p.add_argument("config", help="the original config file (dataset/training/vertex_ai)")
+    p.add_argument("--params-dir", default="params", help="where base.yaml is; written there")
+    p.add_argument("--env", help="environment name (default: from the file name)")
+    p.set_defaults(func=cmd_migrate_config)
+
     p = sub.add_parser("convert-data", help="convert prompt/chosen/rejected JSONL to Vertex's")
     p.add_argument("input", help="input path or glob, local or gs://")
     p.add_argument("output", help="output file, local or gs://")
@@ -587,6 +666,15 @@ def build_parser() -> argparse.ArgumentParser:
     _env_args(p)
     p.set_defaults(func=cmd_versions)
     return parser
+
+
+def subcommands() -> list[str]:
+    """The names of the subcommands this installation has."""
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
 
 
 def _without_traceback(record: logging.LogRecord) -> bool:

@@ -246,14 +246,16 @@ class PipelineMonitor:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-        out: TextIO = sys.stdout,
+        out: TextIO | None = None,
     ) -> None:
         self.target = target
         self.client = client or pipeline_service(target)
         self.metrics_log = metrics_log
         self.min_interval = min_interval
         self.max_interval = max_interval
-        self.clock, self.sleep, self.now, self.out = clock, sleep, now, out
+        self.clock, self.sleep, self.now = clock, sleep, now
+        # sys.stdout as it is now, not as it was at import (tests and notebooks swap it).
+        self.out = out or sys.stdout
         self.api_calls = 0
         self._task_states: dict[str, str] = {}
 
