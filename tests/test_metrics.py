@@ -307,3 +307,16 @@ def test_make_quotes_the_job_id(tmp_path: Path) -> None:
         assert result.returncode == 2, result.stderr  # make reports the recipe failed
         assert "is neither a job id" in result.stderr
     assert not marker.exists()
+
+
+@pytest.mark.usefixtures("project_env", "storage_emulator")
+def test_an_unreadable_artifact_is_a_coded_error(
+    vertex: VertexStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    timeline, uris = training.run_timeline(0.0036, bucket(), "gone")  # bucket never created
+    vertex.add_job(f"{PARENT}/gone", timeline)
+    args = ["metrics", "gone", "--env", "dev", f"vertex_ai.api_endpoint={vertex.url}"]
+    assert cli.main([*args, "--metrics-log", str(tmp_path / "l.jsonl")]) == 12
+    err = capsys.readouterr().err
+    assert f"error[CONFIG_002]: read {uris['reward-model-trainer']}: not found" in err
+    assert not (tmp_path / "l.jsonl").exists()

@@ -190,7 +190,13 @@ class EventFiles:
         from vertex_rlhf.data.files import split_gs, storage_client
 
         self.client = self.client or storage_client()
-        bucket, prefix = split_gs(source.uri)
+        try:
+            return self._read(source, split_gs(source.uri))
+        except Exception as error:
+            raise domain_error(error, f"read {source.uri}") or error from None
+
+    def _read(self, source: MetricSource, location: tuple[str, str]) -> list[Point]:
+        bucket, prefix = location
         points: list[Point] = []
         for blob in self.client.list_blobs(bucket, prefix=prefix + "/"):
             relative = blob.name[len(prefix) + 1 :]
