@@ -133,6 +133,10 @@ def test_compare_refuses_bad_ids_before_any_call(
     ids = " ".join(f"run-{i}" for i in range(11))
     assert cli.main(["compare", "--jobs", ids, endpoint]) == 12
     assert "at most 10" in capsys.readouterr().err
+    assert cli.main(["compare", "run-a", "--last", "2", endpoint]) == 12
+    assert "not both" in capsys.readouterr().err
+    assert cli.main(["compare", "--last", "0", endpoint]) == 12
+    assert "LAST=0: compare between 1 and 10 runs" in capsys.readouterr().err
     assert cli.main(["compare", "--last", "2", "--env", "dev", endpoint]) == 12
     assert "no runs of rlhf-tuning with environment=dev" in capsys.readouterr().err
     assert vertex.calls("POST") == [] and len(vertex.calls("GET")) == 1  # only the listing

@@ -295,7 +295,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     args.overrides = [*[j for j in args.jobs if "=" in j], *args.overrides]
     jobs = [*[j for j in args.jobs if "=" not in j], *(args.jobs_text or "").split()]
     default = VertexTarget.from_params(_vertex_params(args))
-    if args.last is not None and not jobs:
+    if args.last is not None and jobs:
+        raise ConfigError(["name the runs (JOBS=) or ask for the newest ones (LAST=), not both"])
+    if args.last is not None:
         pipeline = read_manifest(Path(args.compiled_dir)).get("pipeline") or "rlhf-tuning"
         names = compare.last_runs(default, pipeline, args.env, args.last)
     else:
