@@ -1,6 +1,7 @@
 # Every target calls the `rlhf` CLI (vertex_rlhf/cli.py) or a script in scripts/.
 # Variables: ENV=dev|prod|local|path/to/file.yaml  OVERRIDES="training.kl_coeff=0.2 ..."
 #            VERSION=1.0.0 (a registry tag)  WAIT=1  DRY_RUN=1  JOB=<job id or resource name>
+#            JOBS="<id> <id> ..."  LAST=<N>  (make compare)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,13 +9,17 @@ RLHF   := $(BIN)/rlhf
 ENV    ?= dev
 OVERRIDES ?=
 JOB    ?=
+JOBS   ?=
+LAST   ?=
+# Single-quotes user text for the shell (JOB, JOBS, ...): no word splitting, no expansion.
+quote = '$(subst ','\'',$(1))'
 # Flags for `rlhf submit`, from the make variables that are set.
 SUBMIT_FLAGS = $(if $(VERSION),--version $(VERSION)) $(if $(filter 1,$(WAIT)),--wait) \
                $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(JOB_ID),--job-id $(JOB_ID))
 
 .DEFAULT_GOAL := help
 .PHONY: help setup compile check-compiled test test-no-orjson lint ci checks docs check steps validate-data \
-        convert-data bench-data plan doctor submit publish versions monitor runs cancel migrate-config clean
+        convert-data bench-data plan doctor submit publish versions monitor metrics compare runs cancel migrate-config clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,6 +103,13 @@ versions: setup ## list the published template versions and their tags
 monitor: setup ## follow run JOB=... to its end (Ctrl-C stops watching, never cancels)
 	@test -n "$(JOB)" || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
 	$(RLHF) monitor $(JOB) --env $(ENV) $(OVERRIDES)
+
+metrics: setup ## training metrics of run JOB=...: runs/JOB.jsonl, a summary, runs/JOB.png
+	@test -n $(call quote,$(JOB)) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
+	$(RLHF) metrics $(call quote,$(JOB)) --env $(call quote,$(ENV)) $(OVERRIDES)
+
+compare: setup ## compare runs JOBS="a b ..." (or the LAST=N runs of ENV): table, runs/compare.png
+	$(RLHF) compare --jobs $(call quote,$(JOBS)) $(if $(LAST),--last $(call quote,$(LAST))) --env $(call quote,$(ENV)) $(OVERRIDES)
 
 runs: setup ## list recent runs of the pipeline in ENV's project and region
 	$(RLHF) runs $(ENV) $(OVERRIDES)

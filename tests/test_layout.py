@@ -22,12 +22,13 @@ RANKS = {
     "components": 3,
     "pipelines": 3,
     "vertex_rlhf.cloud": 4,
+    "vertex_rlhf.views": 5,
     "vertex_rlhf.cli": 5,
     "vertex_rlhf.api": 5,
     "vertex_rlhf.live": 5,
     "vertex_rlhf.__main__": 5,
 }
-WINGS = ("config", "data", "template", "cloud")
+WINGS = ("config", "data", "template", "cloud", "views")
 
 
 def rank_of(module: str) -> tuple[str, int] | None:

@@ -238,20 +238,26 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     """Watches a job to its end and reports; Ctrl-C stops watching, never cancels.
 
     On a terminal a live view replaces the progress lines; the report follows either way.
+    New training points in the job's event files are appended to the metrics log as they
+    appear.
     """
     from vertex_rlhf import live
-    from vertex_rlhf.cloud import monitor
+    from vertex_rlhf.cloud import metrics, monitor
 
     log = Path(args.metrics_log or f"runs/{job.rsplit('/', 1)[-1]}.jsonl")
     print(f"Following {job}\n  console: {target.console_url(target.job_name(job))}")
+    follower: metrics.MetricsFollower | None = None
     try:
         with live.monitor_display(job, log) as display:
+            # The follower writes through the display, not past it (a live view redraws).
+            follower = metrics.MetricsFollower(log, out=display.out)
             watcher = monitor.PipelineMonitor(
                 target,
                 metrics_log=log,
                 min_interval=args.poll_interval,
                 max_interval=max(args.poll_interval, 60.0),
                 out=display.out,
+                on_poll=follower,
             )
             status = watcher.monitor_job_with_updates(
                 job, timeout=args.timeout, callback=display.callback
@@ -263,6 +269,9 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        if follower is not None:
+            follower.files.close()
     print(monitor.generate_monitoring_report(status))
     print(f"  metrics log: {log}")
     if status.get("timed_out"):
@@ -387,6 +396,56 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     name = default.job_name(args.job)
     monitor.cancel(target_of(name, default), name)
     print(f"Cancel requested for {name}; it stops after its running tasks are cancelled.")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Reads a run's TensorBoard event files into its metrics log; prints a summary; draws it."""
+    from vertex_rlhf.cloud import metrics
+    from vertex_rlhf.cloud.vertex import VertexTarget, target_of
+    from vertex_rlhf.views import charts, tables
+
+    default = VertexTarget.from_params(_vertex_params(args))
+    name = default.job_name(args.job)
+    job_id = name.rsplit("/", 1)[-1]
+    log = Path(args.metrics_log or f"runs/{job_id}.jsonl")
+    job = metrics.read_job(target_of(name, default), name)
+    with metrics.EventFiles() as files:
+        added, warnings = metrics.sync(job, log, files)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    points = metrics.logged_points(metrics.read_log(log))
+    print(f"{name}: {len(added)} new step record(s) in {log}")
+    print(tables.render_summary(metrics.summarize(points)))
+    png = Path(args.png or log.with_suffix(".png"))
+    if charts.metrics_png(points, png, f"Training metrics of {job_id}"):
+        print(f"  chart: {png}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compares runs side by side: one table and one PNG overlaying their metrics."""
+    from vertex_rlhf.cloud import compare
+    from vertex_rlhf.cloud.vertex import VertexTarget
+    from vertex_rlhf.template.compiler import read_manifest
+    from vertex_rlhf.views import charts, tables
+
+    # KEY=VALUE items are overrides; job ids and resource names never hold "=".
+    args.overrides = [*[j for j in args.jobs if "=" in j], *args.overrides]
+    jobs = [*[j for j in args.jobs if "=" not in j], *(args.jobs_text or "").split()]
+    default = VertexTarget.from_params(_vertex_params(args))
+    if args.last is not None and jobs:
+        raise ConfigError(["name the runs (JOBS=) or ask for the newest ones (LAST=), not both"])
+    if args.last is not None:
+        pipeline = read_manifest(compiled_dir(args)).get("pipeline") or "rlhf-tuning"
+        names = compare.last_runs(default, pipeline, environment(args).name, args.last)
+    else:
+        names = compare.job_names(default, jobs)
+    runs = compare.gather(default, names)
+    print(tables.render_table(compare.comparison_rows(runs)))
+    png = Path(args.png or "runs/compare.png")
+    if charts.comparison_png([(r.job_id, r.points) for r in runs], png, "Runs compared"):
+        print(f"  chart: {png}")
     return 0
 
 
@@ -645,6 +704,23 @@ def build_parser() -> argparse.ArgumentParser:
     _job_args(p)
     _watch_args(p)
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("metrics", help="a run's training metrics: JSONL log, summary, PNG")
+    _job_args(p)
+    p.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
+    p.add_argument("--png", help="chart to write (default: the log's name with .png)")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("compare", help="compare runs side by side: table and PNG")
+    _common(p)
+    p.add_argument(
+        "jobs", nargs="*", metavar="JOB", help="job ids or resource names (and overrides)"
+    )
+    p.add_argument("--jobs", dest="jobs_text", help="job ids separated by spaces (make JOBS=)")
+    p.add_argument("--last", type=int, help="compare the newest N runs of --env instead")
+    p.add_argument("--env", default="dev", help="environment whose project/region to use")
+    p.add_argument("--png", help="chart to write (default runs/compare.png)")
+    p.set_defaults(func=cmd_compare, overrides=[])
 
     p = sub.add_parser("runs", help="list recent runs with state and version")
     _common(p)

@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -55,6 +55,8 @@ class Step:
     errors: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     job_error: str = ""
+    # task -> output artifact name -> URIs (e.g. the trainers' tensorboard_metrics).
+    artifacts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 def timeline_success(hour: float = 3600.0) -> list[Step]:
@@ -254,8 +256,13 @@ class VertexStandIn(LoopbackServer):
         return _iso(self.origin + timedelta(seconds=seconds))
 
     def add_job(
-        self, name: str, timeline: list[Step], labels: dict[str, str] | None = None
+        self,
+        name: str,
+        timeline: list[Step],
+        labels: dict[str, str] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
+        """Adds a job; ``fields`` are further resource fields (runtimeConfig, templateUri)."""
         self.jobs[name] = Job(
             {
                 "name": name,
@@ -263,6 +270,7 @@ class VertexStandIn(LoopbackServer):
                 "labels": labels or {},
                 "createTime": self.stamp(self.clock()),
                 "runtimeConfig": {},
+                **(fields or {}),
             },
             self.clock(),
             timeline,
@@ -310,12 +318,20 @@ class VertexStandIn(LoopbackServer):
             if parent:
                 detail["parentTaskId"] = TASK_IDS[parent]
             if task_state in ("SUCCEEDED", "FAILED", "CANCELLED"):
-                detail["endTime"] = self.stamp(begin + ended)
+                finished = ended if job.cancelled_at is not None else self._ended(job, name, ended)
+                detail["endTime"] = self.stamp(begin + finished)
             if name in current.errors:
                 detail["error"] = {"code": 9, "message": current.errors[name]}
             if name in current.outputs:
                 detail["execution"] = {
                     "metadata": {f"output:{k}": v for k, v in current.outputs[name].items()}
+                }
+            if name in current.artifacts:
+                detail["outputs"] = {
+                    output: {
+                        "artifacts": [{"uri": u, "schemaTitle": "system.Artifact"} for u in uris]
+                    }
+                    for output, uris in current.artifacts[name].items()
                 }
             details.append(detail)
         resource["jobDetail"] = {"taskDetails": details}
@@ -324,6 +340,12 @@ class VertexStandIn(LoopbackServer):
     @staticmethod
     def _first_seen(job: Job, task: str) -> float:
         return next((s.at for s in job.timeline if task in s.tasks), 0.0)
+
+    @staticmethod
+    def _ended(job: Job, task: str, now: float) -> float:
+        """When a task first showed a final state (the step it ended in)."""
+        final = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED")
+        return next((s.at for s in job.timeline if s.tasks.get(task) in final), now)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         standin = self
@@ -446,6 +468,4 @@ def _iso(moment: datetime) -> str:
 
 def scale(timeline: list[Step], factor: float) -> list[Step]:
     """The same timeline, ``factor`` times as fast or slow (for real-time CLI tests)."""
-    return [
-        Step(s.at * factor, s.state, s.tasks, s.errors, s.outputs, s.job_error) for s in timeline
-    ]
+    return [replace(s, at=s.at * factor) for s in timeline]

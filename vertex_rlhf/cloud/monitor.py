@@ -234,6 +234,8 @@ class PipelineMonitor:
         max_interval: the most seconds between polls.
         clock, sleep, now: injectable for tests.
         out: where progress lines go.
+        on_poll: called with every job read (``PipelineJob.to_dict``), e.g. to pick up
+            training metrics as they appear (``metrics.MetricsFollower``).
     """
 
     def __init__(
@@ -247,6 +249,7 @@ class PipelineMonitor:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         out: TextIO | None = None,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.target = target
         self.client = client or pipeline_service(target)
@@ -258,6 +261,7 @@ class PipelineMonitor:
         self.out = out or sys.stdout
         self.api_calls = 0
         self._task_states: dict[str, str] = {}
+        self.on_poll = on_poll
 
     def get_status(self, job: str) -> dict[str, Any]:
         """Reads the job once (no retry) and summarizes it."""
@@ -271,7 +275,10 @@ class PipelineMonitor:
             if is_transient(error):
                 raise
             raise domain_error(error, f"read {name}") or error from None
-        status = job_status(PipelineJob.to_dict(resource, use_integers_for_enums=False), self.now())
+        as_dict = PipelineJob.to_dict(resource, use_integers_for_enums=False)
+        if self.on_poll:
+            self.on_poll(as_dict)
+        status = job_status(as_dict, self.now())
         status["console_url"] = self.target.console_url(name)
         return status
 
