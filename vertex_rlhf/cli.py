@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -36,11 +37,41 @@ def _env_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _path_problem(path: Path, flag: str, directory: bool) -> str | None:
+    """Why ``path`` cannot be written as a file (or created as a directory), or None."""
+    if path.exists() and path.is_dir() != directory:
+        kind = "a directory" if path.is_dir() else "a file"
+        return f"{flag} {str(path)!r} is {kind}; give a {'directory' if directory else 'file'}"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{flag} {str(path)!r} is under {str(parent)!r}, which is a file"
+            if not os.access(parent, os.W_OK | os.X_OK) and not path.exists():
+                return f"{flag} {str(path)!r} cannot be created: {str(parent)!r} is not writable"
+            return None
+    return None
+
+
+def _positive(value: float | None, flag: str) -> str | None:
+    """Why ``value`` is not a finite number above 0, or None (also for an unset flag)."""
+    if value is None or (math.isfinite(value) and value > 0):
+        return None
+    return f"{flag} {value}: must be a number of seconds above 0"
+
+
+def _check_flags(problems: list[str | None]) -> None:
+    found = [p for p in problems if p]
+    if found:
+        raise ConfigError(found)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compiles the pipeline into compiled/, or with --check, fails if it is stale."""
     from vertex_rlhf.template import compiler
 
     directory = Path(args.compiled_dir)
+    if not args.check:
+        _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
     if args.check:
         problems = compiler.stale_problems(directory)
         if problems:
@@ -139,11 +170,28 @@ def _resume_hint(job: str, env: str) -> str:
     return f"make monitor JOB={job.rsplit('/', 1)[-1]} ENV={env}"
 
 
+def _metrics_log(job: str, args: argparse.Namespace) -> Path:
+    return Path(args.metrics_log or f"runs/{job.rsplit('/', 1)[-1]}.jsonl")
+
+
+def _check_watch_flags(args: argparse.Namespace, job: str | None) -> None:
+    """Refuses bad --poll-interval, --timeout and --metrics-log before anything is sent."""
+    log = _metrics_log(job, args) if job else (Path(args.metrics_log) if args.metrics_log else None)
+    _check_flags(
+        [
+            _positive(args.poll_interval, "--poll-interval"),
+            _positive(args.timeout, "--timeout"),
+            _path_problem(log, "--metrics-log", directory=False) if log else None,
+        ]
+    )
+
+
 def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     """Watches a job to its end and reports; Ctrl-C stops watching, never cancels."""
     from vertex_rlhf.cloud import monitor
 
-    log = Path(args.metrics_log or f"runs/{job.rsplit('/', 1)[-1]}.jsonl")
+    log = _metrics_log(job, args)
+    _check_watch_flags(args, job)
     watcher = monitor.PipelineMonitor(
         target,
         metrics_log=log,
@@ -182,10 +230,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     import yaml
 
     from vertex_rlhf.cloud import submission
+    from vertex_rlhf.config import names
     from vertex_rlhf.config.params import load_params
 
+    if args.wait:
+        _check_watch_flags(args, None)
     overrides = list(args.overrides)
-    if args.version:
+    if args.version is not None:
+        problem = names.tag_problem(args.version, digest_ok=True)
+        _check_flags([f"--version: {problem}" if problem else None])
         overrides.append(f"vertex_ai.template_version={args.version}")
     params = load_params(args.env, overrides, args.params_dir)
     v = params.vertex_ai
@@ -221,6 +274,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
     default = VertexTarget.from_params(_vertex_params(args))
     name = default.job_name(args.job)
+    _check_watch_flags(args, name)
     return _follow(target_of(name, default), name, args)
 
 
@@ -230,6 +284,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud.vertex import VertexTarget
     from vertex_rlhf.template.compiler import read_manifest
 
+    if args.limit < 1:
+        raise ConfigError([f"--limit {args.limit}: must be 1 or more"])
     target = VertexTarget.from_params(_vertex_params(args))
     pipeline = read_manifest(Path(args.compiled_dir)).get("pipeline") or "rlhf-tuning"
     runs = monitor.list_runs(target, pipeline, args.limit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler
@@ -27,6 +28,8 @@ class RegistryStandIn(LoopbackServer):
         self.requests: list[tuple[str, str]] = []
         self.packages: dict[str, dict[str, Any]] = {}
         self.tamper = False  # serve other bytes than were uploaded
+        # Called after each upload: a test's concurrent publisher lands here.
+        self.after_upload: Callable[[], None] | None = None
         super().__init__()
 
     def upload(self, content: bytes, tags: list[str]) -> tuple[str, str]:
@@ -71,6 +74,9 @@ class RegistryStandIn(LoopbackServer):
                 }
                 tags = [t for t in fields.get("tags", b"").decode().split(",") if t]
                 package, digest = standin.upload(fields["content"], tags)
+                if standin.after_upload:
+                    hook, standin.after_upload = standin.after_upload, None
+                    hook()
                 self._reply(200, f"{package}/{digest}".encode(), "text/plain")
 
             def do_GET(self) -> None:

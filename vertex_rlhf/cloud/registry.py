@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from vertex_rlhf.config import names
 from vertex_rlhf.errors import AuthError, PipelineError
 
 LATEST = "latest"
@@ -103,7 +104,8 @@ def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, b
     """Uploads a compiled template tagged with its version and ``latest``.
 
     Publishing the same content again changes nothing. A version tag that already
-    points at different content is refused: versions are immutable.
+    points at different content is refused: versions are immutable. After the upload
+    the tag is read back: if a concurrent publish moved it, this one fails.
 
     Args:
         host: ``https://REGION-kfp.pkg.dev/PROJECT/REPO``.
@@ -114,8 +116,10 @@ def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, b
         The published version, and whether anything was uploaded.
 
     Raises:
+        ConfigError: ``version`` is not a tag (``names.TAG_FORM``).
         PipelineError: the tag exists with other content, or the registry failed.
     """
+    names.check_tag(version)
     registry = client(host)
     package = pipeline_name(template)
     digest = file_digest(template)
@@ -135,6 +139,15 @@ def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, b
         raise PipelineError(
             f"{what}: the registry stored {uploaded}, but the file is {digest}",
         )
+    now = _call(what, _get_tag, registry, package, version)
+    named = _digest_of(now["version"]) if now else "nothing"
+    if named != digest:
+        raise PipelineError(
+            f"{what}: after the upload, tag {version} names {named}, not this template"
+            f" ({digest}): another publish of {version} ran at the same time",
+            hint="see `make versions`; a version's content is fixed by whichever publish won:"
+            " bump PIPELINE_VERSION for this one",
+        )
     return RegistryVersion(host, package, digest, [version, LATEST]), True
 
 
@@ -147,8 +160,10 @@ def resolve(host: str, package: str, ref: str) -> RegistryVersion:
         ref: a tag such as ``1.0.0`` or ``latest``, or ``sha256:...``.
 
     Raises:
+        ConfigError: ``ref`` is neither a tag nor ``sha256:`` and 64 hex digits.
         PipelineError: the tag or digest does not exist (the message lists the tags).
     """
+    names.check_tag(ref, digest_ok=True)
     registry = client(host)
     what = f"resolve {package}:{ref} in {host}"
     if ref.startswith("sha256:"):
@@ -170,8 +185,11 @@ def download(version: RegistryVersion, directory: Path) -> Path:
     """Downloads a version by digest and checks that the bytes match it.
 
     Raises:
+        ConfigError: the version's digest is not ``sha256:`` and 64 hex digits.
         PipelineError: the download failed or its sha256 differs from the digest.
     """
+    if not names.DIGEST.match(version.digest):
+        names.check_tag(version.digest, digest_ok=True)
     registry = client(version.host)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{version.package}-{version.digest.replace(':', '-')}.yaml"

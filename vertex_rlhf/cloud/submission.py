@@ -27,8 +27,9 @@ from vertex_rlhf.cloud.vertex import (
     is_transient,
     pipeline_service,
 )
+from vertex_rlhf.config import names
 from vertex_rlhf.config.params import RLHFParams
-from vertex_rlhf.errors import PipelineError
+from vertex_rlhf.errors import ConfigError, PipelineError
 from vertex_rlhf.template import signature
 from vertex_rlhf.template.compiler import read_manifest
 
@@ -163,8 +164,13 @@ def build_request(
         job_id: reuse an id (for a manual retry); default a new unique one.
 
     Raises:
-        ConfigError: the parameters do not fit the template's signature.
+        ConfigError: the parameters do not fit the template's signature, or ``job_id``
+            is not one Vertex accepts for a new job.
     """
+    if job_id is not None:
+        problem = names.new_job_id_problem(job_id)
+        if problem:
+            raise ConfigError([f"--job-id: {problem}"])
     values = signature.pipeline_parameter_values(params)
     if template.path is not None:
         inputs = signature.template_inputs(template.path)
@@ -173,7 +179,7 @@ def build_request(
     return SubmitRequest(
         target=VertexTarget.from_params(params),
         template=template,
-        job_id=job_id or new_job_id(template.name, env),
+        job_id=new_job_id(template.name, env) if job_id is None else job_id,
         display_name=v.pipeline_display_name,
         labels=run_labels(v.labels, template, env, commit),
         parameter_values=values,

@@ -22,6 +22,7 @@ from vertex_rlhf.errors import ConfigError
 PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 PROJECT_NUMBER = re.compile(r"^[1-9][0-9]{0,19}$")
 JOB_ID = re.compile(r"^(?:[a-z][-a-z0-9]{0,127}|[1-9][0-9]{0,19})$")
+NEW_JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")  # an id we choose; the SDK's form
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 ENDPOINT = re.compile(r"^(?:https?://)?[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?(?::[0-9]{1,5})?$")
@@ -54,6 +55,16 @@ def job_id_problem(job_id: str) -> str | None:
     return (
         f"job id {job_id!r} is not a Vertex AI pipeline job id (1-128 of a-z, 0-9 and -,"
         " starting with a letter)"
+    )
+
+
+def new_job_id_problem(job_id: str) -> str | None:
+    """Why ``job_id`` cannot name a new job (what the SDK and Vertex accept), or None."""
+    if NEW_JOB_ID.match(job_id):
+        return None
+    return (
+        f"job id {job_id!r} cannot name a new Vertex AI pipeline job (1-128 of a-z, 0-9"
+        " and -, starting with a letter)"
     )
 
 
