@@ -241,6 +241,8 @@ class VertexStandIn(LoopbackServer):
         self._faults: list[tuple[str, int]] = []  # (method, status or 0 = drop)
         self.create_mode = "normal"  # or "timeout-after-create", "503-after-create"
         self.create_delay = 0.0
+        # Labels the service adds to every job it creates (the real one adds this).
+        self.service_labels = {"vertex-ai-pipelines-run-billing-id": "8106518047893254144"}
         self.lock = threading.Lock()
         super().__init__()
 
@@ -426,7 +428,12 @@ class VertexStandIn(LoopbackServer):
                 if full in standin.jobs:
                     self._error(409, "ALREADY_EXISTS", f"{full} already exists")
                     return
-                resource = {**body, "name": full, "createTime": standin.stamp(standin.clock())}
+                resource = {
+                    **body,
+                    "labels": {**body.get("labels", {}), **standin.service_labels},
+                    "name": full,
+                    "createTime": standin.stamp(standin.clock()),
+                }
                 standin.jobs[full] = Job(resource, standin.clock(), standin.next_timeline)
                 if standin.create_mode == "timeout-after-create":
                     standin.create_mode = "normal"
