@@ -512,7 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _without_traceback(record: logging.LogRecord) -> bool:
-    """Keeps a library's logged error, drops its traceback (shown with LOG_LEVEL=DEBUG)."""
+    """Keeps a library's logged error in one line: its traceback (shown with LOG_LEVEL=DEBUG)
+    becomes the exception's type and message; Google libraries' INFO chatter is dropped."""
+    if record.name.startswith("google") and record.levelno < logging.WARNING:
+        return False
+    if record.exc_info and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        record.msg, record.args = f"{record.getMessage()} ({type(error).__name__}: {error})", None
     record.exc_info = None
     record.exc_text = None
     return True
@@ -527,6 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not debug:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_without_traceback)
+    # google-api-core makes an unconfigured "google" logger stop propagating, so the SDK's
+    # records (tracebacks included) bypass the handler above; configured, it leaves it be.
+    logging.getLogger("google").setLevel(logging.DEBUG if debug else logging.INFO)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Overrides may also follow the flags: `rlhf submit dev --dry-run training.kl_coeff=0.2`.
