@@ -176,12 +176,13 @@ def _metrics_log(job: str, args: argparse.Namespace) -> Path:
 
 def _check_watch_flags(args: argparse.Namespace, job: str | None) -> None:
     """Refuses bad --poll-interval, --timeout and --metrics-log before anything is sent."""
-    log = _metrics_log(job, args) if job else (Path(args.metrics_log) if args.metrics_log else None)
+    # Before a submit the job id is not known yet: check where its default log would go.
+    log = _metrics_log(job or "JOB_ID", args)
     _check_flags(
         [
             _positive(args.poll_interval, "--poll-interval"),
             _positive(args.timeout, "--timeout"),
-            _path_problem(log, "--metrics-log", directory=False) if log else None,
+            _path_problem(log, "--metrics-log", directory=False),
         ]
     )
 
