@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_PROJECT
+from tests.conftest import REPO, TEST_PROJECT
 from tests.standins.vertex import VertexStandIn, timeline_long_running
 from vertex_rlhf import cli
 
@@ -100,4 +100,20 @@ def test_job_ids_the_sdk_would_refuse_fail_in_dry_run(
 ) -> None:
     err = refused(capsys, "submit", "dev", "--dry-run", endpoint, f"--job-id={job_id}")
     assert f"--job-id: job id {job_id!r} cannot name a new" in err
+    assert vertex.requests == []
+
+
+@pytest.mark.usefixtures("project_env")
+def test_submit_wait_checks_the_default_log_before_sending(
+    vertex: VertexStandIn,
+    endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("not a directory")
+    dirs = ["--params-dir", str(REPO / "params"), "--compiled-dir", str(REPO / "compiled")]
+    err = refused(capsys, "submit", "dev", "--wait", endpoint, *dirs)
+    assert "--metrics-log 'runs/JOB_ID.jsonl' is under 'runs', which is a file" in err
     assert vertex.requests == []
