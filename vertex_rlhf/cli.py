@@ -70,8 +70,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from vertex_rlhf.template import compiler
 
     directory = Path(args.compiled_dir)
-    if not args.check:
-        _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
     if args.check:
         problems = compiler.stale_problems(directory)
         if problems:
@@ -81,6 +79,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             )
         print(f"{directory}/ is up to date with the sources")
         return 0
+    _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
     template, changed = compiler.compile_to(directory)
     state = "written" if changed else "unchanged"
     print(f"{directory / template.file_name} ({state}, sha256 {template.sha256[:12]})")
@@ -275,7 +274,6 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
     default = VertexTarget.from_params(_vertex_params(args))
     name = default.job_name(args.job)
-    _check_watch_flags(args, name)
     return _follow(target_of(name, default), name, args)
 
 
@@ -513,8 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _without_traceback(record: logging.LogRecord) -> bool:
-    """Keeps a library's logged error in one line: its traceback (shown with LOG_LEVEL=DEBUG)
-    becomes the exception's type and message; Google libraries' INFO chatter is dropped."""
+    """Keeps a library's logged error to one line (tracebacks with LOG_LEVEL=DEBUG only).
+
+    The traceback becomes the exception's type and message; Google libraries' INFO
+    chatter is dropped.
+    """
     if record.name.startswith("google") and record.levelno < logging.WARNING:
         return False
     if record.exc_info and record.exc_info[1] is not None:
