@@ -357,17 +357,18 @@ class PipelineMonitor:
                     if not _refusal(error) or refusals >= self.confirm:
                         raise mapped or error from None
                 failures += 1
-                wait = min(self.max_interval, self.min_interval * 2 ** (failures - 1))
-                if deadline is not None and self.clock() + wait >= deadline:
-                    wait = max(0.0, deadline - self.clock())
-                print(
-                    f"  API error ({type(error).__name__}); retrying in {wait:.0f}s", file=self.out
-                )
                 if deadline is not None and self.clock() >= deadline:
+                    print(f"  API error ({type(error).__name__})", file=self.out)
                     result = status or job_status({"name": name}, self.now())
                     result["api_error"] = f"{type(error).__name__}: {error}"
                     result["timed_out"] = True
                     return result
+                wait = min(self.max_interval, self.min_interval * 2 ** (failures - 1))
+                if deadline is not None:
+                    wait = min(wait, deadline - self.clock())
+                print(
+                    f"  API error ({type(error).__name__}); retrying in {wait:.0f}s", file=self.out
+                )
                 self.sleep(wait)
                 continue
             fingerprint = (status["state"], tuple((t["name"], t["state"]) for t in status["tasks"]))
