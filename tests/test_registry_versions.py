@@ -50,23 +50,41 @@ def test_good_tags_pass(registry_standin: RegistryStandIn, compiled_copy: Path) 
 
 
 @pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize("lands_after", ["upload", "create_tag"])
 def test_a_concurrent_publish_of_the_same_version_fails_the_loser(
-    registry_standin: RegistryStandIn, compiled_copy: Path, capsys: pytest.CaptureFixture[str]
+    registry_standin: RegistryStandIn,
+    compiled_copy: Path,
+    capsys: pytest.CaptureFixture[str],
+    lands_after: str,
 ) -> None:
-    """Both found no tag; the other upload lands right after ours and moves the tag."""
+    """Both found no tag; the other publish (an upload that moves tags, as kfp's does)
+    lands right after our upload, or right after we created the tag."""
     other = (compiled_copy / TEMPLATE_NAME).read_bytes() + b"# another build\n"
+    theirs: list[str] = []
 
     def other_publisher() -> None:
-        registry_standin.upload(other, ["1.0.0", "latest"])
+        theirs.append(registry_standin.upload(other, ["1.0.0", "latest"])[1])
 
-    registry_standin.after_upload = other_publisher
+    registry_standin.after[lands_after] = other_publisher
     manifest = compiled_copy / "manifest.json"
     before = manifest.read_text()
     args = ["dev", f"vertex_ai.template_registry={registry_standin.url}"]
     status = cli.main(["publish", *args, "--compiled-dir", str(compiled_copy)])
     err = capsys.readouterr().err
     assert status == 13, err
-    assert "after the upload, tag 1.0.0 names sha256:" in err
-    assert "another publish of 1.0.0 ran at the same time" in err
+    assert f"tag 1.0.0 already points at {theirs[0]}, not at this template" in err
+    assert "another publish of it has just won" in err
     assert manifest.read_text() == before  # nothing recorded for a digest the tag does not name
     assert "published" not in json.loads(before)["templates"]["1.0.0"]
+    if lands_after == "upload":  # we never moved their tag
+        assert registry_standin.packages["rlhf-tuning"]["tags"]["1.0.0"] == theirs[0]
+
+
+def test_the_version_tag_is_created_never_moved(
+    registry_standin: RegistryStandIn, compiled_copy: Path
+) -> None:
+    published, _ = registry.publish(registry_standin.url, compiled_copy / TEMPLATE_NAME, "1.0.0")
+    methods = [m for m, _ in registry_standin.requests]
+    assert "PATCH" not in methods  # latest did not exist: created too
+    tags = registry_standin.packages["rlhf-tuning"]["tags"]
+    assert tags == {"1.0.0": published.digest, "latest": published.digest}
