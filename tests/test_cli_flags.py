@@ -21,6 +21,16 @@ def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return err
 
 
+@pytest.fixture(autouse=True)
+def in_a_scratch_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run where a wrongly accepted flag can write nothing into the checkout (runs/)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("params", "compiled"):
+        (work / name).symlink_to(REPO / name)
+    monkeypatch.chdir(work)
+
+
 @pytest.fixture
 def endpoint(vertex: VertexStandIn) -> str:
     vertex.add_job(JOB, timeline_long_running())
@@ -108,12 +118,8 @@ def test_submit_wait_checks_the_default_log_before_sending(
     vertex: VertexStandIn,
     endpoint: str,
     capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs").write_text("not a directory")
-    dirs = ["--params-dir", str(REPO / "params"), "--compiled-dir", str(REPO / "compiled")]
-    err = refused(capsys, "submit", "dev", "--wait", endpoint, *dirs)
+    Path("runs").write_text("not a directory")
+    err = refused(capsys, "submit", "dev", "--wait", endpoint)
     assert "--metrics-log 'runs/JOB_ID.jsonl' is under 'runs', which is a file" in err
     assert vertex.requests == []
