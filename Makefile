@@ -11,11 +11,18 @@ OVERRIDES ?=
 JOB    ?=
 JOBS   ?=
 LAST   ?=
-# Single-quotes user text for the shell (JOB, JOBS, ...): no word splitting, no expansion.
-quote = '$(subst ','\'',$(1))'
+# User-set variables reach the shell only through $(call q,VAR) (one word) or
+# $(call qw,VAR) (one word per whitespace-separated item): their raw text ($(value),
+# so make never expands $(...) in them) in single quotes. They are not exported to
+# recipes either, which would expand them.
+USER_VARS := ENV OVERRIDES JOB JOB_ID JOBS LAST VERSION WAIT DRY_RUN IN OUT KIND ARGS CONFIG
+unexport $(USER_VARS)
+q  = '$(subst ','\'',$(value $(1)))'
+qw = $(foreach w,$(value $(1)),'$(subst ','\'',$(w))')
 # Flags for `rlhf submit`, from the make variables that are set.
-SUBMIT_FLAGS = $(if $(VERSION),--version $(VERSION)) $(if $(filter 1,$(WAIT)),--wait) \
-               $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(JOB_ID),--job-id $(JOB_ID))
+SUBMIT_FLAGS = $(if $(value VERSION),--version $(call q,VERSION)) \
+               $(if $(filter 1,$(value WAIT)),--wait) $(if $(filter 1,$(value DRY_RUN)),--dry-run) \
+               $(if $(value JOB_ID),--job-id $(call q,JOB_ID))
 
 .DEFAULT_GOAL := help
 .PHONY: help setup compile check-compiled test test-no-orjson lint ci checks docs check steps validate-data \
@@ -70,57 +77,57 @@ docs: setup ## regenerate docs/parameters.md from the schema
 	$(RLHF) reference
 
 check: setup ## check params/ENV.yaml against the schema and the compiled pipeline
-	$(RLHF) check $(ENV) $(OVERRIDES) --print
+	$(RLHF) check $(call q,ENV) $(call qw,OVERRIDES) --print
 
 steps: setup ## print the training steps a run of ENV will get
-	$(RLHF) steps $(ENV) $(OVERRIDES)
+	$(RLHF) steps $(call q,ENV) $(call qw,OVERRIDES)
 
 validate-data: setup ## validate and profile the datasets of ENV (local or gs://)
-	$(RLHF) validate-data $(ENV) $(OVERRIDES)
+	$(RLHF) validate-data $(call q,ENV) $(call qw,OVERRIDES)
 
 convert-data: setup ## convert IN=... to OUT=... (KIND=preference|prompt; ARGS="--seed 1 ...")
-	@test -n "$(IN)" -a -n "$(OUT)" || { echo "error[CONFIG_002]: set IN=, OUT= and KIND=" >&2; exit 12; }
-	$(RLHF) convert-data $(IN) $(OUT) --kind $(or $(KIND),preference) $(ARGS)
+	@test -n $(call q,IN) -a -n $(call q,OUT) || { echo "error[CONFIG_002]: set IN=, OUT= and KIND=" >&2; exit 12; }
+	$(RLHF) convert-data $(call q,IN) $(call q,OUT) --kind $(if $(value KIND),$(call q,KIND),preference) $(call qw,ARGS)
 
 bench-data: setup ## benchmark validation and conversion on realistic rows (10 MB-1 GB, gs:// shards, no-op compile)
-	$(BIN)/python scripts/bench_data.py $(ARGS)
+	$(BIN)/python scripts/bench_data.py $(call qw,ARGS)
 
 plan: setup ## print what a run of ENV will book (machines from GCPC's specs, steps, stages, cache)
-	$(RLHF) plan $(ENV) $(OVERRIDES)
+	$(RLHF) plan $(call q,ENV) $(call qw,OVERRIDES)
 
 doctor: setup ## check ENV can run: credentials, project, APIs, bucket, service account, quota
-	$(RLHF) doctor $(ENV) $(OVERRIDES)
+	$(RLHF) doctor $(call q,ENV) $(call qw,OVERRIDES)
 
 submit: setup ## submit a run of ENV [VERSION=tag] [WAIT=1] [DRY_RUN=1] [JOB_ID=id]
-	$(RLHF) submit $(ENV) $(OVERRIDES) $(SUBMIT_FLAGS)
+	$(RLHF) submit $(call q,ENV) $(call qw,OVERRIDES) $(SUBMIT_FLAGS)
 
 publish: setup ## publish the compiled template to vertex_ai.template_registry of ENV
-	$(RLHF) publish $(ENV) $(OVERRIDES)
+	$(RLHF) publish $(call q,ENV) $(call qw,OVERRIDES)
 
 versions: setup ## list the published template versions and their tags
-	$(RLHF) versions $(ENV) $(OVERRIDES)
+	$(RLHF) versions $(call q,ENV) $(call qw,OVERRIDES)
 
 monitor: setup ## follow run JOB=... to its end (Ctrl-C stops watching, never cancels)
-	@test -n "$(JOB)" || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
-	$(RLHF) monitor $(JOB) --env $(ENV) $(OVERRIDES)
+	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
+	$(RLHF) monitor $(call q,JOB) --env $(call q,ENV) $(call qw,OVERRIDES)
 
 metrics: setup ## training metrics of run JOB=...: runs/JOB.jsonl, a summary, runs/JOB.png
-	@test -n $(call quote,$(JOB)) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
-	$(RLHF) metrics $(call quote,$(JOB)) --env $(call quote,$(ENV)) $(OVERRIDES)
+	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
+	$(RLHF) metrics $(call q,JOB) --env $(call q,ENV) $(call qw,OVERRIDES)
 
 compare: setup ## compare runs JOBS="a b ..." (or the LAST=N runs of ENV): table, runs/compare.png
-	$(RLHF) compare --jobs $(call quote,$(JOBS)) $(if $(LAST),--last $(call quote,$(LAST))) --env $(call quote,$(ENV)) $(OVERRIDES)
+	$(RLHF) compare --jobs $(call q,JOBS) $(if $(value LAST),--last $(call q,LAST)) --env $(call q,ENV) $(call qw,OVERRIDES)
 
 runs: setup ## list recent runs of the pipeline in ENV's project and region
-	$(RLHF) runs $(ENV) $(OVERRIDES)
+	$(RLHF) runs $(call q,ENV) $(call qw,OVERRIDES)
 
 cancel: setup ## cancel run JOB=...
-	@test -n "$(JOB)" || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
-	$(RLHF) cancel $(JOB) --env $(ENV) $(OVERRIDES)
+	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
+	$(RLHF) cancel $(call q,JOB) --env $(call q,ENV) $(call qw,OVERRIDES)
 
 migrate-config: setup ## write params/<env>.yaml from an original-layout CONFIG=old.yaml [ENV=name]
-	@test -n "$(CONFIG)" || { echo "error[CONFIG_002]: set CONFIG=<original config file>" >&2; exit 12; }
-	$(RLHF) migrate-config $(CONFIG) $(if $(filter command line environment,$(origin ENV)),--env $(ENV))
+	@test -n $(call q,CONFIG) || { echo "error[CONFIG_002]: set CONFIG=<original config file>" >&2; exit 12; }
+	$(RLHF) migrate-config $(call q,CONFIG) $(if $(filter command line environment,$(origin ENV)),--env $(call q,ENV))
 
 clean: ## remove the virtualenv and caches (compiled/ is kept: it is committed)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -16,7 +16,7 @@ import yaml
 from pipelines.rlhf_tuning import JOB_UUID, PIPELINE_NAME, PIPELINE_VERSION
 from tests.conftest import REPO
 from tests.standins.vertex import VertexStandIn
-from tests.test_submit import make_request, no_sleep
+from tests.test_submit import fast, make_request
 from vertex_rlhf import cli
 from vertex_rlhf.cloud import submission
 from vertex_rlhf.config.params import load_params
@@ -93,7 +93,7 @@ def test_the_request_vertex_receives(
     vertex: VertexStandIn, storage_emulator: str, caching: str
 ) -> None:
     request = make_request(vertex, f"vertex_ai.enable_caching={caching}")
-    submission.submit(request, sleep=no_sleep)
+    submission.submit(request, retry=fast(), read_retry=fast())
     [create] = vertex.calls("POST")
     sent = create["body"]["pipelineSpec"]
     enabled = {

@@ -234,9 +234,9 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_make_migrate_config_passes_the_file_and_only_an_explicit_env() -> None:
     named = make("-n", "migrate-config", "CONFIG=configs/old.yaml", "ENV=prod-eu")
-    assert ".venv/bin/rlhf migrate-config configs/old.yaml --env prod-eu" in named.stdout
+    assert ".venv/bin/rlhf migrate-config 'configs/old.yaml' --env 'prod-eu'" in named.stdout
     default = make("-n", "migrate-config", "CONFIG=configs/old.yaml")
-    assert ".venv/bin/rlhf migrate-config configs/old.yaml" in default.stdout
+    assert ".venv/bin/rlhf migrate-config 'configs/old.yaml'" in default.stdout
     assert "--env" not in default.stdout  # not the Makefile's default ENV=dev
     missing = make("migrate-config")
     assert missing.returncode != 0

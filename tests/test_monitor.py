@@ -250,9 +250,10 @@ def test_bad_and_unknown_job_ids(vertex: VertexStandIn, capsys: pytest.CaptureFi
     endpoint = f"vertex_ai.api_endpoint={vertex.url}"
     assert cli.main(["monitor", "Bad Job!", "--env", "dev", endpoint]) == 12
     assert "JOB='Bad Job!' is neither a job id" in capsys.readouterr().err
-    assert cli.main(["monitor", "no-such-job", "--env", "dev", endpoint]) == 12
+    fast = ["--poll-interval", "0.05"]
+    assert cli.main(["monitor", "no-such-job", "--env", "dev", endpoint, *fast]) == 12
     assert "not found" in capsys.readouterr().err
-    assert vertex.calls("GET")  # it asked
+    assert len(vertex.calls("GET")) == 3  # it asked, and believed a repeated 404
 
 
 def test_ctrl_c_stops_watching_and_never_cancels(vertex: VertexStandIn, tmp_path: Path) -> None:

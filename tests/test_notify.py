@@ -15,6 +15,7 @@ import yaml
 
 from tests.conftest import REPO, TEST_PROJECT, fresh_pipeline_root
 from tests.standins.vertex import VertexStandIn
+from tests.test_submit import fast
 from vertex_rlhf.cloud import submission
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError
@@ -77,7 +78,7 @@ def request_for(vertex: VertexStandIn, *extra: str) -> submission.SubmitRequest:
 def test_submit_sends_the_recipients_as_a_run_parameter(vertex: VertexStandIn) -> None:
     emails = ["ml-oncall@example.com", "Ana.Lee+rlhf@corp.example.org"]
     request = request_for(vertex, f"vertex_ai.notify_emails=[{','.join(emails)}]")
-    submission.submit(request, sleep=lambda _: None)
+    submission.submit(request, retry=fast(), read_retry=fast())
     [create] = vertex.calls("POST")
     body = create["body"]
     assert body["runtimeConfig"]["parameterValues"]["notify_emails"] == emails
@@ -88,7 +89,7 @@ def test_submit_sends_the_recipients_as_a_run_parameter(vertex: VertexStandIn) -
 def test_no_recipients_sends_no_list_and_the_template_default_applies(
     vertex: VertexStandIn,
 ) -> None:
-    submission.submit(request_for(vertex), sleep=lambda _: None)
+    submission.submit(request_for(vertex), retry=fast(), read_retry=fast())
     [create] = vertex.calls("POST")
     assert "notify_emails" not in create["body"]["runtimeConfig"]["parameterValues"]
     spec = create["body"]["pipelineSpec"]

@@ -16,7 +16,7 @@ from tests.conftest import CURRENT_VERSION, REPO, TEST_PROJECT, fresh_pipeline_r
 from tests.standins.registry import RegistryStandIn
 from tests.standins.vertex import VertexStandIn, scale, timeline_success, timeline_training_failure
 from vertex_rlhf import cli
-from vertex_rlhf.cloud import registry, submission
+from vertex_rlhf.cloud import registry, submission, vertex
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import AuthError, PipelineError
 
@@ -41,8 +41,9 @@ def make_request(
     return submission.build_request(params, "dev", template, "abc123def456", job_id)
 
 
-def no_sleep(_: float) -> None:
-    pass
+def fast() -> Any:
+    """The library's retry with short delays, for tests."""
+    return vertex.transient_retry(0.01, 0.05, 20.0)
 
 
 @pytest.mark.usefixtures("project_env")
@@ -98,7 +99,7 @@ def test_submit_sends_exactly_the_resolved_request(
     vertex: VertexStandIn, storage_emulator: str
 ) -> None:
     request = make_request(vertex, "training.reward_model_train_steps=2000")
-    name = submission.submit(request, sleep=no_sleep)
+    name = submission.submit(request, retry=fast(), read_retry=fast())
     assert name == f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/{request.job_id}"
     [create] = vertex.calls("POST")
     assert create["path"] == f"/v1/projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs"
@@ -144,7 +145,7 @@ def test_a_failed_create_that_landed_makes_one_job(vertex: VertexStandIn, mode: 
     vertex.create_mode = mode
     vertex.create_delay = 2.0
     request = make_request(vertex)
-    name = submission.submit(request, create_timeout=0.5, sleep=no_sleep)
+    name = submission.submit(request, create_timeout=0.5, retry=fast(), read_retry=fast())
     assert name == request.job_name
     assert list(vertex.jobs) == [request.job_name]
     assert len(vertex.calls("POST")) == 1  # found by id: not created again
@@ -162,7 +163,7 @@ def test_transient_errors_before_create_are_retried(
     monkeypatch.setattr(resource_manager_utils, "get_project_number", lambda *a, **k: 1234)
     vertex.fail_next(2, 503, "POST")
     request = make_request(vertex)
-    assert submission.submit(request, sleep=no_sleep) == request.job_name
+    assert submission.submit(request, retry=fast(), read_retry=fast()) == request.job_name
     assert len(vertex.calls("POST")) == 3
     assert list(vertex.jobs) == [request.job_name]
 
@@ -172,12 +173,12 @@ def test_already_exists_is_adopted_only_when_it_is_the_same_submit(
     vertex: VertexStandIn,
 ) -> None:
     first = make_request(vertex)
-    submission.submit(first, sleep=no_sleep)
+    submission.submit(first, retry=fast(), read_retry=fast())
     again = make_request(vertex, job_id=first.job_id)
-    assert submission.submit(again, sleep=no_sleep) == first.job_name
+    assert submission.submit(again, retry=fast(), read_retry=fast()) == first.job_name
     other = make_request(vertex, "training.kl_coeff=0.5", job_id=first.job_id)
     with pytest.raises(PipelineError, match="already exists with other labels or parameters"):
-        submission.submit(other, sleep=no_sleep)
+        submission.submit(other, retry=fast(), read_retry=fast())
     assert len(vertex.jobs) == 1
 
 
@@ -185,7 +186,7 @@ def test_already_exists_is_adopted_only_when_it_is_the_same_submit(
 def test_permission_denied_is_an_auth_error(vertex: VertexStandIn) -> None:
     vertex.fail_next(1, 403, "POST")
     with pytest.raises(AuthError, match="permission denied"):
-        submission.submit(make_request(vertex), sleep=no_sleep)
+        submission.submit(make_request(vertex), retry=fast(), read_retry=fast())
     assert vertex.jobs == {}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,34 @@ def environment(args: argparse.Namespace) -> Environment:
     return resolve_environment(args.env, args.params_dir)
 
 
+def _path_problem(path: Path, flag: str, directory: bool) -> str | None:
+    """Why ``path`` cannot be written as a file (or created as a directory), or None."""
+    if path.exists() and path.is_dir() != directory:
+        kind = "a directory" if path.is_dir() else "a file"
+        return f"{flag} {str(path)!r} is {kind}; give a {'directory' if directory else 'file'}"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{flag} {str(path)!r} is under {str(parent)!r}, which is a file"
+            if not os.access(parent, os.W_OK | os.X_OK) and not path.exists():
+                return f"{flag} {str(path)!r} cannot be created: {str(parent)!r} is not writable"
+            return None
+    return None
+
+
+def _positive(value: float | None, flag: str) -> str | None:
+    """Why ``value`` is not a finite number above 0, or None (also for an unset flag)."""
+    if value is None or (math.isfinite(value) and value > 0):
+        return None
+    return f"{flag} {value}: must be a number of seconds above 0"
+
+
+def _check_flags(problems: list[str | None]) -> None:
+    found = [p for p in problems if p]
+    if found:
+        raise ConfigError(found)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compiles the pipeline into compiled/, or with --check, fails if it is stale."""
     from vertex_rlhf.template import compiler
@@ -87,6 +116,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             )
         print(f"{directory}/ is up to date with the sources")
         return 0
+    _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
     template, changed = compiler.compile_to(directory, amend=args.amend)
     state = "written" if changed else "unchanged"
     print(f"{directory / template.file_name} ({state}, sha256 {template.sha256[:12]})")
@@ -234,6 +264,23 @@ def _resume_hint(job: str, env: str) -> str:
     return f"make monitor JOB={job.rsplit('/', 1)[-1]} ENV={env}"
 
 
+def _metrics_log(job: str, args: argparse.Namespace) -> Path:
+    return Path(args.metrics_log or f"runs/{job.rsplit('/', 1)[-1]}.jsonl")
+
+
+def _check_watch_flags(args: argparse.Namespace, job: str | None) -> None:
+    """Refuses bad --poll-interval, --timeout and --metrics-log before anything is sent."""
+    # Before a submit the job id is not known yet: check where its default log would go.
+    log = _metrics_log(job or "JOB_ID", args)
+    _check_flags(
+        [
+            _positive(args.poll_interval, "--poll-interval"),
+            _positive(args.timeout, "--timeout"),
+            _path_problem(log, "--metrics-log", directory=False),
+        ]
+    )
+
+
 def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     """Watches a job to its end and reports; Ctrl-C stops watching, never cancels.
 
@@ -244,7 +291,8 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     from vertex_rlhf import live
     from vertex_rlhf.cloud import metrics, monitor
 
-    log = Path(args.metrics_log or f"runs/{job.rsplit('/', 1)[-1]}.jsonl")
+    log = _metrics_log(job, args)
+    _check_watch_flags(args, job)
     print(f"Following {job}\n  console: {target.console_url(target.job_name(job))}")
     follower: metrics.MetricsFollower | None = None
     try:
@@ -294,10 +342,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     import yaml
 
     from vertex_rlhf.cloud import submission
+    from vertex_rlhf.config import names
     from vertex_rlhf.config.params import load_params
 
+    if args.wait:
+        _check_watch_flags(args, None)
     overrides = list(args.overrides)
-    if args.version:
+    if args.version is not None:
+        problem = names.tag_problem(args.version, digest_ok=True)
+        _check_flags([f"--version: {problem}" if problem else None])
         overrides.append(f"vertex_ai.template_version={args.version}")
     env = environment(args)
     params = load_params(env, overrides)
@@ -373,6 +426,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud.vertex import VertexTarget
     from vertex_rlhf.template.compiler import read_manifest
 
+    if args.limit < 1:
+        raise ConfigError([f"--limit {args.limit}: must be 1 or more"])
     target = VertexTarget.from_params(_vertex_params(args))
     pipeline = read_manifest(compiled_dir(args)).get("pipeline") or "rlhf-tuning"
     runs = monitor.list_runs(target, pipeline, args.limit)
@@ -754,7 +809,16 @@ def subcommands() -> list[str]:
 
 
 def _without_traceback(record: logging.LogRecord) -> bool:
-    """Keeps a library's logged error, drops its traceback (shown with LOG_LEVEL=DEBUG)."""
+    """Keeps a library's logged error to one line (tracebacks with LOG_LEVEL=DEBUG only).
+
+    The traceback becomes the exception's type and message; Google libraries' INFO
+    chatter is dropped.
+    """
+    if record.name.startswith("google") and record.levelno < logging.WARNING:
+        return False
+    if record.exc_info and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        record.msg, record.args = f"{record.getMessage()} ({type(error).__name__}: {error})", None
     record.exc_info = None
     record.exc_text = None
     return True
@@ -769,6 +833,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not debug:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_without_traceback)
+    # google-api-core makes an unconfigured "google" logger stop propagating, so the SDK's
+    # records (tracebacks included) bypass the handler above; configured, it leaves it be.
+    logging.getLogger("google").setLevel(logging.DEBUG if debug else logging.INFO)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Overrides may also follow the flags: `rlhf submit dev --dry-run training.kl_coeff=0.2`.

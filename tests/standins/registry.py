@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -27,6 +28,9 @@ class RegistryStandIn(LoopbackServer):
         self.requests: list[tuple[str, str]] = []
         self.packages: dict[str, dict[str, Any]] = {}
         self.tamper = False  # serve other bytes than were uploaded
+        # Called once after the next request of a kind ("upload", "create_tag"): a test's
+        # concurrent publisher lands there.
+        self.after: dict[str, Callable[[], None]] = {}
         super().__init__()
 
     def upload(self, content: bytes, tags: list[str]) -> tuple[str, str]:
@@ -57,10 +61,30 @@ class RegistryStandIn(LoopbackServer):
             def _json(self, status: int, body: Any) -> None:
                 self._reply(status, json.dumps(body).encode())
 
+            def _then(self, kind: str) -> None:
+                hook = standin.after.pop(kind, None)
+                if hook:
+                    hook()
+
+            def do_PATCH(self) -> None:
+                path = urlsplit(self.path).path
+                standin.requests.append(("PATCH", path))
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                _, package, _, tag = path.strip("/").split("/")
+                entry = standin.packages.get(package)
+                if entry is None:
+                    self._json(404, {"error": "no such package"})
+                    return
+                entry["tags"][tag] = body["version"].rsplit("/", 1)[-1]
+                self._json(200, _tag(package, tag, entry["tags"][tag]))
+
             def do_POST(self) -> None:
                 standin.requests.append(("POST", self.path))
                 length = int(self.headers["Content-Length"])
                 raw = self.rfile.read(length)
+                if self.path.startswith("/packages/"):
+                    self._create_tag(urlsplit(self.path), json.loads(raw))
+                    return
                 head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
                 message = BytesParser(policy=HTTP).parsebytes(head + raw)
                 fields = {
@@ -71,7 +95,23 @@ class RegistryStandIn(LoopbackServer):
                 }
                 tags = [t for t in fields.get("tags", b"").decode().split(",") if t]
                 package, digest = standin.upload(fields["content"], tags)
+                self._then("upload")
                 self._reply(200, f"{package}/{digest}".encode(), "text/plain")
+
+            def _create_tag(self, url: SplitResult, body: dict[str, str]) -> None:
+                """Like Artifact Registry: creating a tag that exists is 409 ALREADY_EXISTS."""
+                package = url.path.strip("/").split("/")[1]
+                tag = parse_qs(url.query)["tagId"][0]
+                entry = standin.packages.get(package)
+                digest = body["version"].rsplit("/", 1)[-1]
+                if entry is None or digest not in entry["versions"]:
+                    self._json(404, {"error": "no such version"})
+                elif tag in entry["tags"]:
+                    self._json(409, {"error": {"status": "ALREADY_EXISTS"}})
+                else:
+                    entry["tags"][tag] = digest
+                    self._then("create_tag")  # before the answer: the race is deterministic
+                    self._json(200, _tag(package, tag, digest))
 
             def do_GET(self) -> None:
                 path = unquote(urlsplit(self.path).path)

@@ -50,13 +50,14 @@ class Step:
     """What the job looks like from ``at`` seconds after its creation on."""
 
     at: float
-    state: str
-    tasks: dict[str, str] = field(default_factory=dict)
+    state: str | int  # an integer or an unknown name: a state newer than the client
+    tasks: dict[str, str | int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     job_error: str = ""
     # task -> output artifact name -> URIs (e.g. the trainers' tensorboard_metrics).
     artifacts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    ended: bool = False  # set endTime whatever the state (an unknown final state)
 
 
 def timeline_success(hour: float = 3600.0) -> list[Step]:
@@ -240,14 +241,21 @@ class VertexStandIn(LoopbackServer):
         self.requests: list[dict[str, Any]] = []
         self.jobs: dict[str, Job] = {}
         self.next_timeline: list[Step] = timeline_success(60.0)
-        self._faults: list[tuple[str, int]] = []  # (method, status or 0 = drop)
+        self._faults: list[tuple[str, int]] = []  # (method, status; 0 = drop, -1 = hang)
+        self.hang_seconds = 1.0  # how long a -1 fault holds the request before dropping it
         self.create_mode = "normal"  # or "timeout-after-create", "503-after-create"
         self.create_delay = 0.0
+        # Labels the service adds to every job it creates (the real one adds this).
+        self.service_labels = {"vertex-ai-pipelines-run-billing-id": "8106518047893254144"}
         self.lock = threading.Lock()
         super().__init__()
 
     def fail_next(self, count: int, status: int, method: str = "GET") -> None:
-        """The next ``count`` requests of ``method`` get ``status`` (0: connection dropped)."""
+        """The next ``count`` requests of ``method`` get ``status``.
+
+        0 drops the connection; -1 holds the request ``hang_seconds`` (a timeout), then
+        drops it.
+        """
         with self.lock:
             self._faults += [(method, status)] * count
 
@@ -298,7 +306,7 @@ class VertexStandIn(LoopbackServer):
         ended = elapsed if job.cancelled_at is not None else current.at
         if state != "PIPELINE_STATE_PENDING":
             resource["startTime"] = self.stamp(begin)
-        if state in (
+        if current.ended or state in (
             "PIPELINE_STATE_SUCCEEDED",
             "PIPELINE_STATE_FAILED",
             "PIPELINE_STATE_CANCELLED",
@@ -375,7 +383,9 @@ class VertexStandIn(LoopbackServer):
                     fault = standin._faults.pop(index) if index is not None else None
                 if fault is None:
                     return False
-                if fault[1] == 0:
+                if fault[1] == -1:
+                    time.sleep(standin.hang_seconds)
+                if fault[1] in (0, -1):
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return True
@@ -384,6 +394,7 @@ class VertexStandIn(LoopbackServer):
                     503: "UNAVAILABLE",
                     500: "INTERNAL",
                     403: "PERMISSION_DENIED",
+                    404: "NOT_FOUND",
                     401: "UNAUTHENTICATED",
                 }
                 self._error(fault[1], reasons.get(fault[1], "UNKNOWN"), "injected fault")
@@ -448,7 +459,12 @@ class VertexStandIn(LoopbackServer):
                 if full in standin.jobs:
                     self._error(409, "ALREADY_EXISTS", f"{full} already exists")
                     return
-                resource = {**body, "name": full, "createTime": standin.stamp(standin.clock())}
+                resource = {
+                    **body,
+                    "labels": {**body.get("labels", {}), **standin.service_labels},
+                    "name": full,
+                    "createTime": standin.stamp(standin.clock()),
+                }
                 standin.jobs[full] = Job(resource, standin.clock(), standin.next_timeline)
                 if standin.create_mode == "timeout-after-create":
                     standin.create_mode = "normal"

@@ -16,8 +16,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from vertex_rlhf.cloud.vertex import VertexTarget, domain_error, is_transient, pipeline_service
-from vertex_rlhf.errors import DataError, RLHFError, TrainingError
+from vertex_rlhf.cloud.vertex import (
+    VertexTarget,
+    domain_error,
+    is_transient,
+    pipeline_service,
+    read_retry,
+)
+from vertex_rlhf.errors import DataError, PipelineError, RLHFError, TrainingError
 
 # Stages a person follows, with the share of a typical run's time they take.
 STAGES = (
@@ -43,12 +49,18 @@ TASK_STAGES = {
     "llm-deployment-graph": "upload/deploy",
 }
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
+# Job states of the installed client; anything else (a newer state arriving as a bare
+# integer, or UNSPECIFIED for a name the client could not parse) is shown and bounded.
+KNOWN_STATES = TERMINAL | {"QUEUED", "PENDING", "RUNNING", "CANCELLING", "PAUSED"}
 NEVER_RAN = {"SKIPPED", "NOT_TRIGGERED"}
 OUTPUTS = ("model_resource_name", "endpoint_resource_name")
 
 
-def _short(state: str) -> str:
-    return state.removeprefix("PIPELINE_STATE_") or "UNKNOWN"
+def _short(state: str | int | None) -> str:
+    """A job or task state as a name: integers the client does not know as ``UNKNOWN(n)``."""
+    if isinstance(state, int) and not isinstance(state, bool):
+        return f"UNKNOWN({state})"
+    return str(state or "").removeprefix("PIPELINE_STATE_") or "UNKNOWN"
 
 
 def _time(value: str | None) -> datetime | None:
@@ -110,7 +122,7 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
     stage_states: dict[str, list[str]] = {name: [] for name, _ in STAGES}
     for detail in details:
         name = detail.get("task_name", "")
-        task_state = detail.get("state", "STATE_UNSPECIFIED")
+        task_state = _short(detail.get("state", "STATE_UNSPECIFIED"))
         stage = _stage_of(detail, by_id)
         if stage:
             stage_states[stage].append(task_state)
@@ -159,6 +171,7 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
         ),
         "outputs": outputs,
         "task_outputs": task_outputs,
+        "ended": bool(job.get("end_time")),
     }
 
 
@@ -213,6 +226,13 @@ def final_error(status: dict[str, Any]) -> RLHFError | None:
     """The coded error for a run that ended badly (one line; the report says the rest)."""
     if status["state"] == "SUCCEEDED":
         return None
+    if status["state"] not in KNOWN_STATES:
+        ended = "ended" if status.get("ended") else "is"
+        return PipelineError(
+            f"{status['job_id']} {ended} in state {status['state']}, which this client"
+            " (google-cloud-aiplatform) does not know",
+            hint="look at the run in the console; upgrade google-cloud-aiplatform to follow it",
+        )
     where = f" at {status['failed_task']}" if status.get("failed_task") else ""
     why = f": {status['error']}" if status.get("error") else ""
     message = f"{status['job_id']} ended {status['state']}{where}{why}"
@@ -234,6 +254,11 @@ class PipelineMonitor:
         max_interval: the most seconds between polls.
         clock, sleep, now: injectable for tests.
         out: where progress lines go.
+        call_timeout: seconds one API call may take.
+        confirm: how many reads in a row must say "not found" or "permission denied"
+            before the monitor believes it (a new job or a fresh grant can lag).
+        unknown_limit: seconds a job may stay in a state this client does not know
+            before the monitor stops watching it.
         on_poll: called with every job read (``PipelineJob.to_dict``), e.g. to pick up
             training metrics as they appear (``metrics.MetricsFollower``).
     """
@@ -250,6 +275,9 @@ class PipelineMonitor:
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         out: TextIO | None = None,
         on_poll: Callable[[dict[str, Any]], None] | None = None,
+        call_timeout: float = 30.0,
+        confirm: int = 3,
+        unknown_limit: float = 1800.0,
     ) -> None:
         self.target = target
         self.client = client or pipeline_service(target)
@@ -259,26 +287,40 @@ class PipelineMonitor:
         self.clock, self.sleep, self.now = clock, sleep, now
         # sys.stdout as it is now, not as it was at import (tests and notebooks swap it).
         self.out = out or sys.stdout
+        self.call_timeout, self.confirm, self.unknown_limit = call_timeout, confirm, unknown_limit
         self.api_calls = 0
         self._task_states: dict[str, str] = {}
         self.on_poll = on_poll
 
     def get_status(self, job: str) -> dict[str, Any]:
-        """Reads the job once (no retry) and summarizes it."""
-        from google.cloud.aiplatform_v1 import PipelineJob
+        """Reads the job once (no retry) and summarizes it.
 
+        Raises:
+            AuthError, ConfigError: the job cannot be read (403, 404, ...); a transient
+                error (429, 5xx, timeout, dropped connection) is raised as it came.
+        """
         name = self.target.job_name(job)
-        self.api_calls += 1
         try:
-            resource = self.client.get_pipeline_job(name=name, retry=None, timeout=30.0)
+            return self._read(name)
         except Exception as error:
             if is_transient(error):
                 raise
             raise domain_error(error, f"read {name}") or error from None
-        as_dict = PipelineJob.to_dict(resource, use_integers_for_enums=False)
+
+    def _read(self, name: str) -> dict[str, Any]:
+        import warnings
+
+        from google.cloud.aiplatform_v1 import PipelineJob
+
+        self.api_calls += 1
+        resource = self.client.get_pipeline_job(name=name, retry=None, timeout=self.call_timeout)
+        with warnings.catch_warnings():
+            # proto-plus warns of enum values it does not know; the status shows them.
+            warnings.simplefilter("ignore", UserWarning)
+            job = PipelineJob.to_dict(resource, use_integers_for_enums=False)
+        status = job_status(job, self.now())
         if self.on_poll:
-            self.on_poll(as_dict)
-        status = job_status(as_dict, self.now())
+            self.on_poll(job)
         status["console_url"] = self.target.console_url(name)
         return status
 
@@ -290,25 +332,48 @@ class PipelineMonitor:
     ) -> dict[str, Any]:
         """Follows a job to its end, or until ``timeout`` seconds have passed.
 
+        Transient API errors are retried with backoff, and "not found" or "permission
+        denied" only believed after ``confirm`` reads in a row; ``timeout`` bounds it all.
+
         Args:
             job_id: a job id or full resource name.
             timeout: stop watching after this many seconds (the job keeps running).
             callback: called with the status dict whenever something changed.
 
         Returns:
-            The last status; ``timed_out`` is True when the timeout ended the watch.
+            The last status; ``timed_out`` is True when the timeout ended the watch
+            (``api_error`` says why the last read failed, if it did), ``unknown_state``
+            when a state this client does not know lasted ``unknown_limit`` seconds.
+
+        Raises:
+            AuthError, ConfigError: the job cannot be read, ``confirm`` times in a row.
         """
+        name = self.target.job_name(job_id)
         deadline = None if timeout is None else self.clock() + timeout
-        interval, failures, last = self.min_interval, 0, None
+        interval, failures, refusals = self.min_interval, 0, 0
+        last: tuple[Any, ...] | None = None
+        status: dict[str, Any] | None = None
+        unknown_since: float | None = None
         while True:
             try:
-                status = self.get_status(job_id)
-                failures = 0
+                status = self._read(name)
+                failures = refusals = 0
             except Exception as error:
                 if not is_transient(error):
-                    raise
+                    refusals += 1
+                    mapped = domain_error(error, f"read {name}")
+                    if not _refusal(error) or refusals >= self.confirm:
+                        raise mapped or error from None
                 failures += 1
+                if deadline is not None and self.clock() >= deadline:
+                    print(f"  API error ({type(error).__name__})", file=self.out)
+                    result = status or job_status({"name": name}, self.now())
+                    result["api_error"] = f"{type(error).__name__}: {error}"
+                    result["timed_out"] = True
+                    return result
                 wait = min(self.max_interval, self.min_interval * 2 ** (failures - 1))
+                if deadline is not None:
+                    wait = min(wait, deadline - self.clock())
                 print(
                     f"  API error ({type(error).__name__}); retrying in {wait:.0f}s", file=self.out
                 )
@@ -323,12 +388,26 @@ class PipelineMonitor:
                     callback(status)
             else:
                 interval = min(self.max_interval, interval * 1.5)
-            if status["state"] in TERMINAL:
+            known = status["state"] in KNOWN_STATES
+            if status["state"] in TERMINAL or (status["ended"] and not known):
+                return status
+            if known:
+                unknown_since = None
+            elif unknown_since is None:
+                unknown_since = self.clock()
+                print(
+                    f"  state {status['state']} is unknown to this client; watching it for at"
+                    f" most {self.unknown_limit:.0f}s",
+                    file=self.out,
+                )
+            elif self.clock() - unknown_since >= self.unknown_limit:
+                status["unknown_state"] = True
                 return status
             if deadline is not None and self.clock() >= deadline:
                 status["timed_out"] = True
                 return status
-            self.sleep(interval)
+            left = None if deadline is None else max(0.0, deadline - self.clock())
+            self.sleep(interval if left is None else min(interval, left))
 
     generate_monitoring_report = staticmethod(generate_monitoring_report)
 
@@ -368,6 +447,15 @@ class PipelineMonitor:
                 log.write(json.dumps(line, sort_keys=True) + "\n")
 
 
+def _refusal(error: BaseException) -> bool:
+    """A 404 or 403: final only when it repeats (a new job or a fresh grant can lag)."""
+    from google.api_core import exceptions
+
+    return isinstance(
+        error, (exceptions.NotFound, exceptions.PermissionDenied, exceptions.Forbidden)
+    )
+
+
 def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict[str, Any]]:
     """The newest runs of a pipeline in the target, by the ``pipeline`` label."""
     from google.cloud.aiplatform_v1 import PipelineJob
@@ -380,7 +468,7 @@ def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict
         "page_size": limit,
     }
     try:
-        pager = client.list_pipeline_jobs(request=request, retry=None, timeout=60.0)
+        pager = client.list_pipeline_jobs(request=request, retry=read_retry(), timeout=60.0)
         jobs = [
             PipelineJob.to_dict(j, use_integers_for_enums=False)
             for j in itertools.islice(pager, limit)
@@ -403,7 +491,7 @@ def cancel(target: VertexTarget, job: str) -> str:
     """Asks Vertex to cancel a job; returns its resource name."""
     name = target.job_name(job)
     try:
-        pipeline_service(target).cancel_pipeline_job(name=name, retry=None, timeout=60.0)
+        pipeline_service(target).cancel_pipeline_job(name=name, retry=read_retry(), timeout=60.0)
     except Exception as error:
         raise domain_error(error, f"cancel {name}") or error from None
     return name

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from vertex_rlhf.config import names
 from vertex_rlhf.errors import AuthError, PipelineError
 
 LATEST = "latest"
@@ -103,7 +104,10 @@ def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, b
     """Uploads a compiled template tagged with its version and ``latest``.
 
     Publishing the same content again changes nothing. A version tag that already
-    points at different content is refused: versions are immutable.
+    points at different content is refused: versions are immutable. The template is
+    uploaded untagged, then the version tag is *created* (the registry refuses to
+    create a tag that exists, so of two concurrent publishes only one can win), then
+    ``latest`` is moved; finally the version tag is read back.
 
     Args:
         host: ``https://REGION-kfp.pkg.dev/PROJECT/REPO``.
@@ -114,28 +118,56 @@ def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, b
         The published version, and whether anything was uploaded.
 
     Raises:
-        PipelineError: the tag exists with other content, or the registry failed.
+        ConfigError: ``version`` is not a tag (``names.TAG_FORM``).
+        PipelineError: the tag exists with other content (also when a concurrent
+            publish won), or the registry failed.
     """
+    names.check_tag(version)
     registry = client(host)
     package = pipeline_name(template)
     digest = file_digest(template)
     what = f"publish {package} {version} to {host}"
     existing = _call(what, _get_tag, registry, package, version)
     if existing is not None:
-        existing_digest = _digest_of(existing["version"])
-        if existing_digest != digest:
-            raise PipelineError(
-                f"{what}: tag {version} already points at {existing_digest}, not at this"
-                f" template ({digest}); published versions are never overwritten",
-                hint="bump PIPELINE_VERSION in pipelines/rlhf_tuning.py and run `make compile`",
-            )
+        _check_tag_names(what, version, _digest_of(existing["version"]), digest, race=False)
         return RegistryVersion(host, package, digest, [version]), False
-    _, uploaded = _call(what, registry.upload_pipeline, str(template), tags=[version, LATEST])
+    _, uploaded = _call(what, registry.upload_pipeline, str(template), tags=[])
     if uploaded != digest:
         raise PipelineError(
             f"{what}: the registry stored {uploaded}, but the file is {digest}",
         )
+    if not _call(what, _create_tag, registry, package, digest, version):
+        now = _call(what, _get_tag, registry, package, version)
+        _check_tag_names(what, version, _digest_of(now["version"]) if now else "nothing", digest)
+    if not _call(what, _create_tag, registry, package, digest, LATEST):
+        _call(what, registry.update_tag, package, digest, LATEST)
+    now = _call(what, _get_tag, registry, package, version)
+    _check_tag_names(what, version, _digest_of(now["version"]) if now else "nothing", digest)
     return RegistryVersion(host, package, digest, [version, LATEST]), True
+
+
+def _create_tag(registry: Any, package: str, digest: str, tag: str) -> bool:
+    """Creates ``tag`` on ``digest``; False if the tag exists already (HTTP 409)."""
+    import requests
+
+    try:
+        registry.create_tag(package, digest, tag)
+    except requests.HTTPError as error:
+        if _http_status(error) == 409:
+            return False
+        raise
+    return True
+
+
+def _check_tag_names(what: str, tag: str, named: str, digest: str, race: bool = True) -> None:
+    """Fails unless ``tag`` names ``digest``: a version's content never changes."""
+    if named != digest:
+        raise PipelineError(
+            f"{what}: tag {tag} already points at {named}, not at this template ({digest});"
+            " published versions are never overwritten"
+            + (" (another publish of it has just won)" if race else ""),
+            hint="bump PIPELINE_VERSION in pipelines/rlhf_tuning.py and run `make compile`",
+        )
 
 
 def resolve(host: str, package: str, ref: str) -> RegistryVersion:
@@ -147,8 +179,10 @@ def resolve(host: str, package: str, ref: str) -> RegistryVersion:
         ref: a tag such as ``1.0.0`` or ``latest``, or ``sha256:...``.
 
     Raises:
+        ConfigError: ``ref`` is neither a tag nor ``sha256:`` and 64 hex digits.
         PipelineError: the tag or digest does not exist (the message lists the tags).
     """
+    names.check_tag(ref, digest_ok=True)
     registry = client(host)
     what = f"resolve {package}:{ref} in {host}"
     if ref.startswith("sha256:"):
@@ -170,8 +204,11 @@ def download(version: RegistryVersion, directory: Path) -> Path:
     """Downloads a version by digest and checks that the bytes match it.
 
     Raises:
+        ConfigError: the version's digest is not ``sha256:`` and 64 hex digits.
         PipelineError: the download failed or its sha256 differs from the digest.
     """
+    if not names.DIGEST.match(version.digest):
+        names.check_tag(version.digest, digest_ok=True)
     registry = client(version.host)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{version.package}-{version.digest.replace(':', '-')}.yaml"

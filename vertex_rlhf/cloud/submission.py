@@ -12,14 +12,12 @@ import logging
 import re
 import secrets
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vertex_rlhf.cloud import registry
+from vertex_rlhf.cloud import registry, vertex
 from vertex_rlhf.cloud.vertex import (
     VertexTarget,
     domain_error,
@@ -27,10 +25,14 @@ from vertex_rlhf.cloud.vertex import (
     is_transient,
     pipeline_service,
 )
+from vertex_rlhf.config import names
 from vertex_rlhf.config.params import RLHFParams, local_dataset_problems
-from vertex_rlhf.errors import ConfigError, PipelineError
+from vertex_rlhf.errors import ConfigError, PipelineError, RLHFError
 from vertex_rlhf.template import signature
 from vertex_rlhf.template.compiler import read_manifest
+
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
 
 LABEL_LIMIT = 63
 log = logging.getLogger(__name__)
@@ -163,12 +165,16 @@ def build_request(
         job_id: reuse an id (for a manual retry); default a new unique one.
 
     Raises:
-        ConfigError: a dataset is not in Cloud Storage, or the parameters do not fit
-            the template's signature.
+        ConfigError: a dataset is not in Cloud Storage, the parameters do not fit the
+            template's signature, or ``job_id`` is not one Vertex accepts for a new job.
     """
     local = local_dataset_problems(params)
     if local:
         raise ConfigError(local)
+    if job_id is not None:
+        problem = names.new_job_id_problem(job_id)
+        if problem:
+            raise ConfigError([f"--job-id: {problem}"])
     values = signature.pipeline_parameter_values(params)
     if template.path is not None:
         inputs = signature.template_inputs(template.path)
@@ -177,7 +183,7 @@ def build_request(
     return SubmitRequest(
         target=VertexTarget.from_params(params),
         template=template,
-        job_id=job_id or new_job_id(template.name, env),
+        job_id=new_job_id(template.name, env) if job_id is None else job_id,
         display_name=v.pipeline_display_name,
         labels=run_labels(v.labels, template, env, commit),
         parameter_values=values,
@@ -250,29 +256,44 @@ def pipeline_job(request: SubmitRequest) -> Any:
 
 def submit(
     request: SubmitRequest,
-    attempts: int = 4,
+    retry: Retry | None = None,
+    read_retry: Retry | None = None,
     create_timeout: float = 60.0,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Creates the job, retrying transient failures without ever creating two.
 
+    Every attempt after a failed one first looks the job up by its id (reads retried
+    with ``read_retry``) and adopts it if it is this submit. When the attempts run
+    out, the error names the job id and says that the job may exist.
+
     Args:
         request: from ``build_request``, with a resolved template.
-        attempts: create attempts at most.
+        retry: backoff and total time for create attempts (default ``vertex.create_retry()``).
+        read_retry: backoff and total time for each lookup (default ``vertex.read_retry()``).
         create_timeout: seconds one create request may take.
-        sleep: waits between attempts (tests pass a fake).
 
     Returns:
         The job's resource name.
 
     Raises:
-        AuthError, ConfigError, PipelineError: as the API answered.
+        AuthError, ConfigError, PipelineError: as the API answered; PipelineError
+            with the job id when it cannot be told whether the job was created.
     """
     from google.api_core import exceptions
 
+    retry = retry or vertex.create_retry()
+    read_retry = read_retry or vertex.read_retry()
     init_sdk(request.target)
     job = pipeline_job(request)
-    for attempt in range(1, attempts + 1):
+    attempts = 0
+
+    def attempt() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            existing = _find(request, read_retry)
+            if existing is not None:
+                return _adopt(request, existing)
         try:
             job.submit(
                 service_account=request.service_account,
@@ -280,53 +301,74 @@ def submit(
                 experiment=request.experiment,
                 create_request_timeout=create_timeout,
             )
-            return str(job.resource_name)
         except exceptions.Conflict:
-            return _adopt(request)
-        except Exception as error:
-            if not is_transient(error):
-                raise domain_error(error, f"create {request.job_name}") or PipelineError(
-                    f"create {request.job_name} failed: {error}"
-                ) from None
-            log.warning(
-                "create attempt %d failed (%s); checking for the job before retrying",
-                attempt,
-                type(error).__name__,
-            )
-            if _find(request) is not None:
-                return _adopt(request)
-            if attempt < attempts:
-                sleep(min(2.0**attempt, 30.0))
-    raise PipelineError(
-        f"create {request.job_name} failed {attempts} times; no job with that id exists",
-        hint="try again later; `make runs` lists what was created",
-    )
+            return _adopt(request, _find(request, read_retry))
+        return str(job.resource_name)
+
+    def on_error(error: Exception) -> None:
+        log.warning(
+            "create attempt %d failed (%s); checking for the job before retrying",
+            attempts,
+            type(error).__name__,
+        )
+
+    try:
+        name: str = retry(attempt, on_error=on_error)()
+    except RLHFError:
+        raise
+    except Exception as error:
+        if not is_transient(error):
+            raise domain_error(error, f"create {request.job_name}") or PipelineError(
+                f"create {request.job_name} failed: {error}"
+            ) from None
+        raise PipelineError(
+            f"create {request.job_name} did not complete after {attempts} attempt(s)"
+            f" ({_last_error(error)}); the job may exist",
+            hint=f"see whether it runs: `make monitor JOB={request.job_id}`; to try again"
+            " without risking a second run, reuse the id:"
+            f" `make submit ... JOB_ID={request.job_id}`",
+        ) from None
+    return name
 
 
-def _find(request: SubmitRequest) -> Any | None:
-    """Gets the job by id; None if it does not exist or cannot be read right now."""
+def _last_error(error: Exception) -> str:
+    cause = getattr(error, "cause", None) or error
+    return type(cause).__name__
+
+
+def _find(request: SubmitRequest, read_retry: Retry) -> Any | None:
+    """Gets the job by id (transient errors retried); None if the service says it is absent.
+
+    Raises:
+        google.api_core.exceptions.RetryError: the job could not be read in time.
+    """
     from google.api_core import exceptions
 
     try:
         return pipeline_service(request.target).get_pipeline_job(
-            name=request.job_name, retry=None, timeout=30.0
+            name=request.job_name, retry=read_retry, timeout=30.0
         )
     except exceptions.NotFound:
         return None
-    except Exception as error:
-        if is_transient(error):
-            return None
-        raise
 
 
-def _adopt(request: SubmitRequest) -> str:
-    """Accepts an existing job with our id as ours if it is the same request."""
-    existing = _find(request)
+def _adopt(request: SubmitRequest, existing: Any | None) -> str:
+    """Accepts an existing job with our id as ours if it is the same request.
+
+    Only what we set is compared: the service adds labels of its own (such as
+    ``vertex-ai-pipelines-run-billing-id``) and may echo parameters we did not send.
+    """
     if existing is None:
-        raise PipelineError(f"{request.job_name} was reported to exist but cannot be read")
-    sent = _comparable(request.parameter_values)
+        raise PipelineError(
+            f"{request.job_name} was reported to exist but is not found yet; the job may exist",
+            hint=f"see whether it runs: `make monitor JOB={request.job_id}`",
+        )
+    labels = dict(existing.labels)
     stored = _comparable(dict(existing.runtime_config.parameter_values))
-    if dict(existing.labels) != request.labels or stored != sent:
+    sent = _comparable(request.parameter_values)
+    if any(labels.get(k) != v for k, v in request.labels.items()) or any(
+        stored.get(k) != v for k, v in sent.items()
+    ):
         raise PipelineError(
             f"job id {request.job_id} already exists with other labels or parameters:"
             " it is not this submit",

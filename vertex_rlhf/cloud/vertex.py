@@ -6,15 +6,16 @@ local stand-ins the tests start, so both take the same code path.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vertex_rlhf.config import names
 from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.errors import AuthError, ConfigError, RLHFError
 
-JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
-JOB_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/pipelineJobs/([a-z][-a-z0-9]{0,127})$")
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
+
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
@@ -22,15 +23,24 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 class VertexTarget:
     """A project and region of Vertex AI, and optionally a non-default endpoint.
 
+    Every part is checked when the target is made (``names.check_target``): the API
+    host is built from the location, so a target that exists is safe to connect to.
+
     Attributes:
-        project: the project id.
-        location: the region.
+        project: the project id or number.
+        location: the region (one of ``catalog.REGIONS``).
         api_endpoint: a private (PSC) endpoint; ``http://...`` is a local emulator.
+
+    Raises:
+        ConfigError: a part is not well formed.
     """
 
     project: str
     location: str
     api_endpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        names.check_target(self.project, self.location, self.api_endpoint)
 
     @classmethod
     def from_params(cls, params: RLHFParams) -> VertexTarget:
@@ -49,23 +59,26 @@ class VertexTarget:
         """Turns a job id or full resource name into the full resource name.
 
         Raises:
-            ConfigError: neither form.
+            ConfigError: neither form, or a part of it is not well formed.
         """
-        if JOB_NAME.match(job):
+        if "/" in job:
+            names.parse_job_name(job)
             return job
-        if JOB_ID.match(job):
+        if names.job_id_problem(job) is None:
             return f"{self.parent}/pipelineJobs/{job}"
         raise ConfigError(
             [
                 f"JOB={job!r} is neither a job id (lower-case letters, digits and -, starting"
-                " with a letter) nor projects/PROJECT/locations/REGION/pipelineJobs/ID"
+                f" with a letter) nor {names.JOB_NAME_FORM}"
             ]
         )
 
     def console_url(self, job_name: str) -> str:
         """Links to the run in the Google Cloud console."""
-        match = JOB_NAME.match(job_name)
-        project, location, job_id = match.groups() if match else (self.project, self.location, "")
+        try:
+            project, location, job_id = names.parse_job_name(job_name)
+        except ConfigError:
+            project, location, job_id = self.project, self.location, ""
         return (
             f"https://console.cloud.google.com/vertex-ai/locations/{location}"
             f"/pipelines/runs/{job_id}?project={project}"
@@ -73,11 +86,16 @@ class VertexTarget:
 
 
 def target_of(job_name: str, default: VertexTarget) -> VertexTarget:
-    """The target a full job resource name lives in (its own project and region)."""
-    match = JOB_NAME.match(job_name)
-    if not match:
+    """The target a job lives in: a full resource name's own project and region.
+
+    Raises:
+        ConfigError: the name or a part of it is not well formed.
+    """
+    if "/" not in job_name:
+        default.job_name(job_name)
         return default
-    return VertexTarget(match.group(1), match.group(2), default.api_endpoint)
+    project, location, _ = names.parse_job_name(job_name)
+    return VertexTarget(project, location, default.api_endpoint)
 
 
 def credentials(target: VertexTarget) -> Any:
@@ -143,6 +161,31 @@ def is_transient(error: BaseException) -> bool:
         TimeoutError,
     )
     return isinstance(error, transient)
+
+
+def transient_retry(initial: float, maximum: float, timeout: float) -> Retry:
+    """A ``google.api_core`` Retry of transient errors: exponential backoff with jitter.
+
+    Args:
+        initial: the first delay's upper bound, in seconds (doubling each time).
+        maximum: the largest delay.
+        timeout: no new attempt after this many seconds.
+    """
+    from google.api_core.retry import Retry
+
+    return Retry(
+        predicate=is_transient, initial=initial, maximum=maximum, multiplier=2.0, timeout=timeout
+    )
+
+
+def read_retry() -> Retry:
+    """For reads (get, list) and cancel, which are safe to repeat."""
+    return transient_retry(1.0, 10.0, 120.0)
+
+
+def create_retry() -> Retry:
+    """For create attempts (each one looks the job up first: never two jobs)."""
+    return transient_retry(2.0, 30.0, 300.0)
 
 
 def domain_error(error: Exception, what: str) -> RLHFError | None:
