@@ -19,8 +19,16 @@ import re
 from vertex_rlhf.config import catalog
 from vertex_rlhf.errors import ConfigError
 
-PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-PROJECT_NUMBER = re.compile(r"^[1-9][0-9]{0,19}$")
+# What Vertex AI takes as the project of a resource name: a project id (6-30 of a-z,
+# 0-9 and -, starting with a letter, not ending with -), a domain-scoped id
+# (example.com:my-project) or a project number.
+PROJECT = re.compile(
+    r"^(?:(?:[a-z0-9][-a-z0-9.]{0,61}[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]|[1-9][0-9]{0,19})$"
+)
+PROJECT_RULE = (
+    "a project id (6-30 of a-z, 0-9 and -, starting with a letter, not ending with -),"
+    " a domain-scoped id (example.com:my-project) or a project number"
+)
 JOB_ID = re.compile(r"^(?:[a-z][-a-z0-9]{0,127}|[1-9][0-9]{0,19})$")
 NEW_JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")  # an id we choose; the SDK's form
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -32,12 +40,9 @@ TAG_FORM = "1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit, no '..'
 
 def project_problem(project: str) -> str | None:
     """Why ``project`` is not a project id or number, or None if it is one."""
-    if PROJECT_ID.match(project) or PROJECT_NUMBER.match(project):
+    if PROJECT.match(project):
         return None
-    return (
-        f"project {project!r} is neither a project id (6-30 of a-z, 0-9 and -, starting"
-        " with a letter) nor a project number"
-    )
+    return f"project {project!r} is not {PROJECT_RULE}"
 
 
 def location_problem(location: str) -> str | None:

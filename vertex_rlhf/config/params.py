@@ -22,7 +22,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf._yaml import get_yaml_loader  # the loader OmegaConf.create uses
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from vertex_rlhf.config import catalog
+from vertex_rlhf.config import catalog, names
 from vertex_rlhf.config.environment import Environment, resolve_environment
 from vertex_rlhf.errors import ConfigError
 
@@ -477,16 +477,6 @@ def _resolve_problems(merged: DictConfig, sources: list[Source], keys: list[str]
     return problems
 
 
-# What Vertex AI takes as the project of a resource name: a project id (6-30 of a-z,
-# 0-9 and -, starting with a letter, not ending with -), a domain-scoped id
-# (example.com:my-project) or a project number.
-PROJECT = re.compile(
-    r"^(?:(?:[a-z0-9][-a-z0-9.]{0,61}[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]|[1-9][0-9]{0,19})$"
-)
-PROJECT_RULE = (
-    "a project id (6-30 of a-z, 0-9 and -, starting with a letter, not ending with -),"
-    " a domain-scoped id (example.com:my-project) or a project number"
-)
 # Label rules (PipelineJob.labels and Google Cloud's label rules): at most 63 characters
 # of lowercase letters (international ones too), digits, _ and -; keys start with a letter.
 LABEL_LIMIT = 63
@@ -510,7 +500,6 @@ _EMAIL = re.compile(
 )
 # Vertex AI's e-mail notification takes at most three recipients.
 MAX_NOTIFY_EMAILS = 3
-_TEMPLATE_VERSION = re.compile(r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9][-\w.]{0,127})$")
 
 
 def check_params(params: RLHFParams) -> list[tuple[str, str]]:
@@ -654,8 +643,10 @@ def _check_training(t: TrainingParams, region: str) -> Iterator[tuple[str, str]]
 
 
 def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
-    if not PROJECT.match(v.project_id):
-        yield "vertex_ai.project_id", f"{v.project_id!r} is not {PROJECT_RULE}"
+    # One grammar for names, shared with the resource names the cloud wing parses.
+    problem = names.project_problem(v.project_id)
+    if problem:
+        yield "vertex_ai.project_id", problem
     if v.region not in catalog.REGIONS:
         yield (
             "vertex_ai.region",
@@ -676,11 +667,10 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
             "vertex_ai.template_registry",
             (f"{v.template_registry!r} must look like https://REGION-kfp.pkg.dev/PROJECT/REPO"),
         )
-    if v.template_version is not None and not _TEMPLATE_VERSION.match(v.template_version):
-        yield (
-            "vertex_ai.template_version",
-            (f"{v.template_version!r} is not a tag (e.g. 1.0.0, latest) or sha256:DIGEST"),
-        )
+    if v.template_version is not None:
+        problem = names.tag_problem(v.template_version, digest_ok=True)
+        if problem:
+            yield "vertex_ai.template_version", f"{problem} (e.g. 1.0.0, latest)"
     if v.api_endpoint and not re.match(r"^(https?://)?[-\w.]+(:\d+)?$", v.api_endpoint):
         yield "vertex_ai.api_endpoint", f"{v.api_endpoint!r} is not a host[:port] endpoint"
     yield from _check_emails(v.notify_emails)
