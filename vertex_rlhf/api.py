@@ -21,6 +21,7 @@ from vertex_rlhf.cloud import monitor as _monitor
 from vertex_rlhf.cloud import submission
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.config import legacy
+from vertex_rlhf.config.environment import find_project_root
 from vertex_rlhf.config.params import SECTIONS, RLHFParams, load_params
 from vertex_rlhf.errors import ConfigError, PipelineError, RLHFError
 from vertex_rlhf.steps import TrainingSteps, calculate_training_steps
@@ -62,7 +63,7 @@ def load_config_file(
     """
     file = Path(path)
     if legacy.reads_as_legacy(file):
-        return legacy.load(file, overrides, params_dir or "params", sections)
+        return legacy.load(file, overrides, params_dir or find_project_root() / "params", sections)
     if file.suffix not in (".yaml", ".yml"):
         raise ConfigError([f"{file}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
     return load_params(file.stem, overrides, params_dir or file.parent, sections), None
@@ -422,9 +423,10 @@ def cli_arguments(
             raise ConfigError([f"{path}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
         yield [path.stem, "--params-dir", str(path.parent)], None
         return
-    _, migration = legacy.load(path, (), "params", sections)
+    params_dir = find_project_root() / "params"
+    _, migration = legacy.load(path, (), params_dir, sections)
     with tempfile.TemporaryDirectory(prefix="rlhf-legacy-") as scratch:
-        env = legacy.materialize(migration, Path(scratch), "params")
+        env = legacy.materialize(migration, Path(scratch), params_dir)
         yield [env, "--params-dir", scratch], migration
 
 
@@ -522,7 +524,7 @@ def validate_config(config_path: str | Path) -> int:
 
 
 def submit_config(
-    config_path: str | Path, wait: bool = False, compiled_dir: str | Path = "compiled"
+    config_path: str | Path, wait: bool = False, compiled_dir: str | Path | None = None
 ) -> int:
     """``rlhf submit`` on a config file; a stale ``compiled/`` is recompiled (with a notice).
 
@@ -536,6 +538,7 @@ def submit_config(
     from vertex_rlhf import cli
     from vertex_rlhf.template import compiler
 
+    compiled_dir = compiled_dir or find_project_root() / "compiled"
     with cli_arguments(config_path) as (arguments, migration):
         _note_migration(migration)
         params, _ = load_config_file(

@@ -191,9 +191,16 @@ def render(migration: Migration) -> str:
 def default_env_name(path: str | Path) -> str:
     """An environment name from a file name: ``production_config.yaml`` -> ``production``,
     ``small_dataset_config.yaml`` -> ``small-dataset``."""
-    stem = Path(path).stem.lower()
-    stem = re.sub(r"[-_]config$", "", stem) or stem
-    return re.sub(r"[^a-z0-9-]", "-", stem)
+    full = re.sub(r"[^a-z0-9]+", "-", Path(path).stem.lower()).strip("-")
+    short = re.sub(r"-config$", "", full)
+    for name in (short, full, f"config-{full}"):
+        # The original configs are named freely (base_config.yaml, 2024_config.yaml,
+        # a name with spaces or accents): the first spelling that is a valid
+        # environment name, never the reserved 'base'.
+        name = re.sub(r"^[^a-z]+", "", name)[:30].rstrip("-")
+        if _ENV_NAME.match(name) and name != "base":
+            return name
+    return "config"
 
 
 def _check_env_name(env: str) -> None:
