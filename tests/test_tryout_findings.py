@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, TEST_PROJECT, FakeClock
+from tests.standins.vertex import TASK_PARENTS, Step, VertexStandIn
+from tests.test_monitor import watcher
+from tests.test_plan import TEMPLATE, build
+from vertex_rlhf.cloud import monitor
 from vertex_rlhf.config import legacy
 from vertex_rlhf.config.environment import ENV_NAME
+from vertex_rlhf.errors import DataError
+from vertex_rlhf.template import plan
 
 # The seed's own development config, saved under the names users give such files.
 SEED_DEVELOPMENT = """\
@@ -73,3 +82,94 @@ def test_seed_calculate_steps_with_base_config(where: str, tmp_path: Path) -> No
     assert (
         "TrainingSteps(reward_model_steps=1410, reinforcement_learning_steps=320)" in result.stdout
     )
+
+
+# --- the exit handler: what the monitor and the plan show ----------------------------------
+
+NOTIFY = "vertex-pipelines-notification-email"
+JOB = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-7"
+
+
+def _compiled_parents() -> dict[str, set[str | None]]:
+    """task -> its parent tasks in the compiled template (names repeat across graphs;
+    the root DAG task is the pipeline)."""
+    spec = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+    parents: dict[str, set[str | None]] = {"rlhf-tuning": {None}}
+
+    def walk(dag: dict[str, Any], parent: str) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            parents.setdefault(name, set()).add(parent)
+            component = spec["components"][task["componentRef"]["name"]]
+            if "dag" in component:
+                walk(component["dag"], name)
+
+    walk(spec["root"]["dag"], "rlhf-tuning")
+    return parents
+
+
+def test_the_stand_in_task_tree_is_the_compiled_one() -> None:
+    compiled = _compiled_parents()
+    for task, parent in TASK_PARENTS.items():
+        assert parent in compiled.get(task, set()), task
+    assert {"exit-handler-1", NOTIFY} <= set(TASK_PARENTS)
+
+
+def _ended(tasks: dict[str, str | int], errors: dict[str, str]) -> list[Step]:
+    return [
+        Step(0, "PIPELINE_STATE_RUNNING", {"rlhf-tuning": "RUNNING"}),
+        Step(
+            600,
+            "PIPELINE_STATE_FAILED",
+            tasks,
+            errors=errors,
+            job_error="The DAG failed because some tasks failed.",
+        ),
+    ]
+
+
+def test_the_body_failure_is_named_even_when_the_notification_failed_too(
+    vertex_on_fake_clock: VertexStandIn, clock: FakeClock
+) -> None:
+    tasks: dict[str, str | int] = {
+        NOTIFY: "FAILED",  # listed first: Vertex gives no order
+        "rlhf-tuning": "FAILED",
+        "validate-dataset": "FAILED",
+        "validate-dataset-2": "SUCCEEDED",
+    }
+    errors = {NOTIFY: "permission denied sending mail", "validate-dataset": "row 3: choice"}
+    vertex_on_fake_clock.add_job(JOB, _ended(tasks, errors))
+    status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(JOB)
+    assert status["failed_task"] == "validate-dataset"
+    assert status["failed_stage"] == "validation"
+    assert isinstance(monitor.final_error(status), DataError)
+    assert status["stages"]["validation"] == "failed"
+
+
+def test_a_notification_only_failure_says_the_run_itself_did_not_fail(
+    vertex_on_fake_clock: VertexStandIn, clock: FakeClock
+) -> None:
+    done: dict[str, str | int] = {name: "SUCCEEDED" for name in TASK_PARENTS}
+    done[NOTIFY] = "FAILED"
+    vertex_on_fake_clock.add_job(JOB, _ended(done, {NOTIFY: "invalid recipient"}))
+    status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(JOB)
+    assert status["failed_task"] == NOTIFY
+    assert set(status["stages"].values()) == {"succeeded"}  # no stage of the work failed
+    error = monitor.final_error(status)
+    assert error is not None and "only the e-mail notification" in error.render()
+    report = monitor.generate_monitoring_report(status)
+    lines = [line for line in report.splitlines() if line.startswith("    ")]
+    assert lines[-1].split()[0] == NOTIFY  # the exit task last
+    # One column for the states, however long the task names are.
+    columns = {line.index(line.split()[1], len(line.split()[0]) + 4) for line in lines}
+    assert len(columns) == 1, report
+
+
+@pytest.mark.usefixtures("project_env")
+def test_plan_shows_tasks_without_wrapper_dags_in_aligned_columns() -> None:
+    text = plan.render(build("dev"))
+    cache = text.split("  cache:\n", 1)[1].splitlines()
+    assert not any(w in text for w in ("exit-handler-", "rlhf-train-template/", "condition-"))
+    assert any(line.split()[0] == "reward-model-graph/reward-model-trainer" for line in cache)
+    assert any(line.split()[0] == NOTIFY for line in cache)
+    columns = {re.search(r"  (always runs|reused if)", line).start() for line in cache}  # type: ignore[union-attr]
+    assert len(columns) == 1, "\n".join(cache)
