@@ -19,7 +19,8 @@ from tests.test_plan import TEMPLATE, build
 from vertex_rlhf.cloud import monitor
 from vertex_rlhf.config import legacy
 from vertex_rlhf.config.environment import ENV_NAME
-from vertex_rlhf.errors import DataError
+from vertex_rlhf.config.params import load_params
+from vertex_rlhf.errors import ConfigError, DataError
 from vertex_rlhf.template import plan
 
 # The seed's own development config, saved under the names users give such files.
@@ -173,3 +174,33 @@ def test_plan_shows_tasks_without_wrapper_dags_in_aligned_columns() -> None:
     assert any(line.split()[0] == NOTIFY for line in cache)
     columns = {re.search(r"  (always runs|reused if)", line).start() for line in cache}  # type: ignore[union-attr]
     assert len(columns) == 1, "\n".join(cache)
+
+
+# --- whole numbers Vertex AI cannot carry ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "dataset.preference_size",
+        "dataset.prompt_size",
+        "training.reward_model_epochs",
+        "training.reinforcement_learning_epochs",
+        "training.reward_model_train_steps",
+        "training.reinforcement_learning_train_steps",
+    ],
+)
+@pytest.mark.parametrize("value", ["9223372036854775808", "99999999999999999999999999"])
+@pytest.mark.usefixtures("project_env")
+def test_integers_beyond_what_vertex_carries_are_refused(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_params("local", [f"{key}={value}"], REPO / "params")
+    assert f"{key}: {value} is too large" in raised.value.render()
+    assert raised.value.exit_status == 12
+
+
+@pytest.mark.usefixtures("project_env")
+def test_the_largest_exact_integer_is_still_accepted() -> None:
+    key = "training.reward_model_train_steps"
+    params = load_params("local", [f"{key}={2**53 - 1}"], REPO / "params")
+    assert params.training.reward_model_train_steps == 2**53 - 1

@@ -522,7 +522,7 @@ def check_params(params: RLHFParams) -> list[tuple[str, str]]:
     Returns:
         ``(dotted key, problem)`` pairs; empty when everything is valid.
     """
-    padded = list(_whitespace_problems(params))
+    padded = [*_whitespace_problems(params), *_integer_problems(params)]
     padded_keys = {key for key, _ in padded}
     others = [
         *_check_datasets(params.dataset),
@@ -530,6 +530,24 @@ def check_params(params: RLHFParams) -> list[tuple[str, str]]:
         *_check_vertex(params.vertex_ai),
     ]
     return padded + [(key, problem) for key, problem in others if key not in padded_keys]
+
+
+# aiplatform sends parameter values as JSON numbers (doubles): a whole number above this
+# reaches the pipeline rounded (9223372036854775808 steps becomes 9.223372036854776e18).
+MAX_EXACT_INTEGER = 2**53 - 1
+
+
+def _integer_problems(params: RLHFParams) -> Iterator[tuple[str, str]]:
+    """Whole numbers must survive the trip to Vertex AI unchanged."""
+    for section in SECTIONS:
+        for name, value in dataclasses.asdict(getattr(params, section)).items():
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if whole and abs(value) > MAX_EXACT_INTEGER:
+                yield (
+                    f"{section}.{name}",
+                    f"{value} is too large: Vertex AI carries whole numbers exactly only"
+                    f" up to {MAX_EXACT_INTEGER:,}; use a realistic value",
+                )
 
 
 def _whitespace_problems(params: RLHFParams) -> Iterator[tuple[str, str]]:
