@@ -18,7 +18,7 @@ from tests.test_monitor import watcher
 from tests.test_plan import TEMPLATE, build
 from vertex_rlhf.cloud import monitor
 from vertex_rlhf.config import legacy
-from vertex_rlhf.config.environment import ENV_NAME
+from vertex_rlhf.config.environment import ENV_NAME, resolve_environment
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError, DataError
 from vertex_rlhf.template import plan
@@ -204,3 +204,24 @@ def test_the_largest_exact_integer_is_still_accepted() -> None:
     key = "training.reward_model_train_steps"
     params = load_params("local", [f"{key}={2**53 - 1}"], REPO / "params")
     assert params.training.reward_model_train_steps == 2**53 - 1
+
+
+# --- environment arguments ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["dev.yaml", "prod.yml"])
+def test_a_bare_file_name_suggests_the_environment_meant(
+    typed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # not where params/ is: the project is found from the package
+    with pytest.raises(ConfigError) as raised:
+        resolve_environment(typed)
+    stem = typed.split(".")[0]
+    assert f"did you mean `{stem}`" in raised.value.render()
+    assert raised.value.exit_status == 12
+
+
+def test_no_suggestion_for_a_name_that_is_not_an_environment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        resolve_environment("nosuchenv.yaml")
+    assert "did you mean" not in raised.value.render()
