@@ -167,7 +167,11 @@ def test_a_notification_only_failure_says_the_run_itself_did_not_fail(
 
 @pytest.mark.usefixtures("project_env")
 def test_plan_shows_tasks_without_wrapper_dags_in_aligned_columns() -> None:
-    text = plan.render(build("dev"))
+    built = build("dev")
+    text = plan.render(built)
+    described = built.as_dict()["cache"]  # what a dry run prints
+    assert "reward-model-graph/reward-model-trainer" in described
+    assert not any(w in key for key in described for w in ("exit-handler-", "condition-"))
     cache = text.split("  cache:\n", 1)[1].splitlines()
     assert not any(w in text for w in ("exit-handler-", "rlhf-train-template/", "condition-"))
     assert any(line.split()[0] == "reward-model-graph/reward-model-trainer" for line in cache)

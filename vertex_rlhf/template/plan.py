@@ -89,7 +89,7 @@ class Plan:
                 name: ("runs" if runs else "skipped") + f": {why}"
                 for name, runs, why in self.stages
             },
-            "cache": dict(self.cache),
+            "cache": dict(sorted((display_task(task), v) for task, v in self.cache)),
         }
 
 
