@@ -164,6 +164,16 @@ def _load_file(path: Path) -> Source:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(error, "problem", None) or str(error)
+        if "node expansion exceeds" in problem:
+            # OmegaConf's guard against alias bombs, which also trips on a file that is
+            # merely huge; its advice (raise the limit) is not for parameter files.
+            raise ConfigError(
+                [
+                    f"{path}: too large: more than OmegaConf's limit of YAML nodes once"
+                    " aliases are expanded; a parameter file holds a few dozen keys: remove"
+                    " repeated or aliased content"
+                ]
+            ) from None
         raise ConfigError([f"{where}: not valid YAML ({problem}); fix the syntax"]) from None
     if content is None:
         content = {}
