@@ -287,3 +287,38 @@ def test_a_huge_parameter_file_is_refused_without_advice_to_raise_limits(
     assert "huge.yaml: too large" in message and "remove repeated or aliased" in message
     assert "max_yaml_expanded_nodes" not in message
     assert raised.value.exit_status == 12
+
+
+# --- what a parameter or original config file may be, whichever reader opens it -------------
+
+
+def _not_utf8(text: str) -> bytes:
+    return text.encode("utf-16")
+
+
+def _huge(text: str) -> bytes:
+    return (text + "  instruction: '" + "x" * (2 * 1024 * 1024) + "'\n").encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [(_not_utf8, ":1: not valid UTF-8"), (_huge, ": too large: more than 1024 KB")],
+)
+@pytest.mark.parametrize("layout", ["original", "params"])
+def test_unreadable_config_files_are_coded_errors_in_every_reader(
+    make: Any, expected: str, layout: str, tmp_path: Path
+) -> None:
+    if layout == "original":  # scripts/main.py reads it through the original-layout loader
+        config = tmp_path / "configs" / "production_config.yaml"
+        text = SEED_DEVELOPMENT
+    else:
+        config = tmp_path / "params" / "team.yaml"
+        (tmp_path / "params").mkdir()
+        (tmp_path / "params" / "base.yaml").write_text("{}\n", encoding="utf-8")
+        text = "training:\n  kl_coeff: 0.2\n"
+    config.parent.mkdir(exist_ok=True)
+    config.write_bytes(make(text))
+    result = seed_main("--config", str(config), "--calculate-steps", cwd=REPO)
+    assert result.returncode == 12, result.stderr
+    assert f"error[CONFIG_002]: {config}{expected}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from vertex_rlhf.config.params import SECTIONS, RLHFParams, load_params
+from vertex_rlhf.config.params import SECTIONS, RLHFParams, load_params, read_parameter_text
 from vertex_rlhf.errors import ConfigError
 
 BATCH_SIZE = 64
@@ -72,10 +72,7 @@ class Migration:
 
 def _compose(path: Path) -> tuple[Any, dict[str, int]]:
     """Reads a YAML file, with the line of every dotted key."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot read the file ({error.strerror})"]) from None
+    text = read_parameter_text(path)
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -111,8 +108,8 @@ def is_legacy(data: Any) -> bool:
 def is_legacy_file(path: str | Path) -> bool:
     """Whether a file is in the original layout (False for unreadable or other files)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(read_parameter_text(Path(path)))
+    except (ConfigError, yaml.YAMLError):
         return False
     return is_legacy(data)
 

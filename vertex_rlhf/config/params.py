@@ -150,12 +150,35 @@ def _decode(path: Path, data: bytes) -> str:
         ) from None
 
 
-def _load_file(path: Path) -> Source:
+# A parameter file holds a few dozen keys; the longest value GCPC can use (an instruction
+# within prompt_sequence_length, 8192 tokens) is some 32 kB. PyYAML parses a few MB/s.
+MAX_PARAMETER_FILE_BYTES = 1024 * 1024
+
+
+def read_parameter_text(path: Path) -> str:
+    """A parameter (or original-layout config) file's text, checked before it is parsed.
+
+    Raises:
+        ConfigError: unreadable, larger than ``MAX_PARAMETER_FILE_BYTES``, or not UTF-8
+            (naming the line and column).
+    """
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_PARAMETER_FILE_BYTES + 1)
     except OSError as error:
         raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
-    text = _decode(path, data)
+    if len(data) > MAX_PARAMETER_FILE_BYTES:
+        raise ConfigError(
+            [
+                f"{path}: too large: more than {MAX_PARAMETER_FILE_BYTES // 1024} KB; a"
+                " parameter file holds a few dozen keys (is it the right file?)"
+            ]
+        )
+    return _decode(path, data)
+
+
+def _load_file(path: Path) -> Source:
+    text = read_parameter_text(path)
     loader = get_yaml_loader()
     try:
         node = yaml.compose(text, Loader=loader)
