@@ -21,7 +21,8 @@ from vertex_rlhf.cloud import monitor as _monitor
 from vertex_rlhf.cloud import submission
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.config import legacy
-from vertex_rlhf.config.params import SECTIONS, RLHFParams, load_params
+from vertex_rlhf.config.environment import find_project_root
+from vertex_rlhf.config.params import MAX_EXACT_INTEGER, SECTIONS, RLHFParams, load_params
 from vertex_rlhf.errors import ConfigError, PipelineError, RLHFError
 from vertex_rlhf.steps import TrainingSteps, calculate_training_steps
 from vertex_rlhf.template import signature
@@ -62,7 +63,7 @@ def load_config_file(
     """
     file = Path(path)
     if legacy.reads_as_legacy(file):
-        return legacy.load(file, overrides, params_dir or "params", sections)
+        return legacy.load(file, overrides, params_dir or find_project_root() / "params", sections)
     if file.suffix not in (".yaml", ".yml"):
         raise ConfigError([f"{file}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
     return load_params(file.stem, overrides, params_dir or file.parent, sections), None
@@ -135,7 +136,12 @@ class TrainingCalculator:
         """
         try:
             steps, self.warnings = calculate_training_steps(
-                int(preference_dataset_size), int(prompt_dataset_size), reward_epochs, rl_epochs
+                *_counts(
+                    preference_dataset_size=preference_dataset_size,
+                    prompt_dataset_size=prompt_dataset_size,
+                    reward_epochs=reward_epochs,
+                    rl_epochs=rl_epochs,
+                )
             )
         except (TypeError, ValueError) as error:
             raise ConfigError([f"training steps: {error}"]) from None
@@ -158,11 +164,41 @@ class TrainingCalculator:
         """
         try:
             _, warnings = calculate_training_steps(
-                int(preference_size), int(prompt_size), reward_epochs, rl_epochs
+                *_counts(
+                    preference_size=preference_size,
+                    prompt_size=prompt_size,
+                    reward_epochs=reward_epochs,
+                    rl_epochs=rl_epochs,
+                )
             )
         except (TypeError, ValueError) as error:
             return False, str(error)
         return True, "; ".join(warnings) or "valid"
+
+
+def _counts(**values: Any) -> list[int]:
+    """Row and epoch counts as whole numbers: ``3000``, ``3000.0`` or ``"3000"``.
+
+    Raises:
+        ValueError: naming the argument, for a fraction, a boolean, text that is not a
+            whole number, or a negative or too large count (nothing is rounded or guessed).
+    """
+    counts = []
+    for name, value in values.items():
+        whole: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            whole = value
+        elif isinstance(value, float) and value.is_integer():
+            whole = int(value)
+        elif isinstance(value, str) and value.strip().isdigit():
+            whole = int(value.strip())
+        # 0 goes on: the step maths says which dataset has no rows.
+        if whole is None or not 0 <= whole <= MAX_EXACT_INTEGER:
+            raise ValueError(
+                f"{name} must be a whole number from 1 to {MAX_EXACT_INTEGER:,}, got {value!r}"
+            )
+        counts.append(whole)
+    return counts
 
 
 def _as_params(config: RLHFParams | ConfigManager | str | Path) -> tuple[RLHFParams, str]:
@@ -422,9 +458,10 @@ def cli_arguments(
             raise ConfigError([f"{path}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
         yield [path.stem, "--params-dir", str(path.parent)], None
         return
-    _, migration = legacy.load(path, (), "params", sections)
+    params_dir = find_project_root() / "params"
+    _, migration = legacy.load(path, (), params_dir, sections)
     with tempfile.TemporaryDirectory(prefix="rlhf-legacy-") as scratch:
-        env = legacy.materialize(migration, Path(scratch), "params")
+        env = legacy.materialize(migration, Path(scratch), params_dir)
         yield [env, "--params-dir", scratch], migration
 
 
@@ -522,7 +559,7 @@ def validate_config(config_path: str | Path) -> int:
 
 
 def submit_config(
-    config_path: str | Path, wait: bool = False, compiled_dir: str | Path = "compiled"
+    config_path: str | Path, wait: bool = False, compiled_dir: str | Path | None = None
 ) -> int:
     """``rlhf submit`` on a config file; a stale ``compiled/`` is recompiled (with a notice).
 
@@ -536,6 +573,7 @@ def submit_config(
     from vertex_rlhf import cli
     from vertex_rlhf.template import compiler
 
+    compiled_dir = compiled_dir or find_project_root() / "compiled"
     with cli_arguments(config_path) as (arguments, migration):
         _note_migration(migration)
         params, _ = load_config_file(

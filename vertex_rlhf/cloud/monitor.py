@@ -47,7 +47,11 @@ TASK_STAGES = {
     "condition-1": "inference",
     "infer-eval-template": "inference",
     "llm-deployment-graph": "upload/deploy",
+    # The exit handler's exit task, beside the body: it mails the outcome once the run's
+    # tasks have ended. Not a stage of the work (no share of the progress).
+    "vertex-pipelines-notification-email": "notification",
 }
+NOTIFICATION = "notification"
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 # Job states of the installed client; anything else (a newer state arriving as a bare
 # integer, or UNSPECIFIED for a name the client could not parse) is shown and bounded.
@@ -124,7 +128,7 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
         name = detail.get("task_name", "")
         task_state = _short(detail.get("state", "STATE_UNSPECIFIED"))
         stage = _stage_of(detail, by_id)
-        if stage:
+        if stage in stage_states:
             stage_states[stage].append(task_state)
         metadata = (detail.get("execution") or {}).get("metadata") or {}
         produced = {k[len("output:") :]: v for k, v in metadata.items() if k.startswith("output:")}
@@ -153,9 +157,11 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
     else:
         done = {"succeeded": 1.0, "running": 0.5}
         progress = int(sum(weight * done.get(stages[name], 0.0) for name, weight in STAGES))
-    failed = [t for t in tasks if t["state"] == "FAILED" and t["leaf"]] or [
-        t for t in tasks if t["state"] == "FAILED"
-    ]
+    # The body's own failure first: the notification runs (and may fail) after it.
+    failed = sorted(
+        (t for t in tasks if t["state"] == "FAILED"),
+        key=lambda t: (t["stage"] == NOTIFICATION, not t["leaf"]),
+    )
     job_error = (job.get("error") or {}).get("message", "")
     return {
         "job_id": job.get("name", ""),
@@ -209,10 +215,15 @@ def generate_monitoring_report(status: dict[str, Any]) -> str:
     lines.append(
         "  stages: " + " | ".join(f"{name} {state}" for name, state in status["stages"].items())
     )
-    for task in status["tasks"]:
-        if not task["leaf"]:
-            continue
-        lines.append(f"    {task['name']:<34} {task['state']:<12} {_duration(task['seconds'])}")
+    # The exit task last: it runs after the others.
+    leaves = sorted(
+        (t for t in status["tasks"] if t["leaf"]), key=lambda t: t["stage"] == NOTIFICATION
+    )
+    width = max((len(t["name"]) for t in leaves), default=0)
+    for task in leaves:
+        lines.append(
+            f"    {task['name']:<{width}}  {task['state']:<13} {_duration(task['seconds'])}"
+        )
     if status["failed_task"]:
         lines.append(f"  failed task: {status['failed_task']} ({status['failed_stage']})")
     if status["error"]:
@@ -236,6 +247,12 @@ def final_error(status: dict[str, Any]) -> RLHFError | None:
     where = f" at {status['failed_task']}" if status.get("failed_task") else ""
     why = f": {status['error']}" if status.get("error") else ""
     message = f"{status['job_id']} ended {status['state']}{where}{why}"
+    if status["state"] == "FAILED" and status.get("failed_stage") == NOTIFICATION:
+        return TrainingError(
+            f"{message} (the run's own tasks did not fail: only the e-mail notification did)",
+            hint="check training.notify_emails and the notification task's logs; the tuned"
+            " model and outputs are as the report shows",
+        )
     if status["state"] == "FAILED" and status.get("failed_stage") == VALIDATION:
         return DataError(message, hint=failure_hint(status))
     if status["state"] == "FAILED":

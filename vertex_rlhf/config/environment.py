@@ -116,7 +116,7 @@ def resolve_environment(spec: str, params_dir: str | Path | None = None) -> Envi
             raise ConfigError(
                 [
                     f"{spec}: no such parameter file{looked}; parameter files beside it:"
-                    f" {_available(path.parent)}"
+                    f" {_available(path.parent)}{_did_you_mean(path, params_dir)}"
                 ]
             )
         if path.suffix not in SUFFIXES:
@@ -126,6 +126,18 @@ def resolve_environment(spec: str, params_dir: str | Path | None = None) -> Envi
     if name == BASE:
         return Environment(name, (path,))
     return Environment(name, (base, path) if base.is_file() else (path,))
+
+
+def _did_you_mean(path: Path, params_dir: str | Path | None) -> str:
+    """For ``dev.yaml`` typed where ``dev`` (``params/dev.yaml``) was meant."""
+    if path.is_absolute() or len(path.parts) != 1 or not ENV_NAME.match(path.stem):
+        return ""
+    try:
+        directory = Path(params_dir) if params_dir else find_project_root() / "params"
+    except ConfigError:
+        return ""
+    named = directory / f"{path.stem}.yaml"
+    return f"; did you mean `{path.stem}` ({named})?" if named.is_file() else ""
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from vertex_rlhf.config.params import SECTIONS, RLHFParams, load_params
+from vertex_rlhf.config.params import SECTIONS, RLHFParams, load_params, read_parameter_text
 from vertex_rlhf.errors import ConfigError
 
 BATCH_SIZE = 64
@@ -72,10 +72,7 @@ class Migration:
 
 def _compose(path: Path) -> tuple[Any, dict[str, int]]:
     """Reads a YAML file, with the line of every dotted key."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot read the file ({error.strerror})"]) from None
+    text = read_parameter_text(path)
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -111,8 +108,8 @@ def is_legacy(data: Any) -> bool:
 def is_legacy_file(path: str | Path) -> bool:
     """Whether a file is in the original layout (False for unreadable or other files)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(read_parameter_text(Path(path)))
+    except (ConfigError, yaml.YAMLError):
         return False
     return is_legacy(data)
 
@@ -191,9 +188,16 @@ def render(migration: Migration) -> str:
 def default_env_name(path: str | Path) -> str:
     """An environment name from a file name: ``production_config.yaml`` -> ``production``,
     ``small_dataset_config.yaml`` -> ``small-dataset``."""
-    stem = Path(path).stem.lower()
-    stem = re.sub(r"[-_]config$", "", stem) or stem
-    return re.sub(r"[^a-z0-9-]", "-", stem)
+    full = re.sub(r"[^a-z0-9]+", "-", Path(path).stem.lower()).strip("-")
+    short = re.sub(r"-config$", "", full)
+    for name in (short, full, f"config-{full}"):
+        # The original configs are named freely (base_config.yaml, 2024_config.yaml,
+        # a name with spaces or accents): the first spelling that is a valid
+        # environment name, never the reserved 'base'.
+        name = re.sub(r"^[^a-z]+", "", name)[:30].rstrip("-")
+        if _ENV_NAME.match(name) and name != "base":
+            return name
+    return "config"
 
 
 def _check_env_name(env: str) -> None:

@@ -150,12 +150,35 @@ def _decode(path: Path, data: bytes) -> str:
         ) from None
 
 
-def _load_file(path: Path) -> Source:
+# A parameter file holds a few dozen keys; the longest value GCPC can use (an instruction
+# within prompt_sequence_length, 8192 tokens) is some 32 kB. PyYAML parses a few MB/s.
+MAX_PARAMETER_FILE_BYTES = 1024 * 1024
+
+
+def read_parameter_text(path: Path) -> str:
+    """A parameter (or original-layout config) file's text, checked before it is parsed.
+
+    Raises:
+        ConfigError: unreadable, larger than ``MAX_PARAMETER_FILE_BYTES``, or not UTF-8
+            (naming the line and column).
+    """
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_PARAMETER_FILE_BYTES + 1)
     except OSError as error:
         raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
-    text = _decode(path, data)
+    if len(data) > MAX_PARAMETER_FILE_BYTES:
+        raise ConfigError(
+            [
+                f"{path}: too large: more than {MAX_PARAMETER_FILE_BYTES // 1024} KB; a"
+                " parameter file holds a few dozen keys (is it the right file?)"
+            ]
+        )
+    return _decode(path, data)
+
+
+def _load_file(path: Path) -> Source:
+    text = read_parameter_text(path)
     loader = get_yaml_loader()
     try:
         node = yaml.compose(text, Loader=loader)
@@ -164,6 +187,16 @@ def _load_file(path: Path) -> Source:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(error, "problem", None) or str(error)
+        if "node expansion exceeds" in problem:
+            # OmegaConf's guard against alias bombs, which also trips on a file that is
+            # merely huge; its advice (raise the limit) is not for parameter files.
+            raise ConfigError(
+                [
+                    f"{path}: too large: more than OmegaConf's limit of YAML nodes once"
+                    " aliases are expanded; a parameter file holds a few dozen keys: remove"
+                    " repeated or aliased content"
+                ]
+            ) from None
         raise ConfigError([f"{where}: not valid YAML ({problem}); fix the syntax"]) from None
     if content is None:
         content = {}
@@ -511,7 +544,7 @@ def check_params(params: RLHFParams) -> list[tuple[str, str]]:
     Returns:
         ``(dotted key, problem)`` pairs; empty when everything is valid.
     """
-    padded = list(_whitespace_problems(params))
+    padded = [*_whitespace_problems(params), *_integer_problems(params)]
     padded_keys = {key for key, _ in padded}
     others = [
         *_check_datasets(params.dataset),
@@ -519,6 +552,24 @@ def check_params(params: RLHFParams) -> list[tuple[str, str]]:
         *_check_vertex(params.vertex_ai),
     ]
     return padded + [(key, problem) for key, problem in others if key not in padded_keys]
+
+
+# aiplatform sends parameter values as JSON numbers (doubles): a whole number above this
+# reaches the pipeline rounded (9223372036854775808 steps becomes 9.223372036854776e18).
+MAX_EXACT_INTEGER = 2**53 - 1
+
+
+def _integer_problems(params: RLHFParams) -> Iterator[tuple[str, str]]:
+    """Whole numbers must survive the trip to Vertex AI unchanged."""
+    for section in SECTIONS:
+        for name, value in dataclasses.asdict(getattr(params, section)).items():
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if whole and abs(value) > MAX_EXACT_INTEGER:
+                yield (
+                    f"{section}.{name}",
+                    f"{value} is too large: Vertex AI carries whole numbers exactly only"
+                    f" up to {MAX_EXACT_INTEGER:,}; use a realistic value",
+                )
 
 
 def _whitespace_problems(params: RLHFParams) -> Iterator[tuple[str, str]]:

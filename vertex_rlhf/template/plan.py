@@ -11,6 +11,7 @@ cannot drift from what runs. No cloud call.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ class Plan:
                 name: ("runs" if runs else "skipped") + f": {why}"
                 for name, runs, why in self.stages
             },
-            "cache": dict(self.cache),
+            "cache": dict(sorted((display_task(task), v) for task, v in self.cache)),
         }
 
 
@@ -378,8 +379,24 @@ def render(plan: Plan) -> str:
     for name, runs, why in plan.stages:
         lines.append(f"    {name:<36} {'runs' if runs else 'skipped':<8} {why}")
     lines.append("  cache:")
-    lines += [f"    {task:<36} {verdict}" for task, verdict in plan.cache]
+    cache = sorted((display_task(task), verdict) for task, verdict in plan.cache)
+    width = max((len(task) for task, _ in cache), default=0)
+    lines += [f"    {task:<{width}}  {verdict}" for task, verdict in cache]
     return "\n".join(lines)
+
+
+# DAGs that only wrap others (kfp's exit handler and conditions, GCPC's outer graph):
+# a person knows a task by the graph it belongs to, not by these.
+_WRAPPERS = re.compile(r"^(exit-handler-\d+|condition-\d+|rlhf-train-template)$")
+EXIT_TASK = "vertex-pipelines-notification-email"
+
+
+def display_task(path: str) -> str:
+    """A task's path as people read it: ``reward-model-graph/reward-model-trainer`` for
+    ``exit-handler-1/rlhf-train-template/reward-model-graph/reward-model-trainer``."""
+    parts = [p for p in path.split("/") if not _WRAPPERS.match(p)] or [path]
+    shown = "/".join(parts)
+    return f"{shown} (e-mail when the run ends)" if shown == EXIT_TASK else shown
 
 
 def row_counts(params: RLHFParams) -> dict[str, int | None]:
