@@ -215,3 +215,15 @@ def test_make_plan_prints_the_machines(overrides: str, machine: str) -> None:
     for stage in ("reward model training", "reinforcement learning", "eval inference"):
         assert f"    {stage:<24} {machine}" in result.stdout
     assert f"template: rlhf-tuning {CURRENT_VERSION} (sha256:" in result.stdout
+
+
+@pytest.mark.usefixtures("project_env")
+def test_tasks_that_take_the_job_uuid_always_run_even_with_caching_on() -> None:
+    # enable_caching=true turns every task's cache on, but a key that holds
+    # {{$.pipeline_job_uuid}} never matches an earlier job: the plan must not promise reuse.
+    cache = {k.split("/")[-1]: v for k, v in build("dev", "vertex_ai.enable_caching=true").cache}
+    ours = ("validate-dataset", "validate-dataset-2", "validate-dataset-3", "compute-steps")
+    for task in ours:
+        assert cache[task].startswith("always runs") and "job's uuid" in cache[task], task
+    assert cache["reward-model-trainer"].startswith("reused if")  # the point of resuming
+    assert cache["rlhf-preprocessor"].startswith("reused if")

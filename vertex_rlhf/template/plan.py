@@ -198,6 +198,20 @@ def machine_wiring(spec: dict[str, Any]) -> dict[str, Any]:
     return {"use_test_spec": use_test.pop()}
 
 
+# Placeholders Vertex AI resolves to a different value in every job.
+PER_JOB_PLACEHOLDERS = ("{{$.pipeline_job_uuid}}", "{{$.pipeline_job_name}}")
+
+
+def _takes_a_per_job_value(chain: list[tuple[str, dict[str, Any]]]) -> bool:
+    """Whether a task has an input bound, through its DAGs, to a per-job placeholder."""
+    names = chain[-1][1].get("inputs", {}).get("parameters", {})
+    for name in names:
+        kind, value = trace_input(chain, name)
+        if kind == "constant" and any(p in str(value) for p in PER_JOB_PLACEHOLDERS):
+            return True
+    return False
+
+
 def cache_behaviour(spec: dict[str, Any], enable_caching: bool | None) -> list[tuple[str, str]]:
     """Which tasks may be reused from an earlier run with identical inputs.
 
@@ -216,6 +230,9 @@ def cache_behaviour(spec: dict[str, Any], enable_caching: bool | None) -> list[t
             why = f"vertex_ai.enable_caching={str(enable_caching).lower()}"
         else:
             why = "template setting"
+        if cached and _takes_a_per_job_value(chain):
+            # Its cache key holds a value Vertex resolves per job: it can never match.
+            cached, why = False, "takes the job's uuid: no earlier run matches"
         verdict = "reused if an earlier run had the same inputs" if cached else "always runs"
         rows.append((name, f"{verdict} ({why})"))
     return sorted(rows)
