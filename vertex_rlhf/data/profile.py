@@ -9,6 +9,7 @@ is kept.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,15 @@ class LengthHistogram:
             if tokens > limit:
                 self.over[limit] = self.over.get(limit, 0) + 1
 
+    def merge(self, other: LengthHistogram) -> None:
+        """Adds another histogram's lengths."""
+        self.bins = [a + b for a, b in zip(self.bins, other.bins, strict=True)]
+        self.count += other.count
+        self.total += other.total
+        self.longest = max(self.longest, other.longest)
+        for limit, rows in other.over.items():
+            self.over[limit] = self.over.get(limit, 0) + rows
+
     def percentile(self, share: float) -> int:
         """An upper bound of the ``share`` percentile (the bin's upper edge)."""
         wanted, seen = share * self.count, 0
@@ -126,32 +136,94 @@ class Profile:
     prompt_lengths: LengthHistogram = field(default_factory=LengthHistogram)
     candidate_lengths: LengthHistogram = field(default_factory=LengthHistogram)
 
+    # Set by ``child``: keys are recorded in order (for ``absorb``) instead of filtered.
+    prompt_keys: array[int] | None = None
+    pair_keys: array[int] | None = None
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.observe(row)
+
     def observe(self, row: dict[str, Any]) -> None:
         """Adds one parsed row (valid or not: missing fields are simply not counted)."""
         self.rows += 1
-        prompt = prompt_text(row)
+        prompt = row.get("input_text")
+        if type(prompt) is not str:
+            prompt = prompt_text(row)
         key = hash(prompt) & _KEY_MASK
-        if self.prompts.add(key):
+        if self.prompt_keys is not None:
+            self.prompt_keys.append(key)
+        elif self.prompts.add(key):
             self.duplicate_prompts += 1
-        if any(key in seen for seen in self.training):
+        if self.training and any(key in seen for seen in self.training):
             self.eval_overlap += 1
-        if not prompt.strip():
+        length = len(prompt)
+        if not length or prompt.isspace():
             self.empty_texts += 1
-        self.prompt_lengths.add(len(prompt), (self.prompt_limit,))
+        _add_length(self.prompt_lengths, length, self.prompt_limit)
         if "candidate_0" not in row and "candidate_1" not in row:
             return
-        first, second = str(row.get("candidate_0", "")), str(row.get("candidate_1", ""))
+        first, second = row.get("candidate_0", ""), row.get("candidate_1", "")
+        if type(first) is not str:
+            first = str(first)
+        if type(second) is not str:
+            second = str(second)
         self.has_pairs = True
-        if self.pairs.add(hash((prompt, first, second)) & _KEY_MASK):
+        key = hash((prompt, first, second)) & _KEY_MASK
+        if self.pair_keys is not None:
+            self.pair_keys.append(key)
+        elif self.pairs.add(key):
             self.duplicate_pairs += 1
-        choice = json_key(row.get("choice"))
-        self.choices[choice] = self.choices.get(choice, 0) + 1
-        if first.strip() == second.strip():
+        choice = row.get("choice")
+        name = _CHOICE_KEYS.get(choice) if type(choice) is int else None
+        if name is None:
+            name = json_key(choice)
+        self.choices[name] = self.choices.get(name, 0) + 1
+        if first == second or first.strip() == second.strip():
             self.identical_candidates += 1
+        limits = self.candidate_lengths
         for text in (first, second):
-            if not text.strip():
+            length = len(text)
+            if not length or text.isspace():
                 self.empty_texts += 1
-            self.candidate_lengths.add(len(text), (self.target_limit,))
+            _add_length(limits, length, self.target_limit)
+
+    def child(self) -> Profile:
+        """An empty profile for one byte range of a file read in parallel: it records
+        its keys in order rather than filtering them, for ``absorb``."""
+        return Profile(
+            self.prompt_limit,
+            self.target_limit,
+            self.training,
+            prompts=_NO_FILTER,
+            pairs=_NO_FILTER,
+            prompt_keys=array("Q"),
+            pair_keys=array("Q"),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``absorb`` needs, as picklable data."""
+        state = {name: getattr(self, name) for name in _COUNTERS}
+        state["lengths"] = (self.prompt_lengths, self.candidate_lengths)
+        state["keys"] = (self.prompt_keys, self.pair_keys)
+        return state
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Adds a child's rows, as if they had been observed here (call in row order)."""
+        for name in _COUNTERS:
+            if name == "choices":
+                for choice, count in state[name].items():
+                    self.choices[choice] = self.choices.get(choice, 0) + count
+            elif name == "has_pairs":
+                self.has_pairs = self.has_pairs or state[name]
+            else:
+                setattr(self, name, getattr(self, name) + state[name])
+        self.prompt_lengths.merge(state["lengths"][0])
+        self.candidate_lengths.merge(state["lengths"][1])
+        prompt_keys, pair_keys = state["keys"]
+        add = self.prompts.add
+        self.duplicate_prompts += sum(1 for key in prompt_keys if add(key))
+        add = self.pairs.add
+        self.duplicate_pairs += sum(1 for key in pair_keys if add(key))
 
     def summary(self) -> dict[str, Any]:
         """The profile as plain data (for ``--json`` and for the human report)."""
@@ -184,6 +256,31 @@ class Profile:
             " the model tokenizers are not available offline"
         )
         return result
+
+
+_COUNTERS = (
+    "rows",
+    "eval_overlap",
+    "has_pairs",
+    "duplicate_prompts",
+    "duplicate_pairs",
+    "choices",
+    "empty_texts",
+    "identical_candidates",
+)
+_CHOICE_KEYS = {0: "0", 1: "1"}
+_NO_FILTER = SeenFilter(bits_log2=3)  # a child records keys; its filters stay unused
+
+
+def _add_length(histogram: LengthHistogram, length: int, limit: int) -> None:
+    """``histogram.add(length, (limit,))``, without the loop (the hot path)."""
+    histogram.bins[min(length.bit_length(), _BINS - 1)] += 1
+    histogram.count += 1
+    histogram.total += length
+    if length > histogram.longest:
+        histogram.longest = length
+    if length > limit * CHARS_PER_TOKEN:  # ceil(length / c) > limit  <=>  length > limit * c
+        histogram.over[limit] = histogram.over.get(limit, 0) + 1
 
 
 def json_key(value: Any) -> str:
