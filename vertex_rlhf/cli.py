@@ -117,7 +117,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"{directory}/ is up to date with the sources")
         return 0
     _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
+    fingerprint = compiler.source_fingerprint()
+    unchanged = None if args.amend else compiler.unchanged_since_stamp(directory, fingerprint)
+    if unchanged:  # the same sources and pins as the last compile: its answer holds
+        print(f"{directory / unchanged[0]} (unchanged, sha256 {unchanged[1][:12]})")
+        return 0
     template, changed = compiler.compile_to(directory, amend=args.amend)
+    compiler.write_stamp(directory, template, fingerprint)
     state = "written" if changed else "unchanged"
     print(f"{directory / template.file_name} ({state}, sha256 {template.sha256[:12]})")
     return 0
