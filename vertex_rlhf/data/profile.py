@@ -1,8 +1,8 @@
 """A profile of a dataset worth reading before paying for a run, built while streaming.
 
 Memory is fixed whatever the size of the data: duplicates and eval overlap are found
-with Bloom filters (8 MiB each; about 0.01% false duplicates at 2 million rows, about 4%
-at 10 million: the counts are estimates), lengths go into fixed histograms, and no row
+with Bloom filters (rbloom's, 12 MiB each; about 0.003% false duplicates at 3.5 million
+rows, 1% at 10 million: the counts are estimates), lengths go into fixed histograms, and no row
 is kept.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,30 +19,28 @@ _KEY_MASK = (1 << 64) - 1
 
 
 class SeenFilter:
-    """A Bloom filter over 64-bit keys: fixed memory, no false negatives."""
+    """A Bloom filter over 64-bit keys (rbloom's, in compiled code): fixed memory, no
+    false negatives. The default takes 12 MiB: about 0.003% false positives at 3.5 million
+    keys, 1% at 10 million."""
 
-    def __init__(self, bits_log2: int = 26, probes: int = 4) -> None:
-        self.mask = (1 << bits_log2) - 1
-        self.bits = bytearray(1 << (bits_log2 - 3))
-        self.probes = probes
+    def __init__(self, expected: int = 10_000_000, false_rate: float = 0.01) -> None:
+        from rbloom import Bloom
 
-    def _positions(self, key: int) -> Iterator[int]:
-        first, step = key & 0xFFFFFFFF, (key >> 32) | 1
-        return ((first + i * step) & self.mask for i in range(self.probes))
+        self.bloom = Bloom(expected, false_rate)
+
+    @property
+    def size_in_bytes(self) -> int:
+        return int(self.bloom.size_in_bits) // 8
 
     def add(self, key: int) -> bool:
         """Adds a key; returns whether it was (probably) there already."""
-        seen = True
-        bits = self.bits
-        for position in self._positions(key):
-            byte, bit = position >> 3, 1 << (position & 7)
-            if not bits[byte] & bit:
-                seen = False
-                bits[byte] |= bit
-        return seen
+        if key in self.bloom:
+            return True
+        self.bloom.add(key)
+        return False
 
     def __contains__(self, key: int) -> bool:
-        return all(self.bits[p >> 3] & (1 << (p & 7)) for p in self._positions(key))
+        return key in self.bloom
 
 
 # Histogram bins: 0, 1, 2-3, 4-7, ... (powers of two), in characters. 64 bins hold any
@@ -152,9 +149,11 @@ class Profile:
         key = hash(prompt) & _KEY_MASK
         if self.prompt_keys is not None:
             self.prompt_keys.append(key)
-        elif self.prompts.add(key):
+        elif key in self.prompts.bloom:
             self.duplicate_prompts += 1
-        if self.training and any(key in seen for seen in self.training):
+        else:
+            self.prompts.bloom.add(key)
+        if self.training and any(key in seen.bloom for seen in self.training):
             self.eval_overlap += 1
         length = len(prompt)
         if not length or prompt.isspace():
@@ -171,8 +170,10 @@ class Profile:
         key = hash((prompt, first, second)) & _KEY_MASK
         if self.pair_keys is not None:
             self.pair_keys.append(key)
-        elif self.pairs.add(key):
+        elif key in self.pairs.bloom:
             self.duplicate_pairs += 1
+        else:
+            self.pairs.bloom.add(key)
         choice = row.get("choice")
         name = _CHOICE_KEYS.get(choice) if type(choice) is int else None
         if name is None:
@@ -220,10 +221,8 @@ class Profile:
         self.prompt_lengths.merge(state["lengths"][0])
         self.candidate_lengths.merge(state["lengths"][1])
         prompt_keys, pair_keys = state["keys"]
-        add = self.prompts.add
-        self.duplicate_prompts += sum(1 for key in prompt_keys if add(key))
-        add = self.pairs.add
-        self.duplicate_pairs += sum(1 for key in pair_keys if add(key))
+        self.duplicate_prompts += _add_keys(self.prompts.bloom, prompt_keys)
+        self.duplicate_pairs += _add_keys(self.pairs.bloom, pair_keys)
 
     def summary(self) -> dict[str, Any]:
         """The profile as plain data (for ``--json`` and for the human report)."""
@@ -269,7 +268,19 @@ _COUNTERS = (
     "identical_candidates",
 )
 _CHOICE_KEYS = {0: "0", 1: "1"}
-_NO_FILTER = SeenFilter(bits_log2=3)  # a child records keys; its filters stay unused
+_NO_FILTER = SeenFilter(expected=1)  # a child records keys; its filters stay unused
+
+
+def _add_keys(bloom: Any, keys: array[int]) -> int:
+    """Adds keys to a filter in order; returns how many were (probably) there already."""
+    seen = 0
+    add = bloom.add
+    for key in keys:
+        if key in bloom:
+            seen += 1
+        else:
+            add(key)
+    return seen
 
 
 def _add_length(histogram: LengthHistogram, length: int, limit: int) -> None:
