@@ -112,3 +112,16 @@ def test_validate_reads_one_large_local_file_in_parallel_with_the_same_result(
         reports.append((report, profile.summary()))
     assert reports[0] == reports[1]
     assert reports[0][0]["errors"] > 50
+
+
+def test_small_files_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    def no_fork() -> int:
+        raise AssertionError("forked for a small file")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    path = mixed_file(tmp_path, 6)
+    report = new_dataset_report(str(path), "preference")
+    check_file(report, path.name, str(path), Profile(), workers=4)  # default min_bytes
+    assert report["rows"] > 400
