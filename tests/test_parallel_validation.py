@@ -125,3 +125,41 @@ def test_small_files_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.Mon
     report = new_dataset_report(str(path), "preference")
     check_file(report, path.name, str(path), Profile(), workers=4)  # default min_bytes
     assert report["rows"] > 400
+
+
+def test_when_workers_cannot_be_forked_one_process_reads_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    path = mixed_file(tmp_path, 7)
+    single = one_file_report(path, "preference", workers=1)
+
+    def no_fork() -> int:
+        raise BlockingIOError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert one_file_report(path, "preference", workers=2) == single
+
+
+def test_a_fork_failing_after_the_first_worker_reaps_it_and_reads_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    path = mixed_file(tmp_path, 8)
+    single = one_file_report(path, "preference", workers=1)
+    real_fork, forks = os.fork, []
+
+    def fork_once() -> int:
+        if forks:
+            raise BlockingIOError("Resource temporarily unavailable")
+        pid = real_fork()
+        forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork_once)
+    assert one_file_report(path, "preference", workers=4) == single
+    assert len(forks) == 1 and forks[0] > 0
+    with pytest.raises(ChildProcessError):  # the worker was reaped: none left behind
+        os.waitpid(forks[0], os.WNOHANG)

@@ -421,30 +421,35 @@ def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
     import pickle
 
     children = []
-    for index in range(1, count):
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: run, send, leave without running the parent's cleanup
-            code = 0
-            try:
-                os.close(read_end)
-                try:
-                    data = pickle.dumps((True, task(index)), protocol=4)
-                except BaseException as error:
-                    data = pickle.dumps((False, f"{type(error).__name__}: {error}"))
-                with os.fdopen(write_end, "wb") as out:
-                    out.write(data)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        children.append((pid, read_end))
     results = []
     failure = ""
     try:
+        for index in range(1, count):
+            read_end, write_end = os.pipe()
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(read_end)
+                os.close(write_end)
+                raise
+            if pid == 0:  # the child: run, send, leave without running the parent's cleanup
+                code = 0
+                try:
+                    os.close(read_end)
+                    try:
+                        data = pickle.dumps((True, task(index)), protocol=4)
+                    except BaseException as error:
+                        data = pickle.dumps((False, f"{type(error).__name__}: {error}"))
+                    with os.fdopen(write_end, "wb") as out:
+                        out.write(data)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(write_end)
+            children.append((pid, read_end))
         results.append(task(0))
-    finally:
+    finally:  # reap every child, whatever happened here
         for pid, read_end in children:
             with os.fdopen(read_end, "rb") as source:
                 data = source.read()
@@ -499,8 +504,12 @@ def check_file(
         with open(name, "rb") as handle:
             first = handle.readline()
         plain = not file_format_problem(first) and not first.startswith(b"\xef\xbb\xbf")
-        if plain and check_file_ranges(report, source, name, line_ranges(name, parts), observe):
-            return
+        try:
+            ranges = line_ranges(name, parts)
+            if plain and check_file_ranges(report, source, name, ranges, observe):
+                return
+        except (OSError, RuntimeError):  # no fork (limits), a worker died: one pass decides
+            pass
     with open(name, "rb") as handle:
         check_lines(report, source, handle, observe)
 
