@@ -163,3 +163,18 @@ def test_a_fork_failing_after_the_first_worker_reaps_it_and_reads_in_one_pass(
     assert len(forks) == 1 and forks[0] > 0
     with pytest.raises(ChildProcessError):  # the worker was reaped: none left behind
         os.waitpid(forks[0], os.WNOHANG)
+
+
+def test_eval_overlap_with_training_prompts_is_the_same_in_parallel(tmp_path: Path) -> None:
+    training = Profile()
+    for line in (SAMPLES / "preference.jsonl").read_bytes().splitlines()[::2]:
+        training.observe(json.loads(line))
+    path = mixed_file(tmp_path, 9)
+    summaries = []
+    for workers in (1, 3):
+        profile = Profile(training=(training.prompts,))
+        report = new_dataset_report(str(path), "eval", max_reported=50)
+        check_file(report, path.name, str(path), profile, workers=workers, min_bytes=1)
+        summaries.append(json.dumps([report, profile.summary()], sort_keys=True))
+    assert summaries[0] == summaries[1]
+    assert json.loads(summaries[0])[1]["eval_overlap"] > 100
