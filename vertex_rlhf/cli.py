@@ -117,7 +117,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"{directory}/ is up to date with the sources")
         return 0
     _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
+    fingerprint = compiler.source_fingerprint()
+    unchanged = None if args.amend else compiler.unchanged_since_stamp(directory, fingerprint)
+    if unchanged:  # the same sources and pins as the last compile: its answer holds
+        print(f"{directory / unchanged[0]} (unchanged, sha256 {unchanged[1][:12]})")
+        return 0
     template, changed = compiler.compile_to(directory, amend=args.amend)
+    compiler.write_stamp(directory, template, fingerprint)
     state = "written" if changed else "unchanged"
     print(f"{directory / template.file_name} ({state}, sha256 {template.sha256[:12]})")
     return 0
@@ -565,16 +571,21 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
                 max_reported=args.max_reported,
                 progress=progress,
                 model=args.model or "",
+                profile=not args.no_profile,
             )
         result = {
-            "datasets": {args.kind: {"report": report, "profile": profile.summary()}},
+            "datasets": {
+                args.kind: {"report": report, "profile": profile.summary() if profile else None}
+            },
             "valid": not report["errors"],
         }
     elif args.env:
         sections = ("dataset", "training")
         params = load_params(environment(args), args.overrides, sections=sections)
         with live.read_progress() as progress:
-            result = data_report.check_environment(params, args.max_reported, progress)
+            result = data_report.check_environment(
+                params, args.max_reported, progress, profile=not args.no_profile
+            )
     else:
         raise ConfigError(["name an environment (validate-data dev) or --path PATH --kind KIND"])
     print(json.dumps(result, indent=2) if args.json else data_report.render(result))
@@ -707,6 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="with --path: rows must have this model's layout")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
+    p.add_argument("--no-profile", action="store_true", help="validate only: no profile (faster)")
     p.set_defaults(func=cmd_validate_data)
 
     p = sub.add_parser("reference", help="write the parameter reference (docs/parameters.md)")

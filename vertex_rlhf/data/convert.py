@@ -29,7 +29,7 @@ def convert_row(row: Any, kind: str, rng: random.Random) -> tuple[dict[str, Any]
     fields = ("prompt", "chosen", "rejected") if kind == "preference" else ("prompt",)
     for name in fields:
         value = row.get(name)
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not value or value.isspace():  # isspace: no copy
             return {}, f"{name}: must be a non-empty string"
     if kind == "prompt":
         return {"input_text": row["prompt"]}, ""
@@ -110,7 +110,7 @@ def convert(
         for item in inputs:
             with files.lines_of(item, progress) as lines:
                 for number, line in enumerate(lines, 1):
-                    if not line.strip():
+                    if not line or line.isspace():  # blank (no copy of the line)
                         continue
                     stats.read += 1
                     try:
@@ -140,7 +140,7 @@ def convert(
                         else "train"
                     )
                     target = evals if split == "eval" and evals is not None else train
-                    target.write(orjson.dumps(converted) + b"\n")
+                    target.write(orjson.dumps(converted, option=orjson.OPT_APPEND_NEWLINE))
                     stats.written[split] += 1
                     if "choice" in converted:
                         stats.choices[converted["choice"]] += 1

@@ -7,6 +7,7 @@ component reads ``gs://`` through ``/gcs/`` instead. Nothing here loads a whole 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from vertex_rlhf.data.matching import (
 from vertex_rlhf.data.progress import ProgressSink, counted
 from vertex_rlhf.data.rules import (
     add_problem,
+    check_file,
     check_lines,
     merge_reports,
     new_dataset_report,
@@ -29,6 +31,7 @@ from vertex_rlhf.data.rules import (
 from vertex_rlhf.errors import AuthError, DataError
 
 CHUNK = 8 * 1024 * 1024  # bytes per Cloud Storage read
+PARALLEL_MIN_BYTES = 32 << 20  # a local file is read on several cores from 2x this size
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Source:
     name: str
     open: Callable[[], IO[bytes]]
     size: int | None = None  # bytes, where known (for progress)
+    local: str | None = None  # the readable path of a local file
 
 
 def split_gs(path: str) -> tuple[str, str]:
@@ -119,7 +123,7 @@ def select(path: str) -> tuple[list[Source], str]:
         return _gcs_sources(path)
     found, problem = dataset_files(path)
     return [
-        Source(shown, _local_opener(name), os.path.getsize(name)) for shown, name in found
+        Source(shown, _local_opener(name), os.path.getsize(name), name) for shown, name in found
     ], problem
 
 
@@ -165,16 +169,22 @@ def validate(
     observe: Callable[[str], Callable[[dict[str, Any]], None] | None] | None = None,
     workers: int = 8,
     progress: ProgressSink | None = None,
+    processes: int = 0,
 ) -> dict[str, Any]:
     """Validates every row of every file ``path`` names; files are read concurrently.
+
+    A dataset of one large local file is read on every core instead (``rules.check_file``:
+    the same report; a profile takes part if it can be split, see ``Profile.child``).
 
     Args:
         path: a local or ``gs://`` path or glob.
         kind: preference, prompt or eval.
         max_reported: problems to keep word for word.
-        observe: given a file name, returns a per-row callback (e.g. a profile's), or None.
+        observe: given a file name, returns a per-row callback (e.g. a profile), or None;
+            it is called from one thread at a time.
         workers: files read at once.
         progress: told the total size, then the bytes and rows read.
+        processes: processes for one large local file; 0 means one per core, 1 one pass.
 
     Returns:
         The merged report (see ``rules.new_dataset_report``).
@@ -188,10 +198,26 @@ def validate(
     if progress is not None:
         progress.start(path, sum(s.size or 0 for s in found))
 
+    lock = threading.Lock()
+
     def one(source: Source) -> dict[str, Any]:
         part = new_dataset_report(path, kind, max_reported)
+        observer = observe(source.name) if observe else None
+        if len(found) == 1 and source.local is not None:
+            # One file: no other thread runs, so forking is safe.
+            check_file(part, source.name, source.local, observer, processes, PARALLEL_MIN_BYTES)
+            if progress is not None:
+                progress.advance(source.size or 0, part["rows"])
+            return part
+        if observer is not None:
+            unlocked = observer
+
+            def observer(row: dict[str, Any]) -> None:
+                with lock:
+                    unlocked(row)
+
         with lines_of(source, progress) as lines:
-            check_lines(part, source.name, lines, observe(source.name) if observe else None)
+            check_lines(part, source.name, lines, observer)
         return part
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(found)))) as pool:

@@ -44,6 +44,7 @@ HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
 _TEMPORARY = re.compile(r"\.tmp-(?P<pid>\d{1,10})(?:-(?P<host>[A-Za-z0-9]*)-[0-9a-f]{8})?")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
+WRITE_BUFFER = 1 << 20  # bytes per local write: rows are small, syscalls are not
 
 
 def temporary_name(path: str, pid: int | None = None) -> str:
@@ -142,7 +143,7 @@ class _LocalOutput:
 
     def open(self) -> None:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.temporary.open("xb")
+        self.handle = self.temporary.open("xb", buffering=WRITE_BUFFER)
 
     def finish(self) -> None:
         self.handle.flush()

@@ -1,15 +1,15 @@
 """A profile of a dataset worth reading before paying for a run, built while streaming.
 
 Memory is fixed whatever the size of the data: duplicates and eval overlap are found
-with Bloom filters (8 MiB each; about 0.01% false duplicates at 2 million rows, about 4%
-at 10 million: the counts are estimates), lengths go into fixed histograms, and no row
+with Bloom filters (rbloom's, 12 MiB each; about 0.003% false duplicates at 3.5 million
+rows, 1% at 10 million: the counts are estimates), lengths go into fixed histograms, and no row
 is kept.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,30 +19,28 @@ _KEY_MASK = (1 << 64) - 1
 
 
 class SeenFilter:
-    """A Bloom filter over 64-bit keys: fixed memory, no false negatives."""
+    """A Bloom filter over 64-bit keys (rbloom's, in compiled code): fixed memory, no
+    false negatives. The default takes 12 MiB: about 0.003% false positives at 3.5 million
+    keys, 1% at 10 million."""
 
-    def __init__(self, bits_log2: int = 26, probes: int = 4) -> None:
-        self.mask = (1 << bits_log2) - 1
-        self.bits = bytearray(1 << (bits_log2 - 3))
-        self.probes = probes
+    def __init__(self, expected: int = 10_000_000, false_rate: float = 0.01) -> None:
+        from rbloom import Bloom
 
-    def _positions(self, key: int) -> Iterator[int]:
-        first, step = key & 0xFFFFFFFF, (key >> 32) | 1
-        return ((first + i * step) & self.mask for i in range(self.probes))
+        self.bloom = Bloom(expected, false_rate)
+
+    @property
+    def size_in_bytes(self) -> int:
+        return int(self.bloom.size_in_bits) // 8
 
     def add(self, key: int) -> bool:
         """Adds a key; returns whether it was (probably) there already."""
-        seen = True
-        bits = self.bits
-        for position in self._positions(key):
-            byte, bit = position >> 3, 1 << (position & 7)
-            if not bits[byte] & bit:
-                seen = False
-                bits[byte] |= bit
-        return seen
+        if key in self.bloom:
+            return True
+        self.bloom.add(key)
+        return False
 
     def __contains__(self, key: int) -> bool:
-        return all(self.bits[p >> 3] & (1 << (p & 7)) for p in self._positions(key))
+        return key in self.bloom
 
 
 # Histogram bins: 0, 1, 2-3, 4-7, ... (powers of two), in characters. 64 bins hold any
@@ -80,6 +78,15 @@ class LengthHistogram:
         for limit in limits:
             if tokens > limit:
                 self.over[limit] = self.over.get(limit, 0) + 1
+
+    def merge(self, other: LengthHistogram) -> None:
+        """Adds another histogram's lengths."""
+        self.bins = [a + b for a, b in zip(self.bins, other.bins, strict=True)]
+        self.count += other.count
+        self.total += other.total
+        self.longest = max(self.longest, other.longest)
+        for limit, rows in other.over.items():
+            self.over[limit] = self.over.get(limit, 0) + rows
 
     def percentile(self, share: float) -> int:
         """An upper bound of the ``share`` percentile (the bin's upper edge)."""
@@ -126,32 +133,96 @@ class Profile:
     prompt_lengths: LengthHistogram = field(default_factory=LengthHistogram)
     candidate_lengths: LengthHistogram = field(default_factory=LengthHistogram)
 
+    # Set by ``child``: keys are recorded in order (for ``absorb``) instead of filtered.
+    prompt_keys: array[int] | None = None
+    pair_keys: array[int] | None = None
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.observe(row)
+
     def observe(self, row: dict[str, Any]) -> None:
         """Adds one parsed row (valid or not: missing fields are simply not counted)."""
         self.rows += 1
-        prompt = prompt_text(row)
+        prompt = row.get("input_text")
+        if type(prompt) is not str:
+            prompt = prompt_text(row)
         key = hash(prompt) & _KEY_MASK
-        if self.prompts.add(key):
+        if self.prompt_keys is not None:
+            self.prompt_keys.append(key)
+        elif key in self.prompts.bloom:
             self.duplicate_prompts += 1
-        if any(key in seen for seen in self.training):
+        else:
+            self.prompts.bloom.add(key)
+        if self.training and any(key in seen.bloom for seen in self.training):
             self.eval_overlap += 1
-        if not prompt.strip():
+        length = len(prompt)
+        if not length or prompt.isspace():
             self.empty_texts += 1
-        self.prompt_lengths.add(len(prompt), (self.prompt_limit,))
+        _add_length(self.prompt_lengths, length, self.prompt_limit)
         if "candidate_0" not in row and "candidate_1" not in row:
             return
-        first, second = str(row.get("candidate_0", "")), str(row.get("candidate_1", ""))
+        first, second = row.get("candidate_0", ""), row.get("candidate_1", "")
+        if type(first) is not str:
+            first = str(first)
+        if type(second) is not str:
+            second = str(second)
         self.has_pairs = True
-        if self.pairs.add(hash((prompt, first, second)) & _KEY_MASK):
+        key = hash((prompt, first, second)) & _KEY_MASK
+        if self.pair_keys is not None:
+            self.pair_keys.append(key)
+        elif key in self.pairs.bloom:
             self.duplicate_pairs += 1
-        choice = json_key(row.get("choice"))
-        self.choices[choice] = self.choices.get(choice, 0) + 1
-        if first.strip() == second.strip():
+        else:
+            self.pairs.bloom.add(key)
+        choice = row.get("choice")
+        name = _CHOICE_KEYS.get(choice) if type(choice) is int else None
+        if name is None:
+            name = json_key(choice)
+        self.choices[name] = self.choices.get(name, 0) + 1
+        if first == second or first.strip() == second.strip():
             self.identical_candidates += 1
+        limits = self.candidate_lengths
         for text in (first, second):
-            if not text.strip():
+            length = len(text)
+            if not length or text.isspace():
                 self.empty_texts += 1
-            self.candidate_lengths.add(len(text), (self.target_limit,))
+            _add_length(limits, length, self.target_limit)
+
+    def child(self) -> Profile:
+        """An empty profile for one byte range of a file read in parallel: it records
+        its keys in order rather than filtering them, for ``absorb``."""
+        return Profile(
+            self.prompt_limit,
+            self.target_limit,
+            self.training,
+            prompts=_NO_FILTER,
+            pairs=_NO_FILTER,
+            prompt_keys=array("Q"),
+            pair_keys=array("Q"),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``absorb`` needs, as picklable data."""
+        state = {name: getattr(self, name) for name in _COUNTERS}
+        state["lengths"] = (self.prompt_lengths, self.candidate_lengths)
+        state["keys"] = (self.prompt_keys, self.pair_keys)
+        return state
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Adds a child's rows, as if they had been observed here (call in row order)."""
+        for name in _COUNTERS:
+            if name == "choices":
+                for choice, count in state[name].items():
+                    self.choices[choice] = self.choices.get(choice, 0) + count
+            elif name == "has_pairs":
+                self.has_pairs = self.has_pairs or state[name]
+            else:
+                setattr(self, name, getattr(self, name) + state[name])
+        self.prompt_lengths.merge(state["lengths"][0])
+        self.candidate_lengths.merge(state["lengths"][1])
+        prompt_keys, pair_keys = state["keys"]
+        self.duplicate_prompts += _add_keys(self.prompts.bloom, prompt_keys)
+        self.duplicate_pairs += _add_keys(self.pairs.bloom, pair_keys)
 
     def summary(self) -> dict[str, Any]:
         """The profile as plain data (for ``--json`` and for the human report)."""
@@ -184,6 +255,43 @@ class Profile:
             " the model tokenizers are not available offline"
         )
         return result
+
+
+_COUNTERS = (
+    "rows",
+    "eval_overlap",
+    "has_pairs",
+    "duplicate_prompts",
+    "duplicate_pairs",
+    "choices",
+    "empty_texts",
+    "identical_candidates",
+)
+_CHOICE_KEYS = {0: "0", 1: "1"}
+_NO_FILTER = SeenFilter(expected=1)  # a child records keys; its filters stay unused
+
+
+def _add_keys(bloom: Any, keys: array[int]) -> int:
+    """Adds keys to a filter in order; returns how many were (probably) there already."""
+    seen = 0
+    add = bloom.add
+    for key in keys:
+        if key in bloom:
+            seen += 1
+        else:
+            add(key)
+    return seen
+
+
+def _add_length(histogram: LengthHistogram, length: int, limit: int) -> None:
+    """``histogram.add(length, (limit,))``, without the loop (the hot path)."""
+    histogram.bins[min(length.bit_length(), _BINS - 1)] += 1
+    histogram.count += 1
+    histogram.total += length
+    if length > histogram.longest:
+        histogram.longest = length
+    if length > limit * CHARS_PER_TOKEN:  # ceil(length / c) > limit  <=>  length > limit * c
+        histogram.over[limit] = histogram.over.get(limit, 0) + 1
 
 
 def json_key(value: Any) -> str:

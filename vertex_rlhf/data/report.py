@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import itertools
 import sys
-import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vertex_rlhf.config import catalog
-from vertex_rlhf.config.guidance import run_warnings
-from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.data import files
 from vertex_rlhf.data.profile import Profile, SeenFilter
 from vertex_rlhf.data.progress import ProgressSink
@@ -23,6 +19,9 @@ from vertex_rlhf.data.rules import (
 )
 from vertex_rlhf.steps import calculate_training_steps
 
+if TYPE_CHECKING:  # the config wing costs ~40 ms to import: validating one path needs none
+    from vertex_rlhf.config.params import RLHFParams
+
 
 def model_layout(model: str) -> str:
     """The layout a model reads: ``"chat"`` (messages) or ``"text"`` (input_text).
@@ -33,6 +32,8 @@ def model_layout(model: str) -> str:
     Returns:
         The layout, or ``""`` for a model the catalog does not know.
     """
+    from vertex_rlhf.config import catalog
+
     found = catalog.MODELS.get(catalog.canonical_model_name(model))
     return "" if found is None else ("chat" if found.chat else "text")
 
@@ -107,7 +108,8 @@ def check_dataset(
     training: tuple[SeenFilter, ...] = (),
     progress: ProgressSink | None = None,
     model: str = "",
-) -> tuple[dict[str, Any], Profile]:
+    profile: bool = True,
+) -> tuple[dict[str, Any], Profile | None]:
     """Validates and profiles one dataset; files are read concurrently into one profile.
 
     Args:
@@ -119,45 +121,53 @@ def check_dataset(
         training: prompt filters of the training data, to count eval overlap.
         progress: told the bytes and rows read (a bar on a terminal).
         model: the ``large_model_reference``: rows must have its layout (text or chat).
+        profile: whether to profile the rows (False: validation only, faster).
 
     Returns:
-        The validation report and the profile.
+        The validation report and the profile (None without one).
     """
-    profile = Profile(prompt_limit, target_limit, training)
-    lock = threading.Lock()
-
-    def observe(row: dict[str, Any]) -> None:
-        with lock:
-            profile.observe(row)
-
-    report = files.validate(path, kind, max_reported, observe=lambda _: observe, progress=progress)
+    found = Profile(prompt_limit, target_limit, training) if profile else None
+    observe = (lambda _: found) if found is not None else None
+    report = files.validate(path, kind, max_reported, observe=observe, progress=progress)
     if model:
         check_model_layout(report, model, model_layout(model))
-    return report, profile
+    return report, found
 
 
 def check_environment(
-    params: RLHFParams, max_reported: int = 5, progress: ProgressSink | None = None
+    params: RLHFParams,
+    max_reported: int = 5,
+    progress: ProgressSink | None = None,
+    profile: bool = True,
 ) -> dict[str, Any]:
     """Validates and profiles the preference, prompt and eval datasets of an environment.
 
-    ``progress`` is told each dataset's size and the bytes and rows read.
+    ``progress`` is told each dataset's size and the bytes and rows read; without
+    ``profile`` the datasets are only validated (no profile, no eval overlap).
 
     Returns:
         ``datasets`` (kind -> report and profile), ``eval_overlap`` (eval prompts also
         in training), ``steps`` (when the training data is valid) and ``valid``.
     """
+    from vertex_rlhf.config.guidance import run_warnings
+
     d, t = params.dataset, params.training
     limits = (t.prompt_sequence_length, t.target_sequence_length)
     model = t.large_model_reference
     checked = {
         kind: check_dataset(
-            path, kind, *limits, max_reported=max_reported, progress=progress, model=model
+            path,
+            kind,
+            *limits,
+            max_reported=max_reported,
+            progress=progress,
+            model=model,
+            profile=profile,
         )
         for kind, path in (("preference", d.preference_dataset), ("prompt", d.prompt_dataset))
     }
     if d.eval_dataset:
-        training = (checked["preference"][1].prompts, checked["prompt"][1].prompts)
+        training = tuple(p.prompts for _, p in checked.values() if p is not None)
         checked["eval"] = check_dataset(
             d.eval_dataset,
             "eval",
@@ -166,18 +176,20 @@ def check_environment(
             training=training,
             progress=progress,
             model=model,
+            profile=profile,
         )
     if not model_layout(model):
         check_layouts_agree({kind: report for kind, (report, _) in checked.items()})
     result: dict[str, Any] = {
         "datasets": {
-            kind: {"report": report, "profile": profile.summary()}
-            for kind, (report, profile) in checked.items()
+            kind: {"report": report, "profile": found.summary() if found else None}
+            for kind, (report, found) in checked.items()
         },
         "valid": all(not report["errors"] for report, _ in checked.values()),
     }
-    if "eval" in checked:
-        result["eval_overlap"] = checked["eval"][1].eval_overlap
+    evaluated = checked.get("eval", (None, None))[1]
+    if evaluated is not None:
+        result["eval_overlap"] = evaluated.eval_overlap
     (preference, _), (prompts, _) = checked["preference"], checked["prompt"]
     if not preference["errors"] and not prompts["errors"]:
         steps, _ = calculate_training_steps(
@@ -213,6 +225,8 @@ def render(result: dict[str, Any]) -> str:
     for entry in result["datasets"].values():
         report, profile = entry["report"], entry["profile"]
         lines.append(report_summary(report, max_files=10))
+        if profile is None:
+            continue
         lines.append(
             f"  duplicate prompts: {profile['duplicate_prompts']}; empty or whitespace-only"
             f" texts: {profile['empty_texts']}"
@@ -237,6 +251,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(result["steps"]["text"])
         lines += [f"warning: {w}" for w in result["steps"]["warnings"]]
     first = next(iter(result["datasets"].values()))["profile"]
-    lines.append(f"note: truncation is an estimate ({first['truncation_estimate']})")
+    if first is not None:
+        lines.append(f"note: truncation is an estimate ({first['truncation_estimate']})")
     # File names may hold what the terminal cannot encode: escape rather than crash.
     return printable("\n".join(lines), getattr(sys.stdout, "encoding", None))

@@ -248,56 +248,41 @@ def add_problem(report: Dict[str, Any], where: str, problem: str) -> None:
         report["problems"].append(f"{where}: {problem}")
 
 
-def check_lines(
+def check_rows(
     report: Dict[str, Any],
     source: str,
     lines: Iterable[bytes],
+    first_line: int = 1,
     observe: Optional[Callable[[Dict[str, Any]], None]] = None,
-) -> None:
-    """Checks every line of one JSONL file, streaming, and adds to ``report``.
+) -> int:
+    """Checks lines as rows, numbering them from ``first_line``; no file-level checks.
 
-    Blank lines are skipped and counted; every other line is one row.
+    Adds problems, blank lines and the layout to ``report``.
 
     Args:
         report: the report from ``new_dataset_report``.
         source: the file's name as the user should see it.
-        lines: the file's raw lines (bytes, with or without line ends).
+        lines: raw lines (bytes, with or without line ends).
+        first_line: the number of the first line.
         observe: called with every row that parsed as a JSON object (for profiles).
+
+    Returns:
+        The rows read (every line that is not blank).
     """
     try:
         from orjson import loads
     except ImportError:  # GCPC's image may lack it: the same rules, by the standard library
         loads = strict_json_parser()  # type: ignore[assignment]
 
-    import itertools
-
     kind = report["kind"]
     layout = report["layout"]
-    rows = 0
-    lines = iter(lines)
-    first = next(lines, None)
-    if first is None:
-        report["files"].append([source, 0])
-        add_problem(report, source, "file is empty (no rows)")
-        return
-    problem = file_format_problem(first)
-    if problem:
-        report["files"].append([source, 0])
-        add_problem(report, source, problem)
-        return
-    if first.startswith(b"\xef\xbb\xbf"):
-        add_problem(
-            report,
-            f"{source}:1",
-            "file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM",
-        )
-        first = first[3:]
-    for line_number, line in enumerate(itertools.chain((first,), lines), 1):
+    rows = blank = 0
+    for line_number, line in enumerate(lines, first_line):
         try:
             row = loads(line)
         except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, rules
             if not line.strip():
-                report["blank_lines"] += 1
+                blank += 1
                 continue
             rows += 1
             add_problem(report, f"{source}:{line_number}", explain_json_error(line))
@@ -323,10 +308,266 @@ def check_lines(
                     " per dataset",
                 )
     report["layout"] = layout
+    report["blank_lines"] += blank
+    return rows
+
+
+def check_lines(
+    report: Dict[str, Any],
+    source: str,
+    lines: Iterable[bytes],
+    observe: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> None:
+    """Checks every line of one JSONL file, streaming, and adds to ``report``.
+
+    Blank lines are skipped and counted; every other line is one row.
+
+    Args:
+        report: the report from ``new_dataset_report``.
+        source: the file's name as the user should see it.
+        lines: the file's raw lines (bytes, with or without line ends).
+        observe: called with every row that parsed as a JSON object (for profiles).
+    """
+    import itertools
+
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
+        report["files"].append([source, 0])
+        add_problem(report, source, "file is empty (no rows)")
+        return
+    problem = file_format_problem(first)
+    if problem:
+        report["files"].append([source, 0])
+        add_problem(report, source, problem)
+        return
+    if first.startswith(b"\xef\xbb\xbf"):
+        add_problem(
+            report,
+            f"{source}:1",
+            "file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM",
+        )
+        first = first[3:]
+    rows = check_rows(report, source, itertools.chain((first,), lines), 1, observe)
     report["rows"] += rows
     report["files"].append([source, rows])
     if rows == 0:
         add_problem(report, source, "file is empty (no rows)")
+
+
+def line_ranges(name: str, parts: int) -> List[Tuple[int, int]]:
+    """Splits a file into at most ``parts`` byte ranges, each starting at a line start.
+
+    Args:
+        name: the file's path.
+        parts: how many ranges are wanted.
+
+    Returns:
+        ``[(start, end), ...]`` covering the file in order; fewer when lines are long.
+    """
+    import os
+
+    size = os.path.getsize(name)
+    cuts = [0]
+    with open(name, "rb") as handle:
+        for i in range(1, parts):
+            handle.seek(max(size * i // parts - 1, cuts[-1]))
+            handle.readline()  # to just past the next line end
+            cut = handle.tell()
+            if cuts[-1] < cut < size:
+                cuts.append(cut)
+    cuts.append(size)
+    return [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
+
+
+def range_lines(name: str, start: int, end: int) -> Iterable[bytes]:
+    """The lines of a file between two line starts, read in large blocks.
+
+    Args:
+        name: the file's path.
+        start: the first byte (a line start).
+        end: the byte after the range (a line start, or the file's size).
+
+    Returns:
+        The raw lines, each with its line end (the file's last may have none).
+    """
+    with open(name, "rb", buffering=1 << 20) as handle:
+        handle.seek(start)
+        left = end - start
+        for line in handle:
+            yield line
+            left -= len(line)
+            if left <= 0:
+                return
+
+
+def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
+    """Runs ``task(0)`` here and ``task(1)``... ``task(count - 1)`` in forked processes.
+
+    Forked, so that children share this process's string hashes and state; results
+    come back pickled through pipes, in order.
+
+    Args:
+        task: given an index, returns a picklable result.
+        count: how many tasks.
+
+    Returns:
+        The results, in index order.
+
+    Raises:
+        RuntimeError: a child failed (its error is named).
+    """
+    import os
+    import pickle
+
+    children = []
+    results = []
+    failure = ""
+    try:
+        for index in range(1, count):
+            read_end, write_end = os.pipe()
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(read_end)
+                os.close(write_end)
+                raise
+            if pid == 0:  # the child: run, send, leave without running the parent's cleanup
+                code = 0
+                try:
+                    os.close(read_end)
+                    try:
+                        data = pickle.dumps((True, task(index)), protocol=4)
+                    except BaseException as error:
+                        data = pickle.dumps((False, f"{type(error).__name__}: {error}"))
+                    with os.fdopen(write_end, "wb") as out:
+                        out.write(data)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(write_end)
+            children.append((pid, read_end))
+        results.append(task(0))
+    finally:  # reap every child, whatever happened here
+        for pid, read_end in children:
+            with os.fdopen(read_end, "rb") as source:
+                data = source.read()
+            os.waitpid(pid, 0)
+            try:
+                ok, value = pickle.loads(data)
+            except Exception:  # a child that died before answering
+                ok, value = False, "a worker process died"
+            if not ok and not failure:
+                failure = value
+            results.append(value)
+    if failure:
+        raise RuntimeError(f"parallel validation failed: {failure}")
+    return results
+
+
+def check_file(
+    report: Dict[str, Any],
+    source: str,
+    name: str,
+    observe: Optional[Any] = None,
+    workers: int = 0,
+    min_bytes: int = 32 << 20,
+) -> None:
+    """Checks one file like ``check_lines``, on several cores when it is large.
+
+    The file is cut into byte ranges at line starts, one per process (forked, so string
+    hashes agree); the report is the one a single pass gives: same line numbers, problems,
+    counts and layout. A profile ``observe`` takes part only if it can be split: it has
+    ``child()`` (a recorder for one range, whose ``snapshot()`` is picklable) and
+    ``absorb(snapshot)`` (adds a range's rows, in order); otherwise, and for small
+    files, one process reads the file.
+
+    Args:
+        report: the report from ``new_dataset_report``.
+        source: the file's name as the user should see it.
+        name: the file's path.
+        observe: called with every row that parsed as a JSON object (for profiles).
+        workers: processes to use; 0 means one per available core.
+        min_bytes: the least bytes per process worth a fork.
+    """
+    import os
+
+    if workers <= 0:
+        try:
+            workers = len(os.sched_getaffinity(0))
+        except AttributeError:
+            workers = os.cpu_count() or 1
+    parts = min(workers, os.path.getsize(name) // max(min_bytes, 1))
+    splittable = observe is None or (hasattr(observe, "child") and hasattr(observe, "absorb"))
+    if parts > 1 and splittable and hasattr(os, "fork"):
+        with open(name, "rb") as handle:
+            first = handle.readline()
+        plain = not file_format_problem(first) and not first.startswith(b"\xef\xbb\xbf")
+        try:
+            ranges = line_ranges(name, parts)
+            if plain and check_file_ranges(report, source, name, ranges, observe):
+                return
+        except (OSError, RuntimeError):  # no fork (limits), a worker died: one pass decides
+            pass
+    with open(name, "rb") as handle:
+        check_lines(report, source, handle, observe)
+
+
+def check_file_ranges(
+    report: Dict[str, Any],
+    source: str,
+    name: str,
+    ranges: List[Tuple[int, int]],
+    observe: Optional[Any] = None,
+) -> bool:
+    """Checks a file's byte ranges in parallel and merges them as one pass would.
+
+    Problems come back numbered within their range (source name ``"\\0"``) and are
+    renumbered here. When ranges start with different layouts, a single pass would
+    flag other rows, so nothing is added and the caller reads the file in one pass.
+
+    Args:
+        report: the report from ``new_dataset_report``.
+        source: the file's name as the user should see it.
+        name: the file's path.
+        ranges: from ``line_ranges``, at least two.
+        observe: a splittable profile (see ``check_file``) or None.
+
+    Returns:
+        Whether the ranges were merged into ``report``.
+    """
+
+    def task(index: int) -> Any:
+        part = new_dataset_report(report["dataset"], report["kind"], report["max_reported"])
+        recorder = observe.child() if observe is not None else None
+        start, end = ranges[index]
+        rows = check_rows(part, "\0", range_lines(name, start, end), 1, recorder)
+        return part, rows, recorder.snapshot() if recorder is not None else None
+
+    results = run_forked(task, len(ranges))
+    layouts = {part["layout"] for part, _, _ in results if part["layout"]}
+    if len(layouts) > 1 or (report["layout"] and layouts - {report["layout"]}):
+        return False
+    offset = total = 0
+    for part, rows, snapshot in results:
+        for problem in part["problems"]:
+            number, _, rest = problem[2:].partition(":")
+            if len(report["problems"]) < report["max_reported"]:
+                report["problems"].append(f"{source}:{int(number) + offset}:{rest}")
+        report["errors"] += part["errors"]
+        report["blank_lines"] += part["blank_lines"]
+        offset += rows + part["blank_lines"]
+        total += rows
+        if observe is not None:
+            observe.absorb(snapshot)
+    if layouts:
+        report["layout"] = layouts.pop()
+    report["rows"] += total
+    report["files"].append([source, total])
+    if total == 0:
+        add_problem(report, source, "file is empty (no rows)")
+    return True
 
 
 def validate_dataset_files(
@@ -336,8 +577,11 @@ def validate_dataset_files(
     model: str = "",
     model_layout: str = "",
     mount: str = "/gcs/",
+    workers: int = 0,
 ) -> Dict[str, Any]:
     """Validates every row of every file that ``path`` selects (see ``matching.py``).
+
+    A large file is read on every core (see ``check_file``), with the same report.
 
     Args:
         path: a file path or glob, local or ``gs://`` (read through ``mount``).
@@ -346,6 +590,7 @@ def validate_dataset_files(
         model: the ``large_model_reference``, for the layout check.
         model_layout: its kind (``"text"`` or ``"chat"``); ``""`` skips the check.
         mount: where Cloud Storage is mounted (``/gcs/`` on Vertex).
+        workers: processes per large file; 0 means one per available core, 1 one pass.
 
     Returns:
         The report (see ``new_dataset_report``); ``report["errors"] == 0`` means valid.
@@ -354,8 +599,7 @@ def validate_dataset_files(
     parts = []
     for shown, name in files:
         part = new_dataset_report(path, kind, max_reported)
-        with open(name, "rb") as handle:
-            check_lines(part, shown, handle)
+        check_file(part, shown, name, workers=workers)
         parts.append(part)
     report = merge_reports(path, kind, parts, max_reported)
     if problem:
@@ -437,7 +681,13 @@ SHIPPED = (
     add_problem,
     check_model_layout,
     printable,
+    check_rows,
     check_lines,
+    line_ranges,
+    range_lines,
+    run_forked,
+    check_file_ranges,
+    check_file,
     merge_reports,
     validate_dataset_files,
     report_summary,

@@ -28,6 +28,11 @@ GCPC_COMPILE_ENV = (
     "CLOUD_ML_REGION",
 )
 MANIFEST = "manifest.json"
+# Not versioned (.gitignore): what the last compile saw, so a no-op compile needs no kfp.
+STAMP = ".compile-stamp.json"
+# What the template is made of: our sources, and the pinned versions of what compiles it.
+SOURCE_DIRS = ("pipelines", "components", "vertex_rlhf")
+PIN_FILES = ("constraints.txt", "pyproject.toml")
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,81 @@ def stale_problems(directory: Path) -> list[str]:
                 " published version never changes: restore it from git"
             )
     return problems
+
+
+def source_fingerprint(root: Path | None = None) -> str:
+    """A digest of everything a compile depends on, without importing kfp or GCPC.
+
+    Args:
+        root: the project root (default: the one holding this package).
+
+    Returns:
+        The sha256 of the Python sources, the pin files, and the installed kfp, GCPC
+        and Python versions.
+    """
+    import sys
+
+    root = root or Path(__file__).resolve().parents[2]
+    digest = hashlib.sha256()
+    for name in ("kfp", "google-cloud-pipeline-components"):
+        digest.update(f"{name}=={version(name)}\n".encode())
+    digest.update(f"python {sys.version_info[:3]}\n".encode())
+    paths = [root / name for name in PIN_FILES]
+    for folder in SOURCE_DIRS:
+        paths += sorted((root / folder).rglob("*.py"))
+    for path in paths:
+        if path.is_file():
+            digest.update(f"{path.relative_to(root)}\n".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _stamp(directory: Path, file_name: str, fingerprint: str) -> dict[str, str]:
+    """What a no-op compile compares: the sources' fingerprint and compiled/'s digests."""
+    return {
+        "fingerprint": fingerprint,
+        "file": file_name,
+        "sha256": hashlib.sha256((directory / file_name).read_bytes()).hexdigest(),
+        "manifest_sha256": hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest(),
+    }
+
+
+def write_stamp(directory: Path, template: Template, fingerprint: str) -> None:
+    """Records that ``directory`` holds the compile of sources with ``fingerprint``.
+
+    Args:
+        directory: usually ``compiled/``, just compiled.
+        template: the template compiled into it.
+        fingerprint: ``source_fingerprint()`` taken before compiling.
+    """
+    text = json.dumps(_stamp(directory, template.file_name, fingerprint), indent=2) + "\n"
+    _write_atomically(directory / STAMP, text)
+
+
+def unchanged_since_stamp(directory: Path, fingerprint: str) -> tuple[str, str] | None:
+    """Whether the last compile's answer still holds, without compiling.
+
+    It holds when the sources and pinned versions are those of the last compile into
+    ``directory`` and the template and manifest there are the bytes it wrote; anything
+    else (a changed source, an edited or stale compiled/) needs a real compile, which
+    refuses to rewrite a version.
+
+    Args:
+        directory: usually ``compiled/``.
+        fingerprint: ``source_fingerprint()``.
+
+    Returns:
+        ``(template file name, sha256)`` when nothing changed, else None.
+    """
+    try:
+        stamp = json.loads((directory / STAMP).read_text(encoding="utf-8"))
+        if stamp.get("fingerprint") != fingerprint:
+            return None
+        if _stamp(directory, str(stamp["file"]), fingerprint) != stamp:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(stamp["file"]), str(stamp["sha256"])
 
 
 def record_publication(directory: Path, version: str, host: str, digest: str) -> None:
