@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from vertex_rlhf.cloud import metrics
-from vertex_rlhf.cloud.monitor import STAGES, job_status, list_runs
+from vertex_rlhf.cloud.monitor import STAGES, duration, job_status, list_runs
 from vertex_rlhf.cloud.submission import sanitize_label
 from vertex_rlhf.cloud.vertex import VertexTarget, target_of
 from vertex_rlhf.errors import ConfigError
@@ -116,14 +116,6 @@ def run_facts(
     )
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
-
-
 def _number(value: float) -> str:
     return f"{value:.4g}"
 
@@ -155,8 +147,8 @@ def comparison_rows(runs: list[RunFacts]) -> list[tuple[str, list[str]]]:
             label = key.removesuffix("_train_steps").replace("_", " ")
             rows.append((f"steps {label}", [str(r.steps.get(key, "-")) for r in runs]))
     for stage, _ in STAGES:
-        rows.append((f"time {stage}", [_duration(r.stage_seconds.get(stage)) for r in runs]))
-    rows.append(("time total", [_duration(r.total_seconds) for r in runs]))
+        rows.append((f"time {stage}", [duration(r.stage_seconds.get(stage)) for r in runs]))
+    rows.append(("time total", [duration(r.total_seconds) for r in runs]))
     order = sorted(
         {(s.stage, s.name) for r in runs for s in r.summaries},
         key=lambda k: (metrics.STAGES.index(k[0]), k[1]),

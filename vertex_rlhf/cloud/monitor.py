@@ -181,7 +181,8 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
     }
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """``75`` -> ``1m 15s``; ``3700`` -> ``1h 01m``; None -> ``-``."""
     if seconds is None:
         return "-"
     minutes, secs = divmod(int(seconds), 60)
@@ -208,7 +209,7 @@ def generate_monitoring_report(status: dict[str, Any]) -> str:
     """A human-readable report of a job's status (final or current)."""
     lines = [
         f"Pipeline job {status['job_id']}: {status['state']}"
-        f" ({status['progress']}%, {_duration(status['elapsed_seconds'])})"
+        f" ({status['progress']}%, {duration(status['elapsed_seconds'])})"
     ]
     if status.get("console_url"):
         lines.append(f"  console: {status['console_url']}")
@@ -222,7 +223,7 @@ def generate_monitoring_report(status: dict[str, Any]) -> str:
     width = max((len(t["name"]) for t in leaves), default=0)
     for task in leaves:
         lines.append(
-            f"    {task['name']:<{width}}  {task['state']:<13} {_duration(task['seconds'])}"
+            f"    {task['name']:<{width}}  {task['state']:<13} {duration(task['seconds'])}"
         )
     if status["failed_task"]:
         lines.append(f"  failed task: {status['failed_task']} ({status['failed_stage']})")
@@ -433,7 +434,7 @@ class PipelineMonitor:
         stage = next((n for n, s in status["stages"].items() if s == "running"), "")
         detail = f" {stage}: {', '.join(running)}" if running else (f" {stage}" if stage else "")
         return (
-            f"[{_duration(status['elapsed_seconds'])}] {status['state']:<10}"
+            f"[{duration(status['elapsed_seconds'])}] {status['state']:<10}"
             f" {status['progress']:>3}%{detail}"
         )
 
