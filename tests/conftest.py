@@ -5,8 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -86,6 +91,125 @@ def network_guard() -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+# What a user's shell may export that changes what our code, the SDKs or make do. Each
+# test starts without them; a test that needs one sets it (monkeypatch or env=).
+_USER_ENV_PREFIXES = ("RLHF_", "GOOGLE_", "CLOUDSDK_", "GCLOUD_", "GCE_METADATA_")
+_USER_ENV_NAMES = {
+    "LOG_LEVEL",
+    "COLUMNS",
+    "LINES",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "PYTHONWARNINGS",
+    "PYTHONBREAKPOINT",
+    "PYTHONINSPECT",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "GNUMAKEFLAGS",
+    # The Makefile's user variables (USER_VARS) and its interpreter, read from the environment.
+    *("ENV", "OVERRIDES", "JOB", "JOB_ID", "JOBS", "LAST", "VERSION", "WAIT", "DRY_RUN"),
+    *("IN", "OUT", "KIND", "ARGS", "CONFIG"),
+    "PYTHON",
+}
+
+
+def _user_env_names(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    return sorted(
+        name for name in environ if name in _USER_ENV_NAMES or name.startswith(_USER_ENV_PREFIXES)
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def clean_user_environment() -> Iterator[None]:
+    """Runs the suite without the caller's LOG_LEVEL, RLHF_*/GOOGLE_* and make variables.
+
+    Tests must not depend on the shell they run in: ``LOG_LEVEL=DEBUG`` exported, a
+    project in ``GOOGLE_CLOUD_PROJECT`` or ``VERSION`` set for something else would
+    change messages, exit paths and make's arguments. Restored after the session.
+    """
+    saved = {name: os.environ.pop(name) for name in _user_env_names(os.environ)}
+    yield
+    for name in _user_env_names(os.environ):
+        os.environ.pop(name, None)
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def no_user_environment_leaks(clean_user_environment: None) -> Iterator[None]:
+    """Fails a test that leaves a user variable set (set them with monkeypatch)."""
+    yield
+    left = _user_env_names(os.environ)
+    if left:
+        for name in left:
+            os.environ.pop(name, None)
+        pytest.fail(f"the test left {', '.join(left)} in os.environ: use monkeypatch.setenv")
+
+
+# Every process the suite starts inherits this mark; at the end none may be left.
+RUN_MARK = "PYTEST_VERTEX_RLHF_RUN"
+_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT)
+
+
+def _marked_processes(mark: str) -> list[str]:
+    """Live processes other than this one whose environment holds ``mark``."""
+    found = []
+    needle = f"{RUN_MARK}={mark}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone, or not ours to read
+            continue
+        if command:  # a zombie has none: it is ending
+            found.append(f"{entry.name}: {command[:200]}")
+    return found
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_process_left_behind() -> Iterator[None]:
+    """Fails the run if a process it started (marked by RUN_MARK) outlives it; kills those."""
+    mark = uuid.uuid4().hex
+    os.environ[RUN_MARK] = mark
+    yield
+    deadline = time.monotonic() + 10
+    while (left := _marked_processes(mark)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for line in left:
+        with suppress(OSError):
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    os.environ.pop(RUN_MARK, None)
+    assert not left, "processes the tests started are still running:\n" + "\n".join(left)
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a child a test signals: the default action for stop signals."""
+    for signum in _SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+
+
+@contextmanager
+def signalled_child(args: list[str], **popen: object) -> Iterator[subprocess.Popen[str]]:
+    """Starts a child that a test will signal, and kills it if the test leaves it running.
+
+    The child gets the default handling of SIGINT, SIGHUP, SIGTERM and SIGQUIT even
+    when the suite itself runs with them ignored (``nohup``, a background job, ``trap
+    '' INT``), which the child would otherwise inherit.
+    """
+    process: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
+        args, preexec_fn=default_signals, **popen
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
 
 
 def fresh_pipeline_root() -> str:

@@ -80,7 +80,7 @@ def test_typo_gives_a_coded_error_and_no_traceback() -> None:
 
 def test_debug_log_level_shows_the_traceback() -> None:
     result = rlhf("steps", "dev", "training.kl_coef=0.2", LOG_LEVEL="DEBUG")
-    assert result.returncode != 0
+    assert result.returncode == 12
     assert "Traceback" in result.stderr and "ConfigError" in result.stderr
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import write_jsonl
+from tests.conftest import default_signals, write_jsonl
 from vertex_rlhf.data import files as dataset_io
 from vertex_rlhf.data.convert import convert
 from vertex_rlhf.errors import ConfigError, DataError
@@ -44,6 +44,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
+        preexec_fn=default_signals,  # signalled even when the suite runs under nohup
     )
 
 
@@ -407,7 +408,8 @@ class TwoRuns:
         start = ["-c", KILL_AT] if kill_at else ["-m", "vertex_rlhf"]
         env = {**os.environ, "KILL_AT": str(kill_at), "KILL_SIGNAL": str(signum)}
         argv = [sys.executable, *start, "convert-data", *self.args(run, where)]
-        return subprocess.run(argv, env=env, capture_output=True).returncode
+        done = subprocess.run(argv, env=env, capture_output=True, preexec_fn=default_signals)
+        return done.returncode
 
     def reset(self) -> None:
         """The work directory holds the old run's complete outputs."""

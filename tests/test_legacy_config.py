@@ -239,5 +239,5 @@ def test_make_migrate_config_passes_the_file_and_only_an_explicit_env() -> None:
     assert ".venv/bin/rlhf migrate-config 'configs/old.yaml'" in default.stdout
     assert "--env" not in default.stdout  # not the Makefile's default ENV=dev
     missing = make("migrate-config")
-    assert missing.returncode != 0
+    assert missing.returncode == 2  # make's status for a failed recipe
     assert "error[CONFIG_002]: set CONFIG=<original config file>" in missing.stderr

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, TEST_PROJECT, FakeClock
+from tests.conftest import REPO, TEST_PROJECT, FakeClock, signalled_child
 from tests.standins.vertex import (
     VertexStandIn,
     timeline_long_running,
@@ -259,33 +259,29 @@ def test_bad_and_unknown_job_ids(vertex: VertexStandIn, capsys: pytest.CaptureFi
 def test_ctrl_c_stops_watching_and_never_cancels(vertex: VertexStandIn, tmp_path: Path) -> None:
     vertex.add_job(JOB, timeline_long_running())
     environ = {**os.environ, "GOOGLE_CLOUD_PROJECT": TEST_PROJECT}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vertex_rlhf",
-            "monitor",
-            JOB,
-            "--env",
-            "dev",
-            f"vertex_ai.api_endpoint={vertex.url}",
-            "--poll-interval",
-            "0.2",
-            "--metrics-log",
-            str(tmp_path / "metrics.jsonl"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=environ,
-    )
-    deadline = time.monotonic() + 60
-    while not vertex.calls("GET") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    args = [
+        sys.executable,
+        "-m",
+        "vertex_rlhf",
+        "monitor",
+        JOB,
+        "--env",
+        "dev",
+        f"vertex_ai.api_endpoint={vertex.url}",
+        "--poll-interval",
+        "0.2",
+        "--metrics-log",
+        str(tmp_path / "metrics.jsonl"),
+    ]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with signalled_child(args, cwd=REPO, env=environ, **pipes) as process:
+        deadline = time.monotonic() + 60
+        while not vertex.calls("GET") and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "Stopped watching; the job keeps running." in err
     assert "Resume with: make monitor JOB=rlhf-tuning-dev-1 ENV=dev" in err

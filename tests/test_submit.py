@@ -67,7 +67,8 @@ def test_dry_run_prints_the_request_and_sends_nothing(
     assert labels["pipeline"] == "rlhf-tuning" and labels[
         "pipeline-version"
     ] == CURRENT_VERSION.replace(".", "-")
-    assert labels["environment"] == "dev" and labels["git-commit"]
+    assert labels["environment"] == "dev"
+    assert labels["git-commit"] == submission.sanitize_label(submission.git_commit(REPO))
 
 
 PROJECT_OVERRIDE = "vertex_ai.project_id=my-project"
@@ -121,10 +122,17 @@ def test_submit_sends_exactly_the_resolved_request(
 
 
 def test_job_ids_are_unique_and_valid_within_one_second() -> None:
-    ids = {submission.new_job_id("rlhf-tuning", "Prod_EU") for _ in range(200)}
-    assert len(ids) == 200
-    assert all(JOB_ID.match(i) and len(i) <= 128 for i in ids)
-    assert next(iter(ids)).startswith("rlhf-tuning-prod-eu-")
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    ids = [submission.new_job_id("rlhf-tuning", "Prod_EU", now) for _ in range(200)]
+    shape = re.compile(r"rlhf-tuning-prod-eu-20260102-030405-[0-9a-f]{20}")
+    assert [i for i in ids if not shape.fullmatch(i)] == []
+    # 80 random bits per id: two of 200 ids meet with probability 200**2 / 2**81 < 2e-20
+    # (24 bits met about once in 800 runs of this test).
+    assert len(set(ids)) == 200
+    longest = submission.new_job_id("p" * 300, "e" * 30, now)
+    assert JOB_ID.match(longest) and len(longest) == 100  # within 128
 
 
 def test_labels_follow_vertex_rules() -> None:

@@ -120,14 +120,19 @@ def run_labels(
     return labels
 
 
+JOB_ID_RANDOM_BYTES = 10  # 63 (a label) + 1 + 15 + 1 + 20 = 100 characters at most
+
+
 def new_job_id(pipeline: str, env: str, now: datetime | None = None) -> str:
     """A unique, valid job id: pipeline, environment, UTC second and a random suffix.
 
     The SDK's default has one-second resolution, so two submits in a second collide.
+    The suffix is 80 random bits (20 hex digits): ids drawn in the same second never
+    meet in practice, and the whole id stays within Vertex's 128 characters.
     """
     now = now or datetime.now(timezone.utc)
     stem = sanitize_label(f"{pipeline}-{env}").strip("-_").replace("_", "-")
-    return f"{stem[:90]}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"{stem[:90]}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(JOB_ID_RANDOM_BYTES)}"
 
 
 @dataclass(frozen=True)
