@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TEST_PROJECT
+from tests.standins.auth import write_service_account_key
 from tests.standins.google_apis import PROJECT_NUMBER, GoogleApisStandIn
 from vertex_rlhf.cloud import health
 from vertex_rlhf.config.params import RLHFParams, load_params
@@ -29,29 +30,8 @@ TPU_QUOTA = "aiplatform.googleapis.com/restricted_image_training_tpu_v3_pod_core
 def write_key_file(path: Path, standin: GoogleApisStandIn) -> Path:
     """A real service-account key file (fresh RSA key) whose token_uri is the stand-in,
     which trusts the key's self-signed JWTs too."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    info = {
-        "type": "service_account",
-        "project_id": TEST_PROJECT,
-        "private_key_id": "k1",
-        "private_key": pem,
-        "client_email": CALLER,
-        "client_id": "1",
-        "token_uri": f"{standin.url}/token",
-    }
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    standin.trust(CALLER, public.decode())
-    path.write_text(json.dumps(info), encoding="utf-8")
+    public = write_service_account_key(path, CALLER, TEST_PROJECT, f"{standin.url}/token")
+    standin.trust(CALLER, public)
     return path
 
 

@@ -50,26 +50,41 @@ class TokenStandIn(LoopbackServer):
 
     def write_key(self, path: Path, project: str) -> Path:
         """Writes a service-account key file whose token_uri is this stand-in."""
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        info = {
-            "type": "service_account",
-            "project_id": project,
-            "private_key_id": "0" * 40,
-            "private_key": pem,
-            "client_email": f"tester@{project}.iam.gserviceaccount.com",
-            "client_id": "1" * 21,
-            "token_uri": f"{self.url}/token",
-        }
-        path.write_text(json.dumps(info), encoding="utf-8")
+        write_service_account_key(
+            path, f"tester@{project}.iam.gserviceaccount.com", project, f"{self.url}/token"
+        )
         return path
+
+
+def write_service_account_key(path: Path, email: str, project: str, token_uri: str) -> str:
+    """Writes a real service-account key file (a fresh RSA key) for ``email``.
+
+    Returns:
+        The public key (PEM), for a stand-in that checks the key's self-signed JWTs.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": "0" * 40,
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "1" * 21,
+        "token_uri": token_uri,
+    }
+    path.write_text(json.dumps(info), encoding="utf-8")
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return public.decode()
 
 
 class Listener:
