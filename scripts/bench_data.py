@@ -14,6 +14,7 @@ tables; asserts nothing (the machines are noisy): read the numbers.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
@@ -214,7 +215,9 @@ def best_of(repeat: int, mode: str, path: Path, out: Path) -> dict[str, float]:
     return {**best, "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
-def bench_files(directory: Path, sizes: list[int], repeat: int = 3) -> None:
+def bench_files(
+    directory: Path, sizes: list[int], repeat: int = 3, modes: tuple[str, ...] = MODES
+) -> None:
     print(
         f"{'size':>8} {'mode':<21} {'MB/s':>8} {'vs json.loads':>14} {'vs orjson':>10}"
         f" {'peak RSS MB':>12}"
@@ -226,7 +229,7 @@ def bench_files(directory: Path, sizes: list[int], repeat: int = 3) -> None:
         generate(seed, size, seed_format=True)
         megabytes = vertex.stat().st_size / 1024 / 1024
         rates: dict[str, float] = {}
-        for mode in BASELINES + MODES:
+        for mode in BASELINES + modes:
             converting = "convert" in mode
             source = seed if converting else vertex
             numbers = best_of(repeat, mode, source, directory / "converted.jsonl")
@@ -324,9 +327,15 @@ def main() -> None:
     parser.add_argument("--shard-mb", type=int, default=4, help="MB per gs:// shard")
     parser.add_argument("--rtt-ms", type=float, default=30.0, help="emulated round trip")
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode; the fastest counts")
+    parser.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(MODES), help="modes to measure"
+    )
     parser.add_argument("--no-gcs", action="store_true", help="skip the gs:// shard benchmark")
     parser.add_argument("--no-compile", action="store_true", help="skip the no-op compile timing")
     args = parser.parse_args()
+    # An installed package has its bytecode compiled (pip does it); a source checkout
+    # under PYTHONDONTWRITEBYTECODE=1 would recompile ours in every measured process.
+    compileall.compile_dir(str(Path(__file__).parents[1] / "vertex_rlhf"), quiet=1)
     directory = Path(args.dir or tempfile.mkdtemp(prefix="rlhf-bench-"))
     directory.mkdir(parents=True, exist_ok=True)
     try:
@@ -336,7 +345,7 @@ def main() -> None:
     except ImportError:
         print("parser: stdlib json (orjson not installed)")
     try:
-        bench_files(directory, args.sizes, args.repeat)
+        bench_files(directory, args.sizes, args.repeat, tuple(args.modes))
         if not args.no_compile:
             bench_compile()
         if not args.no_gcs:

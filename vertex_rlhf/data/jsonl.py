@@ -183,8 +183,8 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
     if depth > 64:
         return "(row)", "nests arrays or objects more than 64 levels deep"
     # Most lines have no ":" but the keys' own: finding members + 1 of them decides (find
-    # is memchr; count walks every byte). Otherwise count the key ends, '":' and (rarely)
-    # '"' + whitespace + ':'; text may add to them, never hide one.
+    # is memchr; count walks every byte). Otherwise count the key ends, '"' + optional
+    # whitespace + ':'; text may add to them (an escaped quote), never hide one.
     colons, at, find = 0, -1, line.find
     while colons <= members:
         at = find(b":", at + 1)
@@ -192,11 +192,9 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
             break
         colons += 1
     if colons > members:
-        keys = line.count(b'":')
-        if keys <= members:
-            import re
+        import re
 
-            keys += len(re.findall(rb'"[ \t\r\n]+:', line))
+        keys = len(re.findall(rb'"[ \t\r\n]*:', line))
         if keys > members:
             key = duplicate_key(line)
             if key:

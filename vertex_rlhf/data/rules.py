@@ -16,7 +16,7 @@ prompt row (bulk inference only); one dataset keeps to one layout.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from vertex_rlhf.data.jsonl import (
     check_raw_row,
@@ -95,7 +95,7 @@ def check_text_field(row: Dict[str, Any], name: str) -> str:
     value = row[name]
     if not isinstance(value, str):
         return f"must be a string, got {json_type_name(value)}"
-    if not value.strip():
+    if not value or value.isspace():  # as ``not value.strip()``, without a copy
         return "must not be empty or only whitespace"
     return ""
 
@@ -248,6 +248,92 @@ def add_problem(report: Dict[str, Any], where: str, problem: str) -> None:
         report["problems"].append(f"{where}: {problem}")
 
 
+def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
+    """Decides in bulk whether every row of a block passes, as ``check_row`` would.
+
+    The common case, rows that all have exactly the text layout's keys (``input_text``,
+    and for preference rows ``candidate_0``, ``candidate_1``, ``choice``), is checked
+    column by column in C loops instead of row by row. Sound, not complete: ``""``
+    means "not certain", and the caller checks the rows one by one, which words the
+    problems.
+
+    Args:
+        lines: the block's raw lines, every one parsed.
+        rows: what the parser made of each line.
+        kind: the dataset kind.
+
+    Returns:
+        The layout every row has, or ``""``.
+    """
+    from operator import itemgetter
+
+    if not rows or set(map(type, rows)) != {dict}:
+        return ""
+    sizes = set(map(len, rows))
+    size = sizes.pop() if len(sizes) == 1 else 0
+    if size == 4:
+        names: Tuple[str, ...] = ("input_text", "candidate_0", "candidate_1", "choice")
+        layouts = {"preference": "text", "prompt": "text", "eval": "preference text"}
+    elif size == 1:
+        names = ("input_text",)
+        layouts = {"prompt": "text", "eval": "prompt text"}
+    else:
+        return ""
+    layout = layouts.get(kind, "")
+    columns: List[Sequence[Any]]
+    try:  # every row has exactly these keys: ``size`` of them, each one found
+        if size == 1:
+            columns = [list(map(itemgetter(names[0]), rows))]
+        else:
+            columns = list(zip(*map(itemgetter(*names), rows)))  # noqa: B905 (3.8)
+    except KeyError:
+        return ""
+    for column in columns[:3]:  # non-empty strings, not only whitespace
+        if set(map(type, column)) != {str} or not all(column) or any(map(str.isspace, column)):
+            return ""
+    if size == 4 and (set(map(type, columns[3])) != {int} or not set(columns[3]) <= {0, 1}):
+        return ""
+    # Every value is a string or an integer: the rows are flat. A duplicate key needs
+    # more colons than members (see ``check_raw_row``). ``len - len(replace)`` is the
+    # fast count: replace runs on memchr, count does not.
+    for line, row in zip(lines, rows):  # noqa: B905 (shipped: Python 3.8)
+        if len(line) - len(line.replace(b":", b"")) > size and check_raw_row(line, row)[0]:
+            return ""
+    return layout
+
+
+def row_blocks(lines: Iterable[bytes], max_bytes: int = 128 << 10) -> Iterable[List[bytes]]:
+    """Groups lines into blocks of about ``max_bytes`` (at most 1024 lines).
+
+    Small enough that a block's lines and parsed rows stay in the CPU's cache while it
+    is checked (1 MiB blocks were 30% slower than 128 KiB). Lines are taken 16 at a
+    time, so a block exceeds ``max_bytes`` by at most 16 lines.
+
+    Args:
+        lines: raw lines.
+        max_bytes: the bytes a block should hold.
+
+    Returns:
+        Lists of lines, in order.
+    """
+    import itertools
+
+    lines = iter(lines)
+    block: List[bytes] = []
+    size = 0
+    while True:
+        chunk = list(itertools.islice(lines, 16))
+        if not chunk:
+            break
+        block += chunk
+        size += sum(map(len, chunk))
+        if size >= max_bytes or len(block) >= 1024:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block
+
+
 def check_rows(
     report: Dict[str, Any],
     source: str,
@@ -257,7 +343,9 @@ def check_rows(
 ) -> int:
     """Checks lines as rows, numbering them from ``first_line``; no file-level checks.
 
-    Adds problems, blank lines and the layout to ``report``.
+    Adds problems, blank lines and the layout to ``report``. Lines are read in blocks:
+    a block whose rows all pass (``block_layout``) is settled at once; any other is
+    checked row by row (``check_each_row``), which words the problems.
 
     Args:
         report: the report from ``new_dataset_report``.
@@ -275,18 +363,66 @@ def check_rows(
         loads = strict_json_parser()  # type: ignore[assignment]
 
     kind = report["kind"]
+    rows = 0
+    line_number = first_line
+    for block in row_blocks(lines):
+        try:
+            parsed: Optional[List[Any]] = list(map(loads, block))
+        except (ValueError, RecursionError):  # a bad or blank line: row by row says which
+            parsed = None
+        layout = block_layout(block, parsed, kind) if parsed is not None else ""
+        if layout and report["layout"] in ("", layout):
+            report["layout"] = layout
+            if observe is not None:
+                for row in parsed:  # type: ignore[union-attr]
+                    observe(row)
+            rows += len(block)
+        else:
+            rows += check_each_row(report, source, block, parsed, line_number, observe, loads)
+        line_number += len(block)
+    return rows
+
+
+def check_each_row(
+    report: Dict[str, Any],
+    source: str,
+    lines: List[bytes],
+    parsed: Optional[List[Any]],
+    first_line: int,
+    observe: Optional[Callable[[Dict[str, Any]], None]],
+    loads: Callable[[bytes], Any],
+) -> int:
+    """Checks a block's lines one by one, adding each problem with its line number.
+
+    Args:
+        report: the report from ``new_dataset_report``.
+        source: the file's name as the user should see it.
+        lines: raw lines.
+        parsed: what ``loads`` made of every line, if every line parsed; else None.
+        first_line: the number of the first line.
+        observe: called with every row that parsed as a JSON object (for profiles).
+        loads: the JSON parser.
+
+    Returns:
+        The rows read (every line that is not blank).
+    """
+    kind = report["kind"]
     layout = report["layout"]
     rows = blank = 0
-    for line_number, line in enumerate(lines, first_line):
-        try:
-            row = loads(line)
-        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, rules
-            if not line.strip():
-                blank += 1
+    for index, line in enumerate(lines):
+        line_number = first_line + index
+        if parsed is not None:
+            row = parsed[index]
+        else:
+            try:
+                row = loads(line)
+            except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, rules
+                if not line.strip():
+                    blank += 1
+                    continue
+                rows += 1
+                add_problem(report, f"{source}:{line_number}", explain_json_error(line))
                 continue
-            rows += 1
-            add_problem(report, f"{source}:{line_number}", explain_json_error(line))
-            continue
         rows += 1
         field, problem = check_raw_row(line, row)
         if field:
@@ -510,7 +646,7 @@ def check_file(
                 return
         except (OSError, RuntimeError):  # no fork (limits), a worker died: one pass decides
             pass
-    with open(name, "rb") as handle:
+    with open(name, "rb", buffering=1 << 20) as handle:  # the default 8 KiB costs 20%
         check_lines(report, source, handle, observe)
 
 
@@ -681,6 +817,9 @@ SHIPPED = (
     add_problem,
     check_model_layout,
     printable,
+    block_layout,
+    row_blocks,
+    check_each_row,
     check_rows,
     check_lines,
     line_ranges,
