@@ -21,13 +21,43 @@ pytestmark = pytest.mark.usefixtures("json_parser")
 TEXTS = ["a post", "Human: hi\nAssistant: hello", "café: 東京 🙂", 'say \\"x\\": y', "x" * 300]
 
 
-def good_row(rng: random.Random, index: int) -> dict[str, Any]:
-    return {
-        "input_text": f"{rng.choice(TEXTS)} #{index}",
-        "candidate_0": rng.choice(TEXTS),
-        "candidate_1": rng.choice(TEXTS),
-        "choice": index % 2,
-    }
+def good_row(rng: random.Random, index: int, layout: str = "text") -> dict[str, Any]:
+    pair = {"candidate_0": rng.choice(TEXTS), "candidate_1": rng.choice(TEXTS), "choice": index % 2}
+    if layout == "text":
+        return {"input_text": f"{rng.choice(TEXTS)} #{index}", **pair}
+    turns = [{"author": "user", "content": f"{rng.choice(TEXTS)} #{index}"}]
+    for _ in range(rng.choice([0, 1, 2])):
+        turns += [
+            {"author": "assistant", "content": rng.choice(TEXTS)},
+            {"author": "user", "content": rng.choice(TEXTS)},
+        ]
+    row: dict[str, Any] = {"messages": turns}
+    if layout == "chat+context":
+        row["context"] = rng.choice(TEXTS)
+    return {**row, **pair}
+
+
+LAYOUTS = ["text", "chat", "chat+context"]
+
+
+def _turns(change: Callable[[list[dict[str, Any]]], Any]) -> Callable[[dict[str, Any]], str]:
+    """A line whose chat messages are changed (text rows get a messages list first)."""
+
+    def make(row: dict[str, Any]) -> str:
+        turns = [dict(turn) for turn in row.get("messages", [{"author": "user", "content": "q"}])]
+        new = {k: v for k, v in row.items() if k != "input_text"}
+        new["messages"] = change(turns)
+        return dumps(new)
+
+    return make
+
+
+def _set(index: int, key: str, value: Any) -> Callable[[list[dict[str, Any]]], Any]:
+    def change(turns: list[dict[str, Any]]) -> Any:
+        turns[index][key] = value
+        return turns
+
+    return change
 
 
 def dumps(row: Any, compact: bool = False) -> str:
@@ -77,7 +107,7 @@ ODD_LINES: list[Callable[[dict[str, Any]], str]] = [
     _replace("id", 7),
     _replace("meta", {"a": {"b": [1, 2, {"c": 3}]}}),
     _replace("messages", [{"author": "user", "content": "hi"}]),
-    lambda row: dumps({"input_text": row["input_text"]}),
+    lambda row: dumps({"input_text": row.get("input_text", "q")}),
     lambda row: dumps({"messages": [{"author": "user", "content": "hi: there"}]}),
     lambda row: dumps(
         {
@@ -87,7 +117,7 @@ ODD_LINES: list[Callable[[dict[str, Any]], str]] = [
             "choice": 1,
         }
     ),
-    lambda row: dumps({"prompt": row["input_text"], "chosen": "a", "rejected": "b"}),
+    lambda row: dumps({"prompt": row.get("input_text", "q"), "chosen": "a", "rejected": "b"}),
     _duplicate('"choice":'),
     _duplicate('"choice" :'),
     _duplicate('"choice"\t:'),
@@ -104,15 +134,50 @@ ODD_LINES: list[Callable[[dict[str, Any]], str]] = [
     lambda row: dumps([row]),
     lambda row: '"just text"',
     lambda row: "7",
-    lambda row: dumps({"input_text": row["input_text"], "extra": [[[[1]]]]}),
+    lambda row: dumps({"input_text": row.get("input_text", "q"), "extra": [[[[1]]]]}),
+    _turns(lambda turns: turns),
+    _turns(lambda turns: []),
+    _turns(lambda turns: "hi"),
+    _turns(lambda turns: [*turns, {"author": "assistant", "content": "a"}]),
+    _turns(lambda turns: [{"author": "assistant", "content": "a"}, *turns]),
+    _turns(lambda turns: [*turns, "text"]),
+    _turns(_set(0, "author", "system")),
+    _turns(lambda turns: [turns[0], {"author": "system", "content": "s"}, turns[-1]]),
+    _turns(lambda turns: [turns[0], {"author": "assistant", "content": "a", "x": 1}, turns[-1]]),
+    _turns(lambda turns: [{**turns[0], "x": [[[]]] * 2}]),
+    _turns(lambda turns: [{**turns[0], "x": "[" * 70 + "]" * 70}]),
+    lambda row: _turns(lambda turns: turns)(row).replace(
+        '"content": ', '"x": ' + "[" * 70 + "]" * 70 + ', "content": ', 1
+    ),
+    _turns(_set(0, "author", ["user"])),
+    _turns(_set(-1, "content", "  ")),
+    _turns(_set(-1, "content", "")),
+    _turns(_set(0, "content", 3)),
+    _turns(_set(0, "content", None)),
+    _turns(_set(0, "extra", 1)),
+    _turns(lambda turns: [{"author": "user"}]),
+    _turns(lambda turns: [{"content": "x", "role": "user"}]),
+    _turns(lambda turns: [{"author": "user", "content": {"text": "x"}}]),
+    lambda row: _turns(lambda turns: turns)(row)[:-1] + ', "context": null}',
+    lambda row: _turns(lambda turns: turns)(row)[:-1] + ', "context": 5}',
+    lambda row: _turns(lambda turns: turns)(row)[:-1] + ', "context": "c: d"}',
+    lambda row: _turns(lambda turns: turns)(row).replace(
+        '"author": "user"', '"author": "user", "author": "user"', 1
+    ),
+    lambda row: _turns(lambda turns: turns)(row).replace(
+        '"content":', '"content": "x", "content":', 1
+    ),
+    lambda row: _turns(lambda turns: turns)(row).replace(
+        '"content":', '"\\u0063ontent": "x", "content":', 1
+    ),
 ]
 
 
-def dataset(seed: int, rate: float, lines: int) -> list[bytes]:
+def dataset(seed: int, rate: float, lines: int, layout: str = "text") -> list[bytes]:
     rng = random.Random(seed)
     out = []
     for index in range(lines):
-        row = good_row(rng, index)
+        row = good_row(rng, index, layout)
         text = rng.choice(ODD_LINES)(row) if rng.random() < rate else dumps(row)
         out.append(text.encode("utf-8", "surrogatepass") + b"\n")
     return out
@@ -133,13 +198,14 @@ def reference(
         return check(lines, kind)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", rules.KINDS)
 @pytest.mark.parametrize("rate", [0.0, 0.0005, 0.01, 0.2, 0.9])
 def test_fast_path_and_row_by_row_give_the_same_report(
-    kind: str, rate: float, monkeypatch: pytest.MonkeyPatch
+    layout: str, kind: str, rate: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for seed in range(3):
-        lines = dataset(seed, rate, 2500 + seed * 700)  # several blocks, uneven ends
+    for seed in range(2):
+        lines = dataset(seed, rate, 2500 + seed * 700, layout)  # several blocks, uneven ends
         fast = check(lines, kind)
         slow = reference(monkeypatch, lines, kind)
         assert fast[0] == slow[0], (seed, fast[0]["problems"][:3], slow[0]["problems"][:3])
@@ -151,10 +217,12 @@ def test_each_odd_line_alone_in_a_block_of_good_rows(
     odd: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(odd)
-    lines = [dumps(good_row(rng, i)).encode() + b"\n" for i in range(300)]
-    lines[150] = ODD_LINES[odd](good_row(rng, 150)).encode("utf-8", "surrogatepass") + b"\n"
-    for kind in rules.KINDS:
-        assert check(lines, kind) == reference(monkeypatch, lines, kind), kind
+    for layout in LAYOUTS:
+        lines = [dumps(good_row(rng, i, layout)).encode() + b"\n" for i in range(300)]
+        odd_row = good_row(rng, 150, layout)
+        lines[150] = ODD_LINES[odd](odd_row).encode("utf-8", "surrogatepass") + b"\n"
+        for kind in rules.KINDS:
+            assert check(lines, kind) == reference(monkeypatch, lines, kind), (layout, kind)
 
 
 def test_the_fast_path_settles_good_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,16 +235,22 @@ def test_the_fast_path_settles_good_blocks(monkeypatch: pytest.MonkeyPatch) -> N
         return settled[-1]
 
     monkeypatch.setattr(rules, "block_layout", counting)
-    lines = dataset(1, 0.0, 5000)
-    report, seen = check(lines, "preference")
-    assert report["errors"] == 0 and report["rows"] == 5000 and len(seen) == 5000
-    assert len(settled) >= 4 and all(layout == "text" for layout in settled)
+    for layout, expected in [("text", "text"), ("chat", "chat"), ("chat+context", "chat")]:
+        settled.clear()
+        lines = dataset(1, 0.0, 5000, layout)
+        report, seen = check(lines, "preference")
+        assert report["errors"] == 0 and report["rows"] == 5000 and len(seen) == 5000
+        assert len(settled) >= 4 and set(settled) == {expected}, layout
 
 
 @pytest.mark.parametrize("odd", range(len(ODD_LINES)))
 def test_blocks_made_only_of_one_odd_line(odd: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(odd)
     make = ODD_LINES[odd]
-    lines = [make(good_row(rng, i)).encode("utf-8", "surrogatepass") + b"\n" for i in range(300)]
-    for kind in rules.KINDS:
-        assert check(lines, kind) == reference(monkeypatch, lines, kind), kind
+    for layout in LAYOUTS:
+        lines = [
+            make(good_row(rng, i, layout)).encode("utf-8", "surrogatepass") + b"\n"
+            for i in range(300)
+        ]
+        for kind in rules.KINDS:
+            assert check(lines, kind) == reference(monkeypatch, lines, kind), (layout, kind)

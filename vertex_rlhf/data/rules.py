@@ -248,14 +248,60 @@ def add_problem(report: Dict[str, Any], where: str, problem: str) -> None:
         report["problems"].append(f"{where}: {problem}")
 
 
+def good_texts(column: Sequence[Any]) -> bool:
+    """Whether every value is a string with something other than whitespace (C loops).
+
+    Args:
+        column: one field's values, a row each.
+
+    Returns:
+        What ``check_text_field`` finds for all of them: nothing.
+    """
+    return set(map(type, column)) == {str} and all(column) and not any(map(str.isspace, column))
+
+
+def good_messages(column: Sequence[Any]) -> Optional[List[int]]:
+    """Whether every value is a chat ``messages`` that ``check_messages`` passes (C loops).
+
+    Args:
+        column: the rows' ``messages`` values.
+
+    Returns:
+        Each row's members within its messages, at least (2 per message: a message with
+        more keys only makes the caller's duplicate-key test exact), or None when any
+        value may not pass.
+    """
+    import itertools
+    from operator import itemgetter
+
+    if set(map(type, column)) != {list} or not all(column):
+        return None
+    messages = list(itertools.chain.from_iterable(column))
+    if set(map(type, messages)) != {dict}:
+        return None
+    try:
+        authors = list(map(itemgetter("author"), messages))
+        contents = list(map(itemgetter("content"), messages))
+    except KeyError:
+        return None
+    if set(map(type, authors)) != {str} or not set(authors) <= {"user", "assistant"}:
+        return None
+    for end in (0, -1):  # the first and the last message are the user's
+        if set(map(itemgetter("author"), map(itemgetter(end), column))) != {"user"}:
+            return None
+    if not good_texts(contents):
+        return None
+    return [2 * count for count in map(len, column)]
+
+
 def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
     """Decides in bulk whether every row of a block passes, as ``check_row`` would.
 
-    The common case, rows that all have exactly the text layout's keys (``input_text``,
-    and for preference rows ``candidate_0``, ``candidate_1``, ``choice``), is checked
-    column by column in C loops instead of row by row. Sound, not complete: ``""``
-    means "not certain", and the caller checks the rows one by one, which words the
-    problems.
+    The common case, rows that all have exactly one layout's keys (``input_text``, or
+    ``messages`` with or without ``context``; and for preference rows ``candidate_0``,
+    ``candidate_1``, ``choice``), is checked column by column in C loops instead of row
+    by row. Sound, not complete: ``""`` means "not certain", and the caller checks the
+    rows one by one, which words the problems.
 
     Args:
         lines: the block's raw lines, every one parsed.
@@ -271,14 +317,22 @@ def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
         return ""
     sizes = set(map(len, rows))
     size = sizes.pop() if len(sizes) == 1 else 0
-    if size == 4:
-        names: Tuple[str, ...] = ("input_text", "candidate_0", "candidate_1", "choice")
-        layouts = {"preference": "text", "prompt": "text", "eval": "preference text"}
-    elif size == 1:
-        names = ("input_text",)
-        layouts = {"prompt": "text", "eval": "prompt text"}
-    else:
+    first = rows[0]
+    prompt: Tuple[str, ...] = ("input_text",)
+    base = "text"
+    if "messages" in first:
+        base, prompt = "chat", ("messages", "context") if "context" in first else ("messages",)
+    elif "input_text" not in first:
         return ""
+    pair = size == len(prompt) + 3
+    if not pair and size != len(prompt):
+        return ""
+    if pair:
+        names = (*prompt, "candidate_0", "candidate_1", "choice")
+        layouts = {"preference": base, "prompt": base, "eval": "preference " + base}
+    else:
+        names = prompt
+        layouts = {"prompt": base, "eval": "prompt " + base}
     layout = layouts.get(kind, "")
     columns: List[Sequence[Any]]
     try:  # every row has exactly these keys: ``size`` of them, each one found
@@ -288,16 +342,28 @@ def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
             columns = list(zip(*map(itemgetter(*names), rows)))  # noqa: B905 (3.8)
     except KeyError:
         return ""
-    for column in columns[:3]:  # non-empty strings, not only whitespace
-        if set(map(type, column)) != {str} or not all(column) or any(map(str.isspace, column)):
+    members = [size] * len(rows)
+    if base == "text":
+        if not good_texts(columns[0]):
             return ""
-    if size == 4 and (set(map(type, columns[3])) != {int} or not set(columns[3]) <= {0, 1}):
-        return ""
-    # Every value is a string or an integer: the rows are flat. A duplicate key needs
-    # more colons than members (see ``check_raw_row``). ``len - len(replace)`` is the
-    # fast count: replace runs on memchr, count does not.
-    for line, row in zip(lines, rows):  # noqa: B905 (shipped: Python 3.8)
-        if len(line) - len(line.replace(b":", b"")) > size and check_raw_row(line, row)[0]:
+    else:
+        nested = good_messages(columns[0])
+        if nested is None:
+            return ""
+        members = [size + count for count in nested]
+        if len(prompt) == 2 and set(map(type, columns[1])) != {str}:  # context
+            return ""
+    if pair:
+        choices = columns[-1]
+        if not good_texts(columns[-3]) or not good_texts(columns[-2]):
+            return ""
+        if set(map(type, choices)) != {int} or not set(choices) <= {0, 1}:
+            return ""
+    # Nesting is at most 3 deep. A duplicate key needs more colons than members (see
+    # ``check_raw_row``); ``len - len(replace)`` is the fast count (replace runs on
+    # memchr, count does not).
+    for line, row, most in zip(lines, rows, members):  # noqa: B905 (shipped: Python 3.8)
+        if len(line) - len(line.replace(b":", b"")) > most and check_raw_row(line, row)[0]:
             return ""
     return layout
 
@@ -817,6 +883,8 @@ SHIPPED = (
     add_problem,
     check_model_layout,
     printable,
+    good_texts,
+    good_messages,
     block_layout,
     row_blocks,
     check_each_row,
