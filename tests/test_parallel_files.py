@@ -310,3 +310,17 @@ def test_no_fork_or_a_dead_worker_means_one_pass_and_one_profile(
 
     monkeypatch.setattr(os, "fork", no_fork)
     assert validate_with_profile(dataset, "preference", processes=3) == single
+
+
+def test_a_file_whose_ranges_start_with_other_layouts_is_read_again_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.jsonl").write_bytes(joined(TEXT))
+    (tmp_path / "b.jsonl").write_bytes(joined(TEXT * 2 + CHAT * 4 + TEXT))
+    glob = str(tmp_path / "*.jsonl")
+    single = component(glob, "preference", 20, workers=1)
+    spy = Spy(monkeypatch)
+    for workers in range(2, 7):
+        assert component(glob, "preference", 20, workers) == single, workers
+    assert 1 in spy.split_files()
+    assert "b.jsonl:321: row is chat but earlier rows are text" in single["problems"][0]
