@@ -33,7 +33,8 @@ from vertex_rlhf.data.rules import (
 from vertex_rlhf.errors import AuthError, DataError
 
 CHUNK = 8 * 1024 * 1024  # bytes per Cloud Storage read
-PARALLEL_MIN_BYTES = 32 << 20  # local files are read on several cores from 2x this size
+# Local datasets are read on several cores from 2x this size (see rules.process_count).
+PARALLEL_MIN_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
