@@ -35,10 +35,17 @@ BUSY = "import sys; sum(range(30_000_000))"
 
 
 def timed(command: list[str], tree: str | None, inner: bool = False) -> float:
-    """Runs a command in a fresh process; its wall time, or the time it prints (``inner``)."""
+    """Runs a command in a fresh process; its wall time, or the time it prints (``inner``).
+
+    It runs in the temporary directory, so that ``python -c`` and ``-m`` do not import
+    this checkout's ``vertex_rlhf`` from the current directory instead of ``tree``'s.
+    """
     env = dict(os.environ, PYTHONPATH=tree) if tree else dict(os.environ)
     start = time.perf_counter()
-    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    run = subprocess.run(
+        command, env=env, check=True, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
+    out = run.stdout
     return float(out.split()[-1]) if inner else time.perf_counter() - start
 
 
