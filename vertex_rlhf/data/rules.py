@@ -772,6 +772,36 @@ def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
     return results
 
 
+def check_shares(
+    template: Dict[str, Any],
+    files: List[Tuple[str, str]],
+    plan: List[List[Tuple[int, int, int]]],
+    observers: List[Any],
+) -> List[Tuple[Dict[str, Any], int, Any]]:
+    """Checks a plan's shares, one per process (forked), with ``check_piece``.
+
+    Args:
+        template: a report whose ``dataset``, ``kind`` and ``max_reported`` each takes.
+        files: (name as shown, readable path) pairs, in order.
+        plan: from ``plan_pieces``.
+        observers: per file, a splittable observer or None.
+
+    Returns:
+        Every piece's result, in the plan's order (file order).
+
+    Raises:
+        RuntimeError: a worker failed or died (see ``run_forked``).
+    """
+
+    def task(index: int) -> List[Any]:
+        return [
+            check_piece(template, files[i][0], files[i][1], start, end, observers[i])
+            for i, start, end in plan[index]
+        ]
+
+    return [result for share in run_forked(task, len(plan)) for result in share]
+
+
 def merge_ranges(
     report: Dict[str, Any],
     source: str,
@@ -895,16 +925,9 @@ def check_files(
     plan: List[List[Tuple[int, int, int]]] = []
     results: List[Any] = []
     if processes > 1 and all(map(can_split, watchers)):
-
-        def task(index: int) -> List[Any]:
-            return [
-                check_piece(template, files[i][0], files[i][1], start, end, watchers[i])
-                for i, start, end in plan[index]
-            ]
-
         try:
             plan = plan_pieces([name for _, name in files], sizes, processes)
-            results = [result for share in run_forked(task, len(plan)) for result in share]
+            results = check_shares(template, files, plan, watchers)
         except (OSError, RuntimeError):  # no fork (limits), a worker died: one pass decides
             plan = []
     if plan:
@@ -1042,6 +1065,7 @@ SHIPPED = (
     range_lines,
     check_piece,
     run_forked,
+    check_shares,
     merge_ranges,
     merge_reports,
     merge_pieces,
