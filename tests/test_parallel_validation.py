@@ -16,17 +16,33 @@ from tests.test_dataset_paths import CORPUS
 from tests.test_parser_parity import mutations
 from vertex_rlhf.data import files
 from vertex_rlhf.data.profile import Profile
-from vertex_rlhf.data.rules import check_file, check_file_ranges, line_ranges, new_dataset_report
+from vertex_rlhf.data.rules import (
+    check_files,
+    check_piece,
+    merge_ranges,
+    new_dataset_report,
+    plan_pieces,
+)
 
 pytestmark = pytest.mark.usefixtures("json_parser")
 
 
 def one_file_report(path: Path, kind: str, workers: int) -> tuple[str, str]:
     """The report and profile of one file read by ``workers`` processes, as JSON text."""
-    report = new_dataset_report(str(path), kind, max_reported=50)
-    profile = Profile()
-    check_file(report, path.name, str(path), profile, workers=workers, min_bytes=1)
+    report = check_file(path, kind, profile := Profile(), workers=workers, min_bytes=1)
     return json.dumps(report, sort_keys=True), json.dumps(profile.summary(), sort_keys=True)
+
+
+def check_file(path: Path, kind: str, profile: Profile, **options: int) -> dict[str, Any]:
+    """One file's report from ``check_files``, 50 problems kept."""
+    template = new_dataset_report(str(path), kind, max_reported=50)
+    return check_files(template, [(path.name, str(path))], [profile], **options)[0]
+
+
+def ranges_of(path: Path, parts: int) -> list[tuple[int, int]]:
+    """A file's byte ranges when cut into ``parts`` shares."""
+    plan = plan_pieces([str(path)], [path.stat().st_size], parts)
+    return [(start, end) for share in plan for _, start, end in share]
 
 
 def assert_same_in_parallel(path: Path, kind: str) -> None:
@@ -70,8 +86,9 @@ def test_broken_rows_blank_lines_and_duplicates_across_ranges(tmp_path: Path, se
     assert_same_in_parallel(path, "preference")
     merged = new_dataset_report(str(path), "preference", max_reported=50)
     profile = Profile()
-    ranges = line_ranges(str(path), 3)
-    assert check_file_ranges(merged, path.name, str(path), ranges, profile)  # no fallback
+    pieces = [check_piece(merged, path.name, str(path), *r, profile) for r in ranges_of(path, 3)]
+    assert len(pieces) == 3
+    assert merge_ranges(merged, path.name, pieces, profile)  # no fallback
     assert (
         json.dumps(merged, sort_keys=True),
         json.dumps(profile.summary(), sort_keys=True),
@@ -81,7 +98,7 @@ def test_broken_rows_blank_lines_and_duplicates_across_ranges(tmp_path: Path, se
 def test_ranges_start_at_line_starts_and_cover_the_file(tmp_path: Path) -> None:
     path = mixed_file(tmp_path, 4)
     data = path.read_bytes()
-    ranges = line_ranges(str(path), 5)
+    ranges = ranges_of(path, 5)
     assert len(ranges) == 5
     assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
     for (_, end), (start, _) in itertools.pairwise(ranges):
@@ -122,8 +139,7 @@ def test_small_files_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(os, "fork", no_fork)
     path = mixed_file(tmp_path, 6)
-    report = new_dataset_report(str(path), "preference")
-    check_file(report, path.name, str(path), Profile(), workers=4)  # default min_bytes
+    report = check_file(path, "preference", Profile(), workers=4)  # default min_bytes
     assert report["rows"] > 400
 
 
@@ -173,8 +189,7 @@ def test_eval_overlap_with_training_prompts_is_the_same_in_parallel(tmp_path: Pa
     summaries = []
     for workers in (1, 3):
         profile = Profile(training=(training.prompts,))
-        report = new_dataset_report(str(path), "eval", max_reported=50)
-        check_file(report, path.name, str(path), profile, workers=workers, min_bytes=1)
+        report = check_file(path, "eval", profile, workers=workers, min_bytes=1)
         summaries.append(json.dumps([report, profile.summary()], sort_keys=True))
     assert summaries[0] == summaries[1]
     assert json.loads(summaries[0])[1]["eval_overlap"] > 100

@@ -12,6 +12,10 @@ Formats (see NOTES.md): a preference row has ``candidate_0``, ``candidate_1``
 models) or ``messages`` (chat models); a prompt row has ``input_text`` or
 ``messages``. An eval row is either a preference row (reward-model metrics) or a
 prompt row (bulk inference only); one dataset keeps to one layout.
+
+A large dataset, one file or many, is read on every core (``check_files``): its files
+are shared out to forked processes as whole files and line-aligned byte ranges, and the
+pieces are merged in file order into the report (and profile) of a single pass.
 """
 
 from __future__ import annotations
@@ -514,6 +518,27 @@ def check_each_row(
     return rows
 
 
+def skip_bom(report: Dict[str, Any], source: str, first: bytes) -> bytes:
+    """Reports and removes a UTF-8 byte-order mark at the start of a file.
+
+    Args:
+        report: the report from ``new_dataset_report``.
+        source: the file's name as the user should see it.
+        first: the file's first line.
+
+    Returns:
+        The line without the mark.
+    """
+    if not first.startswith(b"\xef\xbb\xbf"):
+        return first
+    add_problem(
+        report,
+        f"{source}:1",
+        "file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM",
+    )
+    return first[3:]
+
+
 def check_lines(
     report: Dict[str, Any],
     source: str,
@@ -543,13 +568,7 @@ def check_lines(
         report["files"].append([source, 0])
         add_problem(report, source, problem)
         return
-    if first.startswith(b"\xef\xbb\xbf"):
-        add_problem(
-            report,
-            f"{source}:1",
-            "file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM",
-        )
-        first = first[3:]
+    first = skip_bom(report, source, first)
     rows = check_rows(report, source, itertools.chain((first,), lines), 1, observe)
     report["rows"] += rows
     report["files"].append([source, rows])
@@ -557,29 +576,139 @@ def check_lines(
         add_problem(report, source, "file is empty (no rows)")
 
 
-def line_ranges(name: str, parts: int) -> List[Tuple[int, int]]:
-    """Splits a file into at most ``parts`` byte ranges, each starting at a line start.
+def check_whole_file(
+    template: Dict[str, Any], source: str, name: str, observe: Optional[Any] = None
+) -> Dict[str, Any]:
+    """Checks one file in one pass (``check_lines``) into a report of its own.
 
     Args:
+        template: a report whose ``dataset``, ``kind`` and ``max_reported`` it takes.
+        source: the file's name as the user should see it.
         name: the file's path.
-        parts: how many ranges are wanted.
+        observe: called with every row that parsed as a JSON object (for profiles).
 
     Returns:
-        ``[(start, end), ...]`` covering the file in order; fewer when lines are long.
+        The file's report.
+    """
+    part = new_dataset_report(template["dataset"], template["kind"], template["max_reported"])
+    with open(name, "rb", buffering=1 << 20) as handle:  # the default 8 KiB costs 20%
+        check_lines(part, source, handle, observe)
+    return part
+
+
+def process_count(sizes: List[int], workers: int = 0, min_bytes: int = 16 << 20) -> int:
+    """How many processes should read files of these sizes: enough bytes for each.
+
+    The default ``min_bytes``: a fork, the pickled results and the merge cost 2-4 ms a
+    process (measured on tiny files), and 16 MiB take about 30 ms to check (500 MB/s),
+    so the overhead stays near 10% of a process's work; smaller datasets stay in one
+    process.
+
+    Args:
+        sizes: the files' sizes in bytes.
+        workers: the most processes; 0 means one per available core.
+        min_bytes: the least bytes per process worth a fork.
+
+    Returns:
+        At least 1; 1 where there is no ``os.fork``.
     """
     import os
 
-    size = os.path.getsize(name)
-    cuts = [0]
+    if workers <= 0:
+        try:
+            workers = len(os.sched_getaffinity(0))
+        except AttributeError:
+            workers = os.cpu_count() or 1
+    if not hasattr(os, "fork"):
+        return 1
+    return max(1, min(workers, sum(sizes) // max(min_bytes, 1)))
+
+
+def can_split(observe: Optional[Any]) -> bool:
+    """Whether rows may be observed in forked processes: no observer, or a splittable one.
+
+    A splittable observer (a profile) has ``child()``, a recorder for one piece whose
+    ``snapshot()`` is picklable, and ``absorb(snapshot)``, which adds a piece's rows as
+    if it had observed them itself (called in row order).
+
+    Args:
+        observe: the per-row callback, or None.
+
+    Returns:
+        True when the observer can take part in a parallel read.
+    """
+    return observe is None or (hasattr(observe, "child") and hasattr(observe, "absorb"))
+
+
+def line_start(name: str, offset: int) -> int:
+    """The first line start at or after ``offset`` in a file (its size if none).
+
+    Args:
+        name: the file's path.
+        offset: a byte offset, at least 1.
+
+    Returns:
+        The offset of that line start.
+    """
     with open(name, "rb") as handle:
-        for i in range(1, parts):
-            handle.seek(max(size * i // parts - 1, cuts[-1]))
-            handle.readline()  # to just past the next line end
-            cut = handle.tell()
-            if cuts[-1] < cut < size:
-                cuts.append(cut)
-    cuts.append(size)
-    return [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
+        handle.seek(offset - 1)
+        handle.readline()  # to just past the next line end
+        return handle.tell()
+
+
+def is_text_file(name: str) -> bool:
+    """Whether a file's first line may be JSONL (not compressed, not UTF-16).
+
+    Args:
+        name: the file's path.
+
+    Returns:
+        False when ``file_format_problem`` rejects the first line.
+    """
+    with open(name, "rb") as handle:
+        return not file_format_problem(handle.readline())
+
+
+def plan_pieces(
+    names: List[str], sizes: List[int], processes: int
+) -> List[List[Tuple[int, int, int]]]:
+    """Shares files out to processes in pieces of about equal bytes, in file order.
+
+    The files are taken as one stream of bytes cut into ``processes`` consecutive
+    shares; a cut inside a file moves to the next line start there (so a file is split
+    only where a cut falls), and each share after a cut evens out what is left. A file
+    whose first line shows it is not JSONL text (``is_text_file``) is never split.
+
+    Args:
+        names: the files' paths, in order.
+        sizes: their sizes in bytes.
+        processes: how many shares, at least 1.
+
+    Returns:
+        Per process, its pieces ``(file index, start, end)``: read in process order
+        they are in file order and cover every file (an empty one as ``(i, 0, 0)``).
+    """
+    total = sum(sizes)
+    plan: List[List[Tuple[int, int, int]]] = [[]]
+    goal = total // processes  # where the current share ends in the stream
+    base = 0  # where the current file starts in the stream
+    for index, name in enumerate(names):
+        size, start, text = sizes[index], 0, None
+        while True:
+            end = size
+            if len(plan) < processes and start < goal - base < size:
+                text = is_text_file(name) if text is None else text
+                end = line_start(name, goal - base) if text else size
+            plan[-1].append((index, start, end))
+            if len(plan) < processes and base + end >= goal:
+                plan.append([])
+                left = total - base - end
+                goal = base + end + left // (processes - len(plan) + 1)
+            if end >= size:
+                break
+            start = end
+        base += size
+    return [share for share in plan if share]
 
 
 def range_lines(name: str, start: int, end: int) -> Iterable[bytes]:
@@ -601,6 +730,47 @@ def range_lines(name: str, start: int, end: int) -> Iterable[bytes]:
             left -= len(line)
             if left <= 0:
                 return
+
+
+def check_piece(
+    template: Dict[str, Any],
+    source: str,
+    name: str,
+    start: int,
+    end: int,
+    observe: Optional[Any] = None,
+) -> Tuple[Dict[str, Any], int, Any]:
+    """Checks one piece of a plan: a whole file (``check_whole_file``) or a byte range.
+
+    A range's problems are numbered from its first line under the source ``"\\0"``, for
+    ``merge_ranges`` to renumber; a file's first range reports its byte-order mark.
+
+    Args:
+        template: a report whose ``dataset``, ``kind`` and ``max_reported`` it takes.
+        source: the file's name as the user should see it.
+        name: the file's path.
+        start: the piece's first byte (a line start).
+        end: the byte after it (a line start, or the file's size).
+        observe: a splittable observer (see ``can_split``) or None.
+
+    Returns:
+        ``(report, rows, snapshot)``: the piece's report, its rows, and its observer
+        child's ``snapshot()`` (None without an observer).
+    """
+    import itertools
+    import os
+
+    recorder = observe.child() if observe is not None else None
+    if start == 0 and end >= os.path.getsize(name):
+        part = check_whole_file(template, source, name, recorder)
+        rows = part["rows"]
+    else:
+        part = new_dataset_report(template["dataset"], template["kind"], template["max_reported"])
+        lines = iter(range_lines(name, start, end))
+        if start == 0:
+            lines = itertools.chain((skip_bom(part, "\0", next(lines)),), lines)
+        rows = check_rows(part, "\0", lines, 1, recorder)
+    return part, rows, recorder.snapshot() if recorder is not None else None
 
 
 def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
@@ -668,88 +838,59 @@ def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
     return results
 
 
-def check_file(
-    report: Dict[str, Any],
-    source: str,
-    name: str,
-    observe: Optional[Any] = None,
-    workers: int = 0,
-    min_bytes: int = 32 << 20,
-) -> None:
-    """Checks one file like ``check_lines``, on several cores when it is large.
-
-    The file is cut into byte ranges at line starts, one per process (forked, so string
-    hashes agree); the report is the one a single pass gives: same line numbers, problems,
-    counts and layout. A profile ``observe`` takes part only if it can be split: it has
-    ``child()`` (a recorder for one range, whose ``snapshot()`` is picklable) and
-    ``absorb(snapshot)`` (adds a range's rows, in order); otherwise, and for small
-    files, one process reads the file.
+def check_shares(
+    template: Dict[str, Any],
+    files: List[Tuple[str, str]],
+    plan: List[List[Tuple[int, int, int]]],
+    observers: List[Any],
+) -> List[Tuple[Dict[str, Any], int, Any]]:
+    """Checks a plan's shares, one per process (forked), with ``check_piece``.
 
     Args:
-        report: the report from ``new_dataset_report``.
-        source: the file's name as the user should see it.
-        name: the file's path.
-        observe: called with every row that parsed as a JSON object (for profiles).
-        workers: processes to use; 0 means one per available core.
-        min_bytes: the least bytes per process worth a fork.
+        template: a report whose ``dataset``, ``kind`` and ``max_reported`` each takes.
+        files: (name as shown, readable path) pairs, in order.
+        plan: from ``plan_pieces``.
+        observers: per file, a splittable observer or None.
+
+    Returns:
+        Every piece's result, in the plan's order (file order).
+
+    Raises:
+        RuntimeError: a worker failed or died (see ``run_forked``).
     """
-    import os
 
-    if workers <= 0:
-        try:
-            workers = len(os.sched_getaffinity(0))
-        except AttributeError:
-            workers = os.cpu_count() or 1
-    parts = min(workers, os.path.getsize(name) // max(min_bytes, 1))
-    splittable = observe is None or (hasattr(observe, "child") and hasattr(observe, "absorb"))
-    if parts > 1 and splittable and hasattr(os, "fork"):
-        with open(name, "rb") as handle:
-            first = handle.readline()
-        plain = not file_format_problem(first) and not first.startswith(b"\xef\xbb\xbf")
-        try:
-            ranges = line_ranges(name, parts)
-            if plain and check_file_ranges(report, source, name, ranges, observe):
-                return
-        except (OSError, RuntimeError):  # no fork (limits), a worker died: one pass decides
-            pass
-    with open(name, "rb", buffering=1 << 20) as handle:  # the default 8 KiB costs 20%
-        check_lines(report, source, handle, observe)
+    def task(index: int) -> List[Any]:
+        return [
+            check_piece(template, files[i][0], files[i][1], start, end, observers[i])
+            for i, start, end in plan[index]
+        ]
+
+    return [result for share in run_forked(task, len(plan)) for result in share]
 
 
-def check_file_ranges(
+def merge_ranges(
     report: Dict[str, Any],
     source: str,
-    name: str,
-    ranges: List[Tuple[int, int]],
+    results: List[Tuple[Dict[str, Any], int, Any]],
     observe: Optional[Any] = None,
 ) -> bool:
-    """Checks a file's byte ranges in parallel and merges them as one pass would.
+    """Merges the checked byte ranges of one file, in order, as one pass would report them.
 
     Problems come back numbered within their range (source name ``"\\0"``) and are
     renumbered here. When ranges start with different layouts, a single pass would
     flag other rows, so nothing is added and the caller reads the file in one pass.
 
     Args:
-        report: the report from ``new_dataset_report``.
+        report: a fresh report from ``new_dataset_report``.
         source: the file's name as the user should see it.
-        name: the file's path.
-        ranges: from ``line_ranges``, at least two.
-        observe: a splittable profile (see ``check_file``) or None.
+        results: ``check_piece``'s results for the file's ranges, in order.
+        observe: a splittable observer (see ``can_split``) or None.
 
     Returns:
         Whether the ranges were merged into ``report``.
     """
-
-    def task(index: int) -> Any:
-        part = new_dataset_report(report["dataset"], report["kind"], report["max_reported"])
-        recorder = observe.child() if observe is not None else None
-        start, end = ranges[index]
-        rows = check_rows(part, "\0", range_lines(name, start, end), 1, recorder)
-        return part, rows, recorder.snapshot() if recorder is not None else None
-
-    results = run_forked(task, len(ranges))
     layouts = {part["layout"] for part, _, _ in results if part["layout"]}
-    if len(layouts) > 1 or (report["layout"] and layouts - {report["layout"]}):
+    if len(layouts) > 1:
         return False
     offset = total = 0
     for part, rows, snapshot in results:
@@ -763,13 +904,105 @@ def check_file_ranges(
         total += rows
         if observe is not None:
             observe.absorb(snapshot)
-    if layouts:
-        report["layout"] = layouts.pop()
-    report["rows"] += total
+    report["layout"] = layouts.pop() if layouts else ""
+    report["rows"] = total
     report["files"].append([source, total])
     if total == 0:
         add_problem(report, source, "file is empty (no rows)")
     return True
+
+
+def merge_pieces(
+    template: Dict[str, Any],
+    files: List[Tuple[str, str]],
+    pieces: List[Tuple[int, int, int]],
+    results: List[Tuple[Dict[str, Any], int, Any]],
+    observers: List[Any],
+) -> List[Dict[str, Any]]:
+    """Turns checked pieces into one report per file, feeding observers in file order.
+
+    A file whose ranges cannot be merged (``merge_ranges``) is read again in one pass.
+
+    Args:
+        template: a report whose ``dataset``, ``kind`` and ``max_reported`` it takes.
+        files: (name as shown, readable path) pairs, in order.
+        pieces: the plan's pieces, in file order.
+        results: ``check_piece``'s result for each piece.
+        observers: per file, a splittable observer or None.
+
+    Returns:
+        One report per file, in order.
+    """
+    import itertools
+
+    parts = []
+    pairs = zip(pieces, results)  # noqa: B905 (shipped: Python 3.8)
+    for index, group in itertools.groupby(pairs, key=lambda pair: pair[0][0]):
+        source, name = files[index]
+        observe = observers[index]
+        mine = [result for _, result in group]
+        if len(mine) == 1:  # a whole file
+            part, _, snapshot = mine[0]
+            if observe is not None:
+                observe.absorb(snapshot)
+        else:
+            part = new_dataset_report(
+                template["dataset"], template["kind"], template["max_reported"]
+            )
+            if not merge_ranges(part, source, mine, observe):
+                part = check_whole_file(template, source, name, observe)
+        parts.append(part)
+    return parts
+
+
+def check_files(
+    template: Dict[str, Any],
+    files: List[Tuple[str, str]],
+    observers: Optional[List[Any]] = None,
+    workers: int = 0,
+    min_bytes: int = 16 << 20,
+) -> List[Dict[str, Any]]:
+    """Checks files as ``check_lines`` would, one after another: one report per file.
+
+    With at least ``min_bytes`` per process, the files are read on every core:
+    ``plan_pieces`` shares them out as whole files and byte ranges, forked processes
+    (so string hashes agree) check the pieces, and ``merge_pieces`` gives the reports
+    a single pass gives: same line numbers, problems, counts and layouts, observers fed
+    in file order. Observers take part only if all can be split (``can_split``);
+    otherwise, for small datasets, or when a fork fails or a worker dies, one process
+    reads the files.
+
+    Args:
+        template: a report whose ``dataset``, ``kind`` and ``max_reported`` each takes.
+        files: (name as shown, readable path) pairs, in order.
+        observers: per file, called with every row that parsed as a JSON object (for
+            profiles), or None.
+        workers: processes to use; 0 means one per available core, 1 one pass.
+        min_bytes: the least bytes per process worth a fork.
+
+    Returns:
+        One report per file, in order (``merge_reports`` makes the dataset's).
+    """
+    import os
+
+    watchers = list(observers) if observers is not None else [None] * len(files)
+    sizes = [os.path.getsize(name) for _, name in files]
+    processes = process_count(sizes, workers, min_bytes)
+    plan: List[List[Tuple[int, int, int]]] = []
+    results: List[Any] = []
+    if processes > 1 and all(map(can_split, watchers)):
+        try:
+            plan = plan_pieces([name for _, name in files], sizes, processes)
+            results = check_shares(template, files, plan, watchers)
+        except (OSError, RuntimeError):  # no fork (limits), a worker died: one pass decides
+            plan = []
+    if plan:
+        pieces = [piece for share in plan for piece in share]
+        return merge_pieces(template, files, pieces, results, watchers)
+    return [
+        check_whole_file(template, source, name, observe)
+        for (source, name), observe in zip(files, watchers)  # noqa: B905 (Python 3.8)
+    ]
 
 
 def validate_dataset_files(
@@ -780,10 +1013,12 @@ def validate_dataset_files(
     model_layout: str = "",
     mount: str = "/gcs/",
     workers: int = 0,
+    min_bytes: int = 16 << 20,
 ) -> Dict[str, Any]:
     """Validates every row of every file that ``path`` selects (see ``matching.py``).
 
-    A large file is read on every core (see ``check_file``), with the same report.
+    Large datasets, of one file or many, are read on every core (see ``check_files``),
+    with the report of a single pass.
 
     Args:
         path: a file path or glob, local or ``gs://`` (read through ``mount``).
@@ -792,17 +1027,15 @@ def validate_dataset_files(
         model: the ``large_model_reference``, for the layout check.
         model_layout: its kind (``"text"`` or ``"chat"``); ``""`` skips the check.
         mount: where Cloud Storage is mounted (``/gcs/`` on Vertex).
-        workers: processes per large file; 0 means one per available core, 1 one pass.
+        workers: processes to use; 0 means one per available core, 1 one pass.
+        min_bytes: the least bytes per process worth a fork.
 
     Returns:
         The report (see ``new_dataset_report``); ``report["errors"] == 0`` means valid.
     """
     files, problem = dataset_files(path, mount)
-    parts = []
-    for shown, name in files:
-        part = new_dataset_report(path, kind, max_reported)
-        check_file(part, shown, name, workers=workers)
-        parts.append(part)
+    template = new_dataset_report(path, kind, max_reported)
+    parts = check_files(template, files, None, workers, min_bytes)
     report = merge_reports(path, kind, parts, max_reported)
     if problem:
         add_problem(report, path, problem)
@@ -889,13 +1122,22 @@ SHIPPED = (
     row_blocks,
     check_each_row,
     check_rows,
+    skip_bom,
     check_lines,
-    line_ranges,
+    check_whole_file,
+    process_count,
+    can_split,
+    line_start,
+    is_text_file,
+    plan_pieces,
     range_lines,
+    check_piece,
     run_forked,
-    check_file_ranges,
-    check_file,
+    check_shares,
+    merge_ranges,
     merge_reports,
+    merge_pieces,
+    check_files,
     validate_dataset_files,
     report_summary,
 )
