@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import io
+import itertools
 import json
 import os
 import pty
@@ -141,6 +142,7 @@ class Recorder:
         self.bytes = 0
         self.rows = 0
         self.calls = 0
+        self.steps: list[tuple[int, int]] = []
         self.lock = threading.Lock()
 
     def start(self, label: str, total_bytes: int) -> None:
@@ -151,6 +153,7 @@ class Recorder:
             self.bytes += nbytes
             self.rows += rows
             self.calls += 1
+            self.steps.append((nbytes, rows))
 
 
 @pytest.mark.parametrize("trailing_newline", [True, False])
@@ -186,6 +189,64 @@ def test_validate_tells_the_total_then_every_byte_and_row(tmp_path: Path) -> Non
     size = first.stat().st_size + second.stat().st_size
     assert sink.starts == [(str(tmp_path / "*.jsonl"), size)]
     assert (sink.bytes, sink.rows) == (size, report["rows"]) == (size, 5000)
+
+
+@pytest.mark.parametrize("late", ["this process", "the other process"])
+def test_a_dataset_read_in_parallel_tells_progress_as_every_process_reads(
+    late: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forked readers count into shared memory: the bar moves during the read, not at the
+    end, with the other process's bytes in it, and ends exactly on the size and rows."""
+    from vertex_rlhf.data import rules
+
+    big = large_preference_file(tmp_path / "big.jsonl", 40_000)  # ~10 MB
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 1)
+    forks: list[int] = []
+    run_forked = rules.run_forked
+    monkeypatch.setattr(rules, "run_forked", lambda task, n: forks.append(n) or run_forked(task, n))
+    parent, real = os.getpid(), rules.check_piece
+
+    def starting_late(*args: Any) -> Any:  # one process starts once the other has read
+        if (os.getpid() == parent) == (late == "this process"):
+            time.sleep(1.0)
+        return real(*args)
+
+    monkeypatch.setattr(rules, "check_piece", starting_late)
+    sink = Recorder()
+    report = files.validate(str(big), "preference", progress=sink, processes=2)
+    size = big.stat().st_size
+    assert forks == [2] and report["rows"] == 40_000 and not report["errors"]
+    assert (sink.bytes, sink.rows) == (size, 40_000)
+    assert sink.calls > 20  # one per block read (128 KiB), not one at the end
+    assert sink.steps[-1] == (0, 0)  # the readers told every byte and row themselves
+    if late == "this process":  # the other's whole share came with this one's first block
+        assert sink.steps[0][0] > size // 3 and sink.steps[0][1] > 40_000 // 3
+    else:  # this one's share first, block by block; the other's once it has answered
+        assert sink.steps[0][0] < size // 10 and sink.steps[-2][0] > size // 3
+
+
+def test_a_dataset_read_again_after_a_dead_worker_is_not_counted_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vertex_rlhf.data import rules
+
+    big = large_preference_file(tmp_path / "big.jsonl", 40_000)
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 1)
+    parent, real = os.getpid(), rules.check_piece
+
+    def dying(*args: Any) -> Any:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(*args)
+
+    monkeypatch.setattr(rules, "check_piece", dying)
+    sink = Recorder()
+    report = files.validate(str(big), "preference", progress=sink, processes=2)
+    size = big.stat().st_size
+    assert report["rows"] == 40_000 and not report["errors"]
+    assert (sink.bytes, sink.rows) == (size, 40_000)
+    assert max(itertools.accumulate(step[0] for step in sink.steps)) == size
+    assert min(step[0] for step in sink.steps) >= 0
 
 
 def test_validate_counts_cloud_storage_reads_too(storage_emulator: str, tmp_path: Path) -> None:

@@ -208,9 +208,17 @@ def validate(
     if count > 1 and all(map(can_split, observers)):
         template = new_dataset_report(path, kind, max_reported)
         names = [(source.name, source.local or "") for source in found]
-        parts = check_files(template, names, observers, count, PARALLEL_MIN_BYTES)
-        if progress is not None:  # forked readers cannot tell it: all at the end
-            progress.advance(sum(sizes), sum(part["rows"] for part in parts))
+        told = [0, 0]
+
+        def tally(nbytes: int, rows: int) -> None:
+            told[0], told[1] = told[0] + nbytes, told[1] + rows
+            progress.advance(nbytes, rows)  # type: ignore[union-attr]
+
+        told_to = tally if progress is not None else None
+        parts = check_files(template, names, observers, count, PARALLEL_MIN_BYTES, told_to)
+        if progress is not None:  # settle on the real totals (a BOM is not counted, ...)
+            rows = sum(part["rows"] for part in parts)
+            progress.advance(sum(sizes) - told[0], rows - told[1])
         return merge_reports(path, kind, parts)
     return merge_reports(
         path, kind, _read_in_threads(path, kind, max_reported, found, observers, workers, progress)

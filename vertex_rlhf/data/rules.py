@@ -410,6 +410,7 @@ def check_rows(
     lines: Iterable[bytes],
     first_line: int = 1,
     observe: Optional[Callable[[Dict[str, Any]], None]] = None,
+    tally: Optional[Callable[[int, int], None]] = None,
 ) -> int:
     """Checks lines as rows, numbering them from ``first_line``; no file-level checks.
 
@@ -423,6 +424,7 @@ def check_rows(
         lines: raw lines (bytes, with or without line ends).
         first_line: the number of the first line.
         observe: called with every row that parsed as a JSON object (for profiles).
+        tally: told ``(bytes, rows)`` after each block (for progress).
 
     Returns:
         The rows read (every line that is not blank).
@@ -446,10 +448,13 @@ def check_rows(
             if observe is not None:
                 for row in parsed:  # type: ignore[union-attr]
                     observe(row)
-            rows += len(block)
+            counted = len(block)
         else:
-            rows += check_each_row(report, source, block, parsed, line_number, observe, loads)
+            counted = check_each_row(report, source, block, parsed, line_number, observe, loads)
+        rows += counted
         line_number += len(block)
+        if tally is not None:
+            tally(sum(map(len, block)), counted)
     return rows
 
 
@@ -544,6 +549,7 @@ def check_lines(
     source: str,
     lines: Iterable[bytes],
     observe: Optional[Callable[[Dict[str, Any]], None]] = None,
+    tally: Optional[Callable[[int, int], None]] = None,
 ) -> None:
     """Checks every line of one JSONL file, streaming, and adds to ``report``.
 
@@ -554,6 +560,7 @@ def check_lines(
         source: the file's name as the user should see it.
         lines: the file's raw lines (bytes, with or without line ends).
         observe: called with every row that parsed as a JSON object (for profiles).
+        tally: told ``(bytes, rows)`` as they are read (for progress).
     """
     import itertools
 
@@ -569,7 +576,7 @@ def check_lines(
         add_problem(report, source, problem)
         return
     first = skip_bom(report, source, first)
-    rows = check_rows(report, source, itertools.chain((first,), lines), 1, observe)
+    rows = check_rows(report, source, itertools.chain((first,), lines), 1, observe, tally)
     report["rows"] += rows
     report["files"].append([source, rows])
     if rows == 0:
@@ -577,7 +584,11 @@ def check_lines(
 
 
 def check_whole_file(
-    template: Dict[str, Any], source: str, name: str, observe: Optional[Any] = None
+    template: Dict[str, Any],
+    source: str,
+    name: str,
+    observe: Optional[Any] = None,
+    tally: Optional[Callable[[int, int], None]] = None,
 ) -> Dict[str, Any]:
     """Checks one file in one pass (``check_lines``) into a report of its own.
 
@@ -586,13 +597,14 @@ def check_whole_file(
         source: the file's name as the user should see it.
         name: the file's path.
         observe: called with every row that parsed as a JSON object (for profiles).
+        tally: told ``(bytes, rows)`` as they are read (for progress).
 
     Returns:
         The file's report.
     """
     part = new_dataset_report(template["dataset"], template["kind"], template["max_reported"])
     with open(name, "rb", buffering=1 << 20) as handle:  # the default 8 KiB costs 20%
-        check_lines(part, source, handle, observe)
+        check_lines(part, source, handle, observe, tally)
     return part
 
 
@@ -739,6 +751,7 @@ def check_piece(
     start: int,
     end: int,
     observe: Optional[Any] = None,
+    tally: Optional[Callable[[int, int], None]] = None,
 ) -> Tuple[Dict[str, Any], int, Any]:
     """Checks one piece of a plan: a whole file (``check_whole_file``) or a byte range.
 
@@ -752,6 +765,7 @@ def check_piece(
         start: the piece's first byte (a line start).
         end: the byte after it (a line start, or the file's size).
         observe: a splittable observer (see ``can_split``) or None.
+        tally: told ``(bytes, rows)`` as they are read (for progress).
 
     Returns:
         ``(report, rows, snapshot)``: the piece's report, its rows, and its observer
@@ -762,14 +776,14 @@ def check_piece(
 
     recorder = observe.child() if observe is not None else None
     if start == 0 and end >= os.path.getsize(name):
-        part = check_whole_file(template, source, name, recorder)
+        part = check_whole_file(template, source, name, recorder, tally)
         rows = part["rows"]
     else:
         part = new_dataset_report(template["dataset"], template["kind"], template["max_reported"])
         lines = iter(range_lines(name, start, end))
         if start == 0:
             lines = itertools.chain((skip_bom(part, "\0", next(lines)),), lines)
-        rows = check_rows(part, "\0", lines, 1, recorder)
+        rows = check_rows(part, "\0", lines, 1, recorder, tally)
     return part, rows, recorder.snapshot() if recorder is not None else None
 
 
@@ -843,14 +857,23 @@ def check_shares(
     files: List[Tuple[str, str]],
     plan: List[List[Tuple[int, int, int]]],
     observers: List[Any],
+    tally: Optional[Callable[[int, int], None]] = None,
+    told: Optional[List[int]] = None,
 ) -> List[Tuple[Dict[str, Any], int, Any]]:
     """Checks a plan's shares, one per process (forked), with ``check_piece``.
+
+    Progress: each process writes its ``(bytes, rows)`` so far into its slot of an
+    anonymous shared mapping; this process, as it reads its own share, tells ``tally``
+    what all of them have added since it last told.
 
     Args:
         template: a report whose ``dataset``, ``kind`` and ``max_reported`` each takes.
         files: (name as shown, readable path) pairs, in order.
         plan: from ``plan_pieces``.
         observers: per file, a splittable observer or None.
+        tally: told ``(bytes, rows)`` as they are read, by all processes (for progress).
+        told: ``[bytes, rows]`` told so far, kept up to date here (for a caller that
+            has to read again after a failure).
 
     Returns:
         Every piece's result, in the plan's order (file order).
@@ -859,13 +882,49 @@ def check_shares(
         RuntimeError: a worker failed or died (see ``run_forked``).
     """
 
+    import mmap
+    import struct
+
+    told = told if told is not None else [0, 0]
+    slots = mmap.mmap(-1, 16 * len(plan)) if tally is not None else None
+
+    def tell() -> None:  # what every process has read, less what was told already
+        if tally is None or slots is None:
+            return
+        counts = struct.unpack_from(f"{2 * len(plan)}q", slots)
+        nbytes, rows = sum(counts[0::2]) - told[0], sum(counts[1::2]) - told[1]
+        if nbytes or rows:
+            told[0], told[1] = told[0] + nbytes, told[1] + rows
+            tally(nbytes, rows)
+
     def task(index: int) -> List[Any]:
+        mine = [0, 0]
+
+        def count(nbytes: int, rows: int) -> None:
+            mine[0], mine[1] = mine[0] + nbytes, mine[1] + rows
+            struct.pack_into("2q", slots, 16 * index, mine[0], mine[1])  # type: ignore[arg-type]
+            if index == 0:  # this process: tell the sum
+                tell()
+
         return [
-            check_piece(template, files[i][0], files[i][1], start, end, observers[i])
+            check_piece(
+                template,
+                files[i][0],
+                files[i][1],
+                start,
+                end,
+                observers[i],
+                count if slots is not None else None,
+            )
             for i, start, end in plan[index]
         ]
 
-    return [result for share in run_forked(task, len(plan)) for result in share]
+    try:
+        return [result for share in run_forked(task, len(plan)) for result in share]
+    finally:
+        tell()  # the other processes' last counts
+        if slots is not None:
+            slots.close()
 
 
 def merge_ranges(
@@ -955,12 +1014,34 @@ def merge_pieces(
     return parts
 
 
+def beyond(tally: Callable[[int, int], None], told: List[int]) -> Callable[[int, int], None]:
+    """A tally that passes on only what goes beyond what was told already.
+
+    Args:
+        tally: told ``(bytes, rows)``.
+        told: ``[bytes, rows]`` it was told before.
+
+    Returns:
+        A tally for reading again from the start.
+    """
+    owed = list(told)
+
+    def count(nbytes: int, rows: int) -> None:
+        skip_bytes, skip_rows = min(nbytes, owed[0]), min(rows, owed[1])
+        owed[0], owed[1] = owed[0] - skip_bytes, owed[1] - skip_rows
+        if nbytes > skip_bytes or rows > skip_rows:
+            tally(nbytes - skip_bytes, rows - skip_rows)
+
+    return count
+
+
 def check_files(
     template: Dict[str, Any],
     files: List[Tuple[str, str]],
     observers: Optional[List[Any]] = None,
     workers: int = 0,
     min_bytes: int = 16 << 20,
+    tally: Optional[Callable[[int, int], None]] = None,
 ) -> List[Dict[str, Any]]:
     """Checks files as ``check_lines`` would, one after another: one report per file.
 
@@ -979,6 +1060,8 @@ def check_files(
             profiles), or None.
         workers: processes to use; 0 means one per available core, 1 one pass.
         min_bytes: the least bytes per process worth a fork.
+        tally: told ``(bytes, rows)`` as they are read (for progress); bytes read
+            again after a failure are not told twice.
 
     Returns:
         One report per file, in order (``merge_reports`` makes the dataset's).
@@ -990,17 +1073,20 @@ def check_files(
     processes = process_count(sizes, workers, min_bytes)
     plan: List[List[Tuple[int, int, int]]] = []
     results: List[Any] = []
+    told = [0, 0]
     if processes > 1 and all(map(can_split, watchers)):
         try:
             plan = plan_pieces([name for _, name in files], sizes, processes)
-            results = check_shares(template, files, plan, watchers)
+            results = check_shares(template, files, plan, watchers, tally, told)
         except (OSError, RuntimeError):  # no fork (limits), a worker died: one pass decides
             plan = []
     if plan:
         pieces = [piece for share in plan for piece in share]
         return merge_pieces(template, files, pieces, results, watchers)
+    if tally is not None and told != [0, 0]:
+        tally = beyond(tally, told)
     return [
-        check_whole_file(template, source, name, observe)
+        check_whole_file(template, source, name, observe, tally)
         for (source, name), observe in zip(files, watchers)  # noqa: B905 (Python 3.8)
     ]
 
@@ -1134,6 +1220,7 @@ SHIPPED = (
     check_piece,
     run_forked,
     check_shares,
+    beyond,
     merge_ranges,
     merge_reports,
     merge_pieces,
