@@ -104,3 +104,42 @@ def test_workers_still_return_their_results_and_failures() -> None:
     assert rules.run_forked(lambda index: index * 10, 4) == [0, 10, 20, 30]
     with pytest.raises(RuntimeError, match="parallel validation failed: ValueError: boom"):
         rules.run_forked(failing, 2)
+
+
+# Validates a dataset whose every row takes 1 ms to observe; says when it began.
+SLOW_VALIDATION = textwrap.dedent(
+    """
+    import os, sys, time
+    from vertex_rlhf.data import files
+
+    def observe(name):
+        def row(_):
+            if not os.path.exists(sys.argv[2]):
+                open(sys.argv[2], "w").close()
+            time.sleep(0.001)
+        return row
+
+    try:
+        files.validate(sys.argv[1], "preference", observe=observe)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+    """
+)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_ctrl_c_stops_validate_data_at_once(tmp_path: Path, count: int) -> None:
+    """Ctrl-C once waited until every file had been read (files are read in threads,
+    and a thread cannot be interrupted): minutes on a large gs:// dataset."""
+    row = b'{"input_text": "p", "candidate_0": "a", "candidate_1": "b", "choice": 0}\n'
+    for index in range(count):
+        (tmp_path / f"part-{index}.jsonl").write_bytes(row * 20000)  # 20 s of observing
+    began = tmp_path / "began"
+    args = [sys.executable, "-c", SLOW_VALIDATION, str(tmp_path / "part-*.jsonl"), str(began)]
+    with signalled_child(args) as child:
+        assert wait_until(began.exists, 20), "validation never began"
+        child.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        assert child.wait(15) == 130
+        assert time.monotonic() - started < 3
