@@ -240,3 +240,35 @@ def test_convert_names_a_byte_order_mark_at_the_start(tmp_path: Path) -> None:
     source.write_bytes(b"\xef\xbb\xbf" + SEED_ROW + b"\n" + SEED_ROW + b"\n")
     with pytest.raises(DataError, match=r"in\.jsonl:1: file starts with a UTF-8 byte-order mark"):
         convert(str(source), str(tmp_path / "out.jsonl"), "preference")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate-data", "--path", "SAMPLE", "--kind", "preference", "--json"],
+        ["validate-data", "--path", "SAMPLE", "--kind", "preference"],
+    ],
+)
+def test_a_closed_output_pipe_is_no_traceback(tmp_path: Path, args: list[str]) -> None:
+    """`rlhf validate-data --json | head -1` once ended in a BrokenPipeError traceback."""
+    import subprocess
+
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text(
+        '{"input_text": "p", "candidate_0": "a", "candidate_1": "b", "choice": 0}\n' * 50
+    )
+    args = [str(sample) if arg == "SAMPLE" else arg for arg in args]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "vertex_rlhf", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141  # as a shell reports a process that SIGPIPE ended
