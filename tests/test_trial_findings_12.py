@@ -357,3 +357,26 @@ def test_key_end_counting_never_misses_a_duplicate_fuzzed() -> None:
         line = obj().encode()
         expected = jsonl.duplicate_key(line)
         assert bool(jsonl.check_raw_row(line, json.loads(line))[0]) == bool(expected), line
+
+
+@pytest.mark.parametrize("line_bytes", [10, 3_000, 100_000, 3_000_000])
+def test_a_block_holds_about_max_bytes_whatever_the_line_length(line_bytes: int) -> None:
+    """Blocks were filled 16 lines at a time: 16 lines of 10 MB (plus their parsed rows)
+    took 524 MB where row-by-row reading took 83 MB."""
+    taken: list[int] = []
+    count = 3000 if line_bytes <= 3000 else 200
+
+    def lines() -> object:
+        for index in range(count):
+            taken.append(index)
+            yield b"x" * line_bytes
+
+    max_bytes = 128 << 10
+    seen = 0
+    for block in rules.row_blocks(lines(), max_bytes):  # type: ignore[arg-type]
+        seen += len(block)
+        # lines read ahead of the block's end are lines held in memory
+        assert (len(taken) - seen) == 0
+        assert sum(map(len, block)) < max_bytes + 16 * min(line_bytes, 8 << 10) + line_bytes
+        assert len(block) <= 1024
+    assert seen == count
