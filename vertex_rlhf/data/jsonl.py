@@ -197,9 +197,10 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
         import re
 
         keys = len(re.findall(rb'"[ \t\r\n]*:', line))
-        if keys > members:
+        escaped = line.count(b'\\":') if keys > members else 0
+        if escaped:
             count = line.count
-            keys -= count(b'\\":') - count(b'\\\\":') + count(b'\\\\\\":') - count(b'\\\\\\\\":')
+            keys -= escaped - count(b'\\\\":') + count(b'\\\\\\":') - count(b'\\\\\\\\":')
         if keys > members:
             key = duplicate_key(line)
             if key:
