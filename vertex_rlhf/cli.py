@@ -838,6 +838,16 @@ def _without_traceback(record: logging.LogRecord) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; domain errors print one screen and return their exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the reader left (`rlhf validate-data --json | head -1`)
+        # Nothing more to say, to anyone: stdout goes nowhere, so that the exit's flush
+        # cannot fail again; the status is a shell's for a process that SIGPIPE ended.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(message)s"

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from vertex_rlhf.data import files, outputs
+from vertex_rlhf.data.jsonl import check_raw_row, explain_json_error, file_format_problem
 from vertex_rlhf.data.progress import ProgressSink
 from vertex_rlhf.errors import ConfigError, DataError
 
@@ -42,6 +43,27 @@ def convert_row(row: Any, kind: str, rng: random.Random) -> tuple[dict[str, Any]
         "candidate_1": candidates[1],
         "choice": choice,
     }, ""
+
+
+def parse_row(line: bytes, number: int) -> tuple[Any, str]:
+    """Parses one input line by the validator's rules; returns ``(row, "")`` or
+    ``(None, problem)``, the problem worded as ``rlhf validate-data`` words it."""
+    try:
+        row = orjson.loads(line)
+    except ValueError:
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            return None, "file starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM"
+        return None, explain_json_error(line)
+    # A flat object with no more colons than keys has no duplicate key (each key is
+    # followed by one): the common row skips the full check (10% of the conversion).
+    if (
+        type(row) is dict
+        and len(line) - len(line.replace(b":", b"")) <= len(row)
+        and not {dict, list} & set(map(type, row.values()))
+    ):
+        return row, ""
+    field, problem = check_raw_row(line, row)  # a duplicate key is ambiguous, too deep
+    return (None, f"{field}: {problem}") if field else (row, "")
 
 
 def in_eval_split(prompt: str, fraction: float, seed: int) -> bool:
@@ -110,14 +132,17 @@ def convert(
         for item in inputs:
             with files.lines_of(item, progress) as lines:
                 for number, line in enumerate(lines, 1):
+                    if number == 1 and file_format_problem(line):  # gzip, UTF-16: stop
+                        raise DataError(
+                            f"{item.name}: {file_format_problem(line)}",
+                            hint="convert a plain UTF-8 JSONL file",
+                        )
                     if not line or line.isspace():  # blank (no copy of the line)
                         continue
                     stats.read += 1
-                    try:
-                        row = orjson.loads(line)
-                    except ValueError:
-                        row = None
-                    converted, problem = convert_row(row, kind, rng)
+                    row, problem = parse_row(line, number)
+                    if not problem:
+                        converted, problem = convert_row(row, kind, rng)
                     if problem:
                         where = f"{item.name}:{number}"
                         if not skip_invalid:

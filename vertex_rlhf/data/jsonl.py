@@ -184,7 +184,9 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
         return "(row)", "nests arrays or objects more than 64 levels deep"
     # Most lines have no ":" but the keys' own: finding members + 1 of them decides (find
     # is memchr; count walks every byte). Otherwise count the key ends, '"' + optional
-    # whitespace + ':'; text may add to them (an escaped quote), never hide one.
+    # whitespace + ':'; text adds to them (an escaped quote), never hides one. When that
+    # says "more keys than members", take off the '\\":' of text (JSON or code in a
+    # prompt: quotes escaped by exactly 1 or 3 backslashes) before the second parse.
     colons, at, find = 0, -1, line.find
     while colons <= members:
         at = find(b":", at + 1)
@@ -195,6 +197,10 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
         import re
 
         keys = len(re.findall(rb'"[ \t\r\n]*:', line))
+        escaped = line.count(b'\\":') if keys > members else 0
+        if escaped:
+            count = line.count
+            keys -= escaped - count(b'\\\\":') + count(b'\\\\\\":') - count(b'\\\\\\\\":')
         if keys > members:
             key = duplicate_key(line)
             if key:
