@@ -255,7 +255,7 @@ def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
     and for preference rows ``candidate_0``, ``candidate_1``, ``choice``), is checked
     column by column in C loops instead of row by row. Sound, not complete: ``""``
     means "not certain", and the caller checks the rows one by one, which words the
-    problems.
+    problems. The rows it passes are flat; their raw lines are left to ``raw_prefix``.
 
     Args:
         lines: the block's raw lines, every one parsed.
@@ -293,13 +293,29 @@ def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
             return ""
     if size == 4 and (set(map(type, columns[3])) != {int} or not set(columns[3]) <= {0, 1}):
         return ""
-    # Every value is a string or an integer: the rows are flat. A duplicate key needs
-    # more colons than members (see ``check_raw_row``). ``len - len(replace)`` is the
-    # fast count: replace runs on memchr, count does not.
-    for line, row in zip(lines, rows):  # noqa: B905 (shipped: Python 3.8)
-        if len(line) - len(line.replace(b":", b"")) > size and check_raw_row(line, row)[0]:
-            return ""
-    return layout
+    return layout  # every value is a string or an integer: the rows are flat
+
+
+def raw_prefix(lines: List[bytes], rows: List[Any]) -> int:
+    """How many leading rows of a block ``block_layout`` passed also pass ``check_raw_row``.
+
+    The rows are flat and of one size, so a duplicate key needs more colons than the row
+    has members (see ``check_raw_row``). ``len - len(replace)`` is the fast count:
+    replace runs on memchr, count does not. The caller checks the rest row by row, so
+    no line is checked twice over.
+
+    Args:
+        lines: the block's raw lines.
+        rows: their parsed rows, all flat dicts of one size.
+
+    Returns:
+        The index of the first row refused, or ``len(rows)``.
+    """
+    size = len(rows[0]) if rows else 0
+    for index, line in enumerate(lines):
+        if len(line) - len(line.replace(b":", b"")) > size and check_raw_row(line, rows[index])[0]:
+            return index
+    return len(rows)
 
 
 def row_blocks(lines: Iterable[bytes], max_bytes: int = 128 << 10) -> Iterable[List[bytes]]:
@@ -376,14 +392,19 @@ def check_rows(
         except (ValueError, RecursionError):  # a bad or blank line: row by row says which
             parsed = None
         layout = block_layout(block, parsed, kind) if parsed is not None else ""
+        settled = 0
         if layout and report["layout"] in ("", layout):
-            report["layout"] = layout
+            settled = raw_prefix(block, parsed)  # type: ignore[arg-type]
+            if settled:  # a row refused by its raw line sets no layout
+                report["layout"] = layout
             if observe is not None:
-                for row in parsed:  # type: ignore[union-attr]
+                for row in parsed[:settled]:  # type: ignore[index]
                     observe(row)
-            rows += len(block)
-        else:
-            rows += check_each_row(report, source, block, parsed, line_number, observe, loads)
+            rows += settled
+        if settled < len(block):  # from the first row not settled, row by row
+            rest = parsed[settled:] if parsed is not None else None
+            first = line_number + settled
+            rows += check_each_row(report, source, block[settled:], rest, first, observe, loads)
         line_number += len(block)
     return rows
 
@@ -841,6 +862,7 @@ SHIPPED = (
     check_model_layout,
     printable,
     block_layout,
+    raw_prefix,
     row_blocks,
     check_each_row,
     check_rows,
