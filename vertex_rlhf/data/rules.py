@@ -264,38 +264,34 @@ def good_texts(column: Sequence[Any]) -> bool:
     return set(map(type, column)) == {str} and all(column) and not any(map(str.isspace, column))
 
 
-def good_messages(column: Sequence[Any]) -> Optional[List[int]]:
+def good_messages(column: Sequence[Any]) -> bool:
     """Whether every value is a chat ``messages`` that ``check_messages`` passes (C loops).
 
     Args:
         column: the rows' ``messages`` values.
 
     Returns:
-        Each row's members within its messages, at least (2 per message: a message with
-        more keys only makes the caller's duplicate-key test exact), or None when any
-        value may not pass.
+        What ``check_messages`` finds for all of them: nothing.
     """
     import itertools
     from operator import itemgetter
 
     if set(map(type, column)) != {list} or not all(column):
-        return None
+        return False
     messages = list(itertools.chain.from_iterable(column))
     if set(map(type, messages)) != {dict}:
-        return None
+        return False
     try:
         authors = list(map(itemgetter("author"), messages))
         contents = list(map(itemgetter("content"), messages))
     except KeyError:
-        return None
+        return False
     if set(map(type, authors)) != {str} or not set(authors) <= {"user", "assistant"}:
-        return None
+        return False
     for end in (0, -1):  # the first and the last message are the user's
         if set(map(itemgetter("author"), map(itemgetter(end), column))) != {"user"}:
-            return None
-    if not good_texts(contents):
-        return None
-    return [2 * count for count in map(len, column)]
+            return False
+    return good_texts(contents)
 
 
 def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
@@ -305,7 +301,8 @@ def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
     ``messages`` with or without ``context``; and for preference rows ``candidate_0``,
     ``candidate_1``, ``choice``), is checked column by column in C loops instead of row
     by row. Sound, not complete: ``""`` means "not certain", and the caller checks the
-    rows one by one, which words the problems.
+    rows one by one, which words the problems. Raw lines (duplicate keys) are left to
+    ``raw_prefix``.
 
     Args:
         lines: the block's raw lines, every one parsed.
@@ -346,15 +343,12 @@ def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
             columns = list(zip(*map(itemgetter(*names), rows)))  # noqa: B905 (3.8)
     except KeyError:
         return ""
-    members = [size] * len(rows)
     if base == "text":
         if not good_texts(columns[0]):
             return ""
     else:
-        nested = good_messages(columns[0])
-        if nested is None:
+        if not good_messages(columns[0]):
             return ""
-        members = [size + count for count in nested]
         if len(prompt) == 2 and set(map(type, columns[1])) != {str}:  # context
             return ""
     if pair:
@@ -363,13 +357,33 @@ def block_layout(lines: List[bytes], rows: List[Any], kind: str) -> str:
             return ""
         if set(map(type, choices)) != {int} or not set(choices) <= {0, 1}:
             return ""
-    # Nesting is at most 3 deep. A duplicate key needs more colons than members (see
-    # ``check_raw_row``); ``len - len(replace)`` is the fast count (replace runs on
-    # memchr, count does not).
-    for line, row, most in zip(lines, rows, members):  # noqa: B905 (shipped: Python 3.8)
+    return layout  # nesting is at most 3 deep: messages hold objects of strings
+
+
+def raw_prefix(lines: List[bytes], rows: List[Any]) -> int:
+    """How many leading rows of a block ``block_layout`` passed also pass ``check_raw_row``.
+
+    A duplicate key needs more colons than the row has members (see ``check_raw_row``);
+    a row that passed has at least its own keys and two per chat message. ``len -
+    len(replace)`` is the fast count: replace runs on memchr, count does not. The caller
+    checks the rest row by row, so no line is checked twice over.
+
+    Args:
+        lines: the block's raw lines.
+        rows: their parsed rows, passed by ``block_layout``.
+
+    Returns:
+        The index of the first row refused, or ``len(rows)``.
+    """
+    chat = bool(rows) and "messages" in rows[0]
+    most = len(rows[0]) if rows else 0
+    for index, line in enumerate(lines):
+        row = rows[index]
+        if chat:
+            most = len(row) + 2 * len(row["messages"])
         if len(line) - len(line.replace(b":", b"")) > most and check_raw_row(line, row)[0]:
-            return ""
-    return layout
+            return index
+    return len(rows)
 
 
 def row_blocks(lines: Iterable[bytes], max_bytes: int = 128 << 10) -> Iterable[List[bytes]]:
@@ -448,18 +462,22 @@ def check_rows(
         except (ValueError, RecursionError):  # a bad or blank line: row by row says which
             parsed = None
         layout = block_layout(block, parsed, kind) if parsed is not None else ""
+        settled, before = 0, rows
         if layout and report["layout"] in ("", layout):
-            report["layout"] = layout
+            settled = raw_prefix(block, parsed)  # type: ignore[arg-type]
+            if settled:  # a row refused by its raw line sets no layout
+                report["layout"] = layout
             if observe is not None:
-                for row in parsed:  # type: ignore[union-attr]
+                for row in parsed[:settled]:  # type: ignore[index]
                     observe(row)
-            counted = len(block)
-        else:
-            counted = check_each_row(report, source, block, parsed, line_number, observe, loads)
-        rows += counted
+            rows += settled
+        if settled < len(block):  # from the first row not settled, row by row
+            rest = parsed[settled:] if parsed is not None else None
+            first = line_number + settled
+            rows += check_each_row(report, source, block[settled:], rest, first, observe, loads)
         line_number += len(block)
         if tally is not None:
-            tally(sum(map(len, block)), counted)
+            tally(sum(map(len, block)), rows - before)
     return rows
 
 
@@ -1228,6 +1246,7 @@ SHIPPED = (
     good_texts,
     good_messages,
     block_layout,
+    raw_prefix,
     row_blocks,
     check_each_row,
     check_rows,
