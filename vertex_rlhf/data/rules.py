@@ -20,8 +20,6 @@ pieces are merged in file order into the report (and profile) of a single pass.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
-
 from vertex_rlhf.data.jsonl import (
     check_raw_row,
     explain_json_error,
@@ -29,6 +27,10 @@ from vertex_rlhf.data.jsonl import (
     strict_json_parser,
 )
 from vertex_rlhf.data.matching import dataset_files
+
+TYPE_CHECKING = False  # typing takes 2 ms to import; here it serves annotations only
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 KINDS = ("preference", "prompt", "eval")
 
@@ -814,9 +816,10 @@ def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
     """Runs ``task(0)`` here and ``task(1)``... ``task(count - 1)`` in forked processes.
 
     Forked, so that children share this process's string hashes and state; results
-    come back pickled through pipes, in order. A child never outlives this process (it
-    leaves within 0.1 s of its parent's death: SIGKILL, SIGTERM), and an error here
-    (Ctrl-C included) stops the children at once instead of waiting for their results.
+    come back through pipes (marshalled, or pickled where marshal cannot), in order. A
+    child never outlives this process (it leaves within 0.1 s of its parent's death:
+    SIGKILL, SIGTERM), and an error here (Ctrl-C included) stops the children at once
+    instead of waiting for their results.
 
     Args:
         task: given an index, returns a picklable result.
@@ -829,11 +832,26 @@ def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
         RuntimeError: a child failed (its error is named).
     """
     import contextlib
+    import marshal
     import os
-    import pickle
     import signal
     import threading
     import time
+
+    def pack(value: Any) -> bytes:  # marshal is built in; pickle (1.4 ms to import) if needed
+        try:
+            return b"M" + marshal.dumps(value)
+        except ValueError:  # a profile's snapshot
+            import pickle
+
+            return b"P" + pickle.dumps(value, protocol=4)
+
+    def unpack(data: bytes) -> Any:
+        if data[:1] == b"M":
+            return marshal.loads(data[1:])
+        import pickle
+
+        return pickle.loads(data[1:])
 
     def orphaned(parent: int) -> None:  # a child's watch: its parent died, so it leaves
         while os.getppid() == parent:
@@ -859,9 +877,9 @@ def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
                     threading.Thread(target=orphaned, args=(parent,), daemon=True).start()
                     os.close(read_end)
                     try:
-                        data = pickle.dumps((True, task(index)), protocol=4)
+                        data = pack((True, task(index)))
                     except BaseException as error:
-                        data = pickle.dumps((False, f"{type(error).__name__}: {error}"))
+                        data = pack((False, f"{type(error).__name__}: {error}"))
                     with os.fdopen(write_end, "wb") as out:
                         out.write(data)
                 except BaseException:
@@ -882,7 +900,7 @@ def run_forked(task: Callable[[int], Any], count: int) -> List[Any]:
                 data = source.read()
             os.waitpid(pid, 0)
             try:
-                ok, value = pickle.loads(data)
+                ok, value = unpack(data)
             except Exception:  # a child that died before answering
                 ok, value = False, "a worker process died"
             if not ok and not failure:
