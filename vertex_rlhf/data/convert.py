@@ -9,7 +9,6 @@ appear complete, together, or not at all (see ``outputs.staged``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -68,6 +67,8 @@ def parse_row(line: bytes, number: int) -> tuple[Any, str]:
 
 def in_eval_split(prompt: str, fraction: float, seed: int) -> bool:
     """Deterministically puts a prompt in the eval split with probability ``fraction``."""
+    import hashlib  # 6 ms to import (OpenSSL): only for a split
+
     digest = hashlib.sha256(f"{seed}\0{prompt}".encode()).digest()
     return int.from_bytes(digest[:8], "big") < fraction * 2**64
 

@@ -10,7 +10,6 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -257,6 +256,8 @@ def _read_in_threads(
 
     if len(found) == 1:  # in this thread, so that Ctrl-C stops it at once
         return [one(0)]
+    from concurrent.futures import ThreadPoolExecutor  # 4 ms to import: here only
+
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(found)))) as pool:
         try:
             return list(pool.map(one, range(len(found))))

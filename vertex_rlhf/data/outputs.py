@@ -24,7 +24,6 @@ import logging
 import os
 import posixpath
 import re
-import secrets
 import signal
 import socket
 import threading
@@ -50,7 +49,7 @@ WRITE_BUFFER = 1 << 20  # bytes per local write: rows are small, syscalls are no
 def temporary_name(path: str, pid: int | None = None) -> str:
     """Where ``path`` (a local path or an object name) is written before it is published."""
     head, name = posixpath.split(path)
-    temporary = f".{name}.tmp-{pid or os.getpid()}-{HOST}-{secrets.token_hex(4)}"
+    temporary = f".{name}.tmp-{pid or os.getpid()}-{HOST}-{os.urandom(4).hex()}"
     return posixpath.join(head, temporary)
 
 
