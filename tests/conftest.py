@@ -10,10 +10,11 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -340,3 +341,28 @@ def compiled_copy(tmp_path: Path) -> Path:
     target = tmp_path / "compiled"
     shutil.copytree(REPO / "compiled", target)
     return target
+
+
+def before_each_piece(
+    monkeypatch: pytest.MonkeyPatch,
+    here: Callable[[], None] | None = None,
+    in_workers: Callable[[], None] | None = None,
+) -> None:
+    """Makes parallel validation run ``here`` (in this process) or ``in_workers`` (in the
+    forked ones) before each piece it checks: to kill a worker, or to make one late."""
+    from vertex_rlhf.data import rules
+
+    parent, real = os.getpid(), rules.check_piece
+
+    def piece(*args: Any) -> Any:
+        action = here if os.getpid() == parent else in_workers
+        if action is not None:
+            action()
+        return real(*args)
+
+    monkeypatch.setattr(rules, "check_piece", piece)
+
+
+def fork_refused() -> int:
+    """Stands for ``os.fork`` when the system refuses a new process (EAGAIN)."""
+    raise BlockingIOError("Resource temporarily unavailable")

@@ -30,7 +30,7 @@ import pytest
 from rich.console import Console
 from rich.progress import Progress
 
-from tests.conftest import REPO, SAMPLES, TEST_PROJECT
+from tests.conftest import REPO, SAMPLES, TEST_PROJECT, before_each_piece
 from tests.standins.vertex import VertexStandIn, scale, timeline_success
 from vertex_rlhf import live
 from vertex_rlhf.cloud import monitor
@@ -204,14 +204,14 @@ def test_a_dataset_read_in_parallel_tells_progress_as_every_process_reads(
     forks: list[int] = []
     run_forked = rules.run_forked
     monkeypatch.setattr(rules, "run_forked", lambda task, n: forks.append(n) or run_forked(task, n))
-    parent, real = os.getpid(), rules.check_piece
 
-    def starting_late(*args: Any) -> Any:  # one process starts once the other has read
-        if (os.getpid() == parent) == (late == "this process"):
-            time.sleep(1.0)
-        return real(*args)
+    def wait() -> None:  # one process starts once the other has read its share
+        time.sleep(1.0)
 
-    monkeypatch.setattr(rules, "check_piece", starting_late)
+    if late == "this process":
+        before_each_piece(monkeypatch, here=wait)
+    else:
+        before_each_piece(monkeypatch, in_workers=wait)
     sink = Recorder()
     report = files.validate(str(big), "preference", progress=sink, processes=2)
     size = big.stat().st_size
@@ -228,18 +228,9 @@ def test_a_dataset_read_in_parallel_tells_progress_as_every_process_reads(
 def test_a_dataset_read_again_after_a_dead_worker_is_not_counted_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vertex_rlhf.data import rules
-
     big = large_preference_file(tmp_path / "big.jsonl", 40_000)
     monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 1)
-    parent, real = os.getpid(), rules.check_piece
-
-    def dying(*args: Any) -> Any:
-        if os.getpid() != parent:
-            os._exit(3)
-        return real(*args)
-
-    monkeypatch.setattr(rules, "check_piece", dying)
+    before_each_piece(monkeypatch, in_workers=lambda: os._exit(3))
     sink = Recorder()
     report = files.validate(str(big), "preference", progress=sink, processes=2)
     size = big.stat().st_size

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, before_each_piece, fork_refused
 from tests.test_parser_parity import mutations
 from vertex_rlhf import cli
 from vertex_rlhf.data import files, rules
@@ -294,21 +294,11 @@ def test_no_fork_or_a_dead_worker_means_one_pass_and_one_profile(
 ) -> None:
     single = validate_with_profile(dataset, "preference", processes=1)
     monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 1)
-    parent, real = os.getpid(), rules.check_piece
+    with monkeypatch.context() as patch:  # a worker killed mid-way: no answer
+        before_each_piece(patch, in_workers=lambda: os._exit(3))
+        assert validate_with_profile(dataset, "preference", processes=3) == single
 
-    def dying(*args: Any) -> Any:
-        if os.getpid() != parent:
-            os._exit(3)  # a worker killed mid-way: no answer
-        return real(*args)
-
-    monkeypatch.setattr(rules, "check_piece", dying)
-    assert validate_with_profile(dataset, "preference", processes=3) == single
-    monkeypatch.setattr(rules, "check_piece", real)
-
-    def no_fork() -> int:
-        raise BlockingIOError("Resource temporarily unavailable")
-
-    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(os, "fork", fork_refused)
     assert validate_with_profile(dataset, "preference", processes=3) == single
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, fork_refused
 from tests.test_dataset_paths import CORPUS
 from tests.test_parser_parity import mutations
 from vertex_rlhf.data import files
@@ -151,10 +151,7 @@ def test_when_workers_cannot_be_forked_one_process_reads_the_file(
     path = mixed_file(tmp_path, 7)
     single = one_file_report(path, "preference", workers=1)
 
-    def no_fork() -> int:
-        raise BlockingIOError("Resource temporarily unavailable")
-
-    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(os, "fork", fork_refused)
     assert one_file_report(path, "preference", workers=2) == single
 
 
