@@ -27,11 +27,21 @@ from vertex_rlhf.template import compiler
 
 COMPILED = REPO / "compiled"
 TEMPLATE = COMPILED / f"{PIPELINE_NAME}-{PIPELINE_VERSION}.yaml"
+# The variant that ends in Vertex's e-mail notification (an exit handler around the work).
+NOTIFY_TEMPLATE = COMPILED / f"{PIPELINE_NAME}-{PIPELINE_VERSION}-notify.yaml"
+TEMPLATES = [TEMPLATE, NOTIFY_TEMPLATE]
+WORK = {
+    "validate-dataset",
+    "validate-dataset-2",
+    "validate-dataset-3",
+    "compute-steps",
+    "rlhf-train-template",
+}
 
 
-@pytest.fixture(scope="module")
-def spec() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+@pytest.fixture(scope="module", params=TEMPLATES, ids=["plain", "notify"])
+def spec(request: pytest.FixtureRequest) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(request.param.read_text(encoding="utf-8"))
     return loaded
 
 
@@ -55,7 +65,8 @@ def test_compile_is_byte_identical_and_leaves_unchanged_files_alone(tmp_path: Pa
     assert not changed
     assert first.text == second.text
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == mtimes
-    assert (tmp_path / TEMPLATE.name).read_bytes() == TEMPLATE.read_bytes()
+    for template in TEMPLATES:
+        assert (tmp_path / template.name).read_bytes() == template.read_bytes()
 
 
 def test_manifest_records_versions_and_digest() -> None:
@@ -67,6 +78,8 @@ def test_manifest_records_versions_and_digest() -> None:
     assert entry["kfp"] == "2.17.3"
     assert entry["google_cloud_pipeline_components"] == "2.22.0"
     assert entry["sha256"] == hashlib.sha256(TEMPLATE.read_bytes()).hexdigest()
+    assert entry["notify"]["file"] == NOTIFY_TEMPLATE.name
+    assert entry["notify"]["sha256"] == hashlib.sha256(NOTIFY_TEMPLATE.read_bytes()).hexdigest()
 
 
 def test_gcpc_compile_time_variables_do_not_change_the_template() -> None:
@@ -96,27 +109,26 @@ def test_gcpc_compile_time_variables_do_not_change_the_template() -> None:
     assert "up to date" in result.stdout
 
 
-def test_template_loads_with_kfp_and_parses_into_the_proto() -> None:
-    component = load_component_from_file(str(TEMPLATE))
+@pytest.mark.parametrize("template", TEMPLATES, ids=["plain", "notify"])
+def test_template_loads_with_kfp_and_parses_into_the_proto(template: Path) -> None:
+    component = load_component_from_file(str(template))
     assert component.name == PIPELINE_NAME
     proto = pipeline_spec_pb2.PipelineSpec()
-    json_format.ParseDict(yaml.safe_load(TEMPLATE.read_text(encoding="utf-8")), proto)
+    json_format.ParseDict(yaml.safe_load(template.read_text(encoding="utf-8")), proto)
     assert proto.pipeline_info.name == PIPELINE_NAME
     assert f"version {PIPELINE_VERSION}" in proto.pipeline_info.description
+    if template == TEMPLATE:
+        assert set(proto.root.dag.tasks) == WORK
+        return
     # Everything runs inside the exit handler, whose exit task sends the e-mail.
     assert set(proto.root.dag.tasks) == {"exit-handler-1", "vertex-pipelines-notification-email"}
-    assert set(proto.components["comp-exit-handler-1"].dag.tasks) == {
-        "validate-dataset",
-        "validate-dataset-2",
-        "validate-dataset-3",
-        "compute-steps",
-        "rlhf-train-template",
-    }
+    assert set(proto.components["comp-exit-handler-1"].dag.tasks) == WORK
 
 
 def body_tasks(spec: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline's own tasks: the DAG the exit handler wraps."""
-    tasks: dict[str, Any] = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    """The pipeline's own tasks: the root DAG, or the DAG the exit handler wraps."""
+    handler = spec["components"].get("comp-exit-handler-1")
+    tasks: dict[str, Any] = (handler or spec["root"])["dag"]["tasks"]
     return tasks
 
 
@@ -167,12 +179,15 @@ def test_every_gcpc_parameter_is_a_pipeline_input(spec: dict[str, Any]) -> None:
     computed = {"reward_model_train_steps", "reinforcement_learning_train_steps"}
     assert gcpc - set(ours) == set()
     passed = body_tasks(spec)["rlhf-train-template"]["inputs"]["parameters"]
-    handler = spec["root"]["dag"]["tasks"]["exit-handler-1"]["inputs"]["parameters"]
+    handler = spec["root"]["dag"]["tasks"].get("exit-handler-1")
     for name in gcpc - computed:
+        if handler is None:  # pipeline input -> GCPC's input
+            assert passed[name] == {"componentInputParameter": name}, name
+            continue
         # pipeline input -> the exit handler's DAG (as a pipeline channel) -> GCPC's input
         channel = f"pipelinechannel--{name}"
         assert passed[name] == {"componentInputParameter": channel}, name
-        assert handler[channel] == {"componentInputParameter": name}, name
+        assert handler["inputs"]["parameters"][channel] == {"componentInputParameter": name}
     for name, definition in ours.items():
         assert definition.get("description"), f"input {name} has no description"
 
@@ -202,8 +217,9 @@ def test_shipped_source_parses_on_older_pythons(spec: dict[str, Any], executor: 
 
 
 @pytest.mark.usefixtures("project_env")
-def test_template_is_environment_agnostic() -> None:
-    text = TEMPLATE.read_text(encoding="utf-8")
+@pytest.mark.parametrize("template", TEMPLATES, ids=["plain", "notify"])
+def test_template_is_environment_agnostic(template: Path) -> None:
+    text = template.read_text(encoding="utf-8")
     for env in ("dev", "prod", "local"):
         params = load_params(env, params_dir=REPO / "params")
         for value in (

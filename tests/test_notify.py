@@ -1,7 +1,14 @@
-"""E-mail alerts: an exit handler sends Vertex's notification; recipients are a run parameter."""
+"""E-mail only where it was asked for.
+
+Each template version is compiled twice: without e-mail, and a ``-notify`` variant whose
+exit task is Vertex's e-mail notification. What a run sends (dry run, a real create
+against the Vertex AI stand-in, a registry version) holds the notification task exactly
+when ``vertex_ai.notify_emails`` lists addresses.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,23 +20,51 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, TEST_PROJECT, fresh_pipeline_root
+from tests.conftest import CURRENT_VERSION, REPO, TEST_PROJECT, fresh_pipeline_root
+from tests.standins.registry import RegistryStandIn
 from tests.standins.vertex import VertexStandIn
-from tests.test_submit import fast
-from vertex_rlhf.cloud import submission
+from vertex_rlhf import cli
+from vertex_rlhf.cloud import registry, submission
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError
-from vertex_rlhf.template import signature
+from vertex_rlhf.template import plan, signature
 
 SERVICE_ACCOUNT = "rlhf-runner@rlhf-test-project.iam.gserviceaccount.com"
 NOTIFY_TASK = "vertex-pipelines-notification-email"
 HANDLER = "exit-handler-1"
+COMPILED = REPO / "compiled"
+WORK_TASKS = {
+    "validate-dataset",
+    "validate-dataset-2",
+    "validate-dataset-3",
+    "compute-steps",
+    "rlhf-train-template",
+}
+# No addresses, one, and the most Vertex takes.
+RECIPIENTS = [
+    [],
+    ["ml-oncall@example.com"],
+    ["ml-oncall@example.com", "Ana.Lee+rlhf@corp.example.org", "ops@example.net"],
+]
 
 
-def current_spec() -> dict[str, Any]:
-    path = signature.current_template_path(REPO / "compiled")
+def load(path: Path) -> dict[str, Any]:
     spec: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return spec
+
+
+def notification_tasks(spec: dict[str, Any]) -> list[str]:
+    """Every task, at any depth, whose executor is GCPC's e-mail notification container."""
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+    dags = [spec["root"]] + [c for c in spec.get("components", {}).values() if "dag" in c]
+    found = []
+    for dag in dags:
+        for name, task in dag["dag"]["tasks"].items():
+            component = spec["components"][task["componentRef"]["name"]]
+            args = executors.get(component.get("executorLabel", ""), {}).get("container", {})
+            if args.get("args", [])[:2] == ["--type", "VertexNotificationEmail"]:
+                found.append(name)
+    return found
 
 
 def assert_exit_handler_notifies(spec: dict[str, Any]) -> None:
@@ -37,7 +72,7 @@ def assert_exit_handler_notifies(spec: dict[str, Any]) -> None:
     root = spec["root"]["dag"]["tasks"]
     assert set(root) == {HANDLER, NOTIFY_TASK}
     body = spec["components"][root[HANDLER]["componentRef"]["name"]]["dag"]["tasks"]
-    assert {"validate-dataset", "compute-steps", "rlhf-train-template"} <= set(body)
+    assert set(body) == WORK_TASKS
     notify = root[NOTIFY_TASK]
     # Runs whatever the work's outcome, and is told that outcome by Vertex.
     assert notify["dependentTasks"] == [HANDLER]
@@ -46,54 +81,214 @@ def assert_exit_handler_notifies(spec: dict[str, Any]) -> None:
     assert inputs["pipeline_task_final_status"] == {"taskFinalStatus": {"producerTask": HANDLER}}
     assert inputs["recipients"] == {"componentInputParameter": "notify_emails"}
     assert not notify.get("cachingOptions", {}).get("enableCache", False)
-    # Vertex recognises the task by its executor: GCPC's notification container.
-    executor_name = spec["components"][notify["componentRef"]["name"]]["executorLabel"]
-    container = spec["deploymentSpec"]["executors"][executor_name]["container"]
-    assert container["args"][:2] == ["--type", "VertexNotificationEmail"]
-    assert container["image"].startswith("gcr.io/ml-pipeline/google-cloud-pipeline-components:")
-    # Recipients are a run parameter (no address in the template), optional, none by default.
+    assert notification_tasks(spec) == [NOTIFY_TASK]
+    container = spec["deploymentSpec"]["executors"]["exec-vertex-pipelines-notification-email"]
+    assert container["container"]["image"].startswith(
+        "gcr.io/ml-pipeline/google-cloud-pipeline-components:"
+    )
+    # Recipients are a run parameter (no address in the template), and this variant
+    # cannot run without them.
     recipients = spec["root"]["inputDefinitions"]["parameters"]["notify_emails"]
     assert recipients["parameterType"] == "LIST"
-    assert recipients["isOptional"] is True and recipients["defaultValue"] == []
+    assert not recipients.get("isOptional") and "defaultValue" not in recipients
     assert recipients["description"]
 
 
-def test_compiled_template_carries_the_exit_handler_notification() -> None:
-    assert_exit_handler_notifies(current_spec())
+def assert_no_notification(spec: dict[str, Any]) -> None:
+    assert notification_tasks(spec) == []
+    assert set(spec["root"]["dag"]["tasks"]) == WORK_TASKS
+    assert "notify_emails" not in spec["root"]["inputDefinitions"]["parameters"]
+    assert not any("notification" in name for name in spec["components"])
 
 
-def request_for(vertex: VertexStandIn, *extra: str) -> submission.SubmitRequest:
-    overrides = [
+def assert_holds_notification(spec: dict[str, Any], wanted: bool) -> None:
+    if wanted:
+        assert_exit_handler_notifies(spec)
+    else:
+        assert_no_notification(spec)
+
+
+@pytest.mark.parametrize("notify", [False, True], ids=["plain", "notify"])
+def test_each_version_is_compiled_with_and_without_the_email_task(notify: bool) -> None:
+    manifest = json.loads((COMPILED / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["templates"][CURRENT_VERSION]
+    recorded = entry["notify"] if notify else entry
+    suffix = "-notify" if notify else ""
+    assert recorded["file"] == f"rlhf-tuning-{CURRENT_VERSION}{suffix}.yaml"
+    path = COMPILED / recorded["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded["sha256"]
+    assert_holds_notification(load(path), notify)
+
+
+def test_both_variants_run_the_same_work() -> None:
+    plain = load(submission.local_template(COMPILED).path)  # type: ignore[arg-type]
+    notify = load(submission.local_template(COMPILED, notify=True).path)  # type: ignore[arg-type]
+    body = notify["components"][notify["root"]["dag"]["tasks"][HANDLER]["componentRef"]["name"]]
+    # Inside the handler, the pipeline's inputs are passed in as pipelinechannel--NAME.
+    inner = json.dumps(body["dag"]["tasks"], sort_keys=True).replace('"pipelinechannel--', '"')
+    assert json.loads(inner) == plain["root"]["dag"]["tasks"]
+    for name, component in plain["components"].items():
+        assert notify["components"][name] == component
+    assert notify["deploymentSpec"]["executors"] == {
+        **plain["deploymentSpec"]["executors"],
+        "exec-vertex-pipelines-notification-email": notify["deploymentSpec"]["executors"][
+            "exec-vertex-pipelines-notification-email"
+        ],
+    }
+    plain_inputs = plain["root"]["inputDefinitions"]["parameters"]
+    notify_inputs = dict(notify["root"]["inputDefinitions"]["parameters"])
+    notify_inputs.pop("notify_emails")
+    assert notify_inputs == plain_inputs
+
+
+def overrides(vertex: VertexStandIn, emails: list[str], *extra: str) -> list[str]:
+    return [
         f"vertex_ai.api_endpoint={vertex.url}",
         f"vertex_ai.service_account={SERVICE_ACCOUNT}",
         fresh_pipeline_root(),
+        f"vertex_ai.notify_emails=[{','.join(emails)}]",
         *extra,
     ]
-    params = load_params("dev", overrides, REPO / "params")
-    template = submission.local_template(REPO / "compiled")
-    return submission.build_request(params, "dev", template, "abc123def456")
+
+
+def version_label(emails: list[str], version: str = CURRENT_VERSION) -> str:
+    return submission.sanitize_label(version + ("-notify" if emails else ""))
 
 
 @pytest.mark.usefixtures("project_env", "storage_emulator")
-def test_submit_sends_the_recipients_as_a_run_parameter(vertex: VertexStandIn) -> None:
-    emails = ["ml-oncall@example.com", "Ana.Lee+rlhf@corp.example.org"]
-    request = request_for(vertex, f"vertex_ai.notify_emails=[{','.join(emails)}]")
-    submission.submit(request, retry=fast(), read_retry=fast())
+@pytest.mark.parametrize("emails", RECIPIENTS, ids=["none", "one", "three"])
+def test_a_submitted_run_holds_the_email_task_only_with_addresses(
+    vertex: VertexStandIn, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["submit", "dev", *overrides(vertex, emails)]) == 0, capsys.readouterr().err
     [create] = vertex.calls("POST")
     body = create["body"]
-    assert body["runtimeConfig"]["parameterValues"]["notify_emails"] == emails
-    assert_exit_handler_notifies(body["pipelineSpec"])
+    assert_holds_notification(body["pipelineSpec"], bool(emails))
+    values = body["runtimeConfig"]["parameterValues"]
+    assert values.get("notify_emails") == (emails or None)
+    assert body["labels"]["pipeline-version"] == version_label(emails)
+
+
+@pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize("emails", RECIPIENTS, ids=["none", "one", "three"])
+def test_a_dry_run_names_the_variant_it_would_send(
+    vertex: VertexStandIn, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["submit", "dev", "--dry-run", *overrides(vertex, emails)]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert vertex.requests == []
+    source = Path(printed["template"]["source"])
+    assert source.name == f"rlhf-tuning-{CURRENT_VERSION}{'-notify' if emails else ''}.yaml"
+    assert printed["template"]["digest"] == registry.file_digest(source)
+    assert_holds_notification(load(source), bool(emails))
+    values = printed["pipelineJob"]["runtimeConfig"]["parameterValues"]
+    assert values.get("notify_emails") == (emails or None)
+    # The plan printed with it lists the e-mail task only when it runs.
+    assert any(NOTIFY_TASK in task for task in printed["plan"]["cache"]) == bool(emails)
+
+
+@pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize("emails", RECIPIENTS, ids=["none", "one", "three"])
+def test_the_plan_shows_the_email_task_only_with_addresses(emails: list[str]) -> None:
+    params = load_params("dev", [f"vertex_ai.notify_emails=[{','.join(emails)}]"])
+    built = plan.build_plan(params, COMPILED)
+    shown = plan.render(built)
+    assert ("e-mail when the run ends" in shown) == bool(emails)
+    assert built.template["version"] == CURRENT_VERSION + ("-notify" if emails else "")
+
+
+def publish(standin: RegistryStandIn, compiled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["dev", f"vertex_ai.template_registry={standin.url}", "--compiled-dir", str(compiled)]
+    assert cli.main(["publish", *args]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+
+
+@pytest.mark.usefixtures("project_env")
+def test_publish_tags_both_variants(
+    registry_standin: RegistryStandIn, compiled_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish(registry_standin, compiled_copy, capsys)
+    entry = json.loads((compiled_copy / "manifest.json").read_text())["templates"][CURRENT_VERSION]
+    for tags, recorded in (
+        ([CURRENT_VERSION, "latest"], entry),
+        ([f"{CURRENT_VERSION}-notify", "latest-notify"], entry["notify"]),
+    ):
+        digest = registry.file_digest(compiled_copy / recorded["file"])
+        assert recorded["published"] == {registry_standin.url: digest}
+        for tag in tags:
+            assert registry.resolve(registry_standin.url, "rlhf-tuning", tag).digest == digest
 
 
 @pytest.mark.usefixtures("project_env", "storage_emulator")
-def test_no_recipients_sends_no_list_and_the_template_default_applies(
+@pytest.mark.parametrize("ref", [CURRENT_VERSION, "latest"])
+@pytest.mark.parametrize("emails", RECIPIENTS[:2], ids=["none", "one"])
+def test_a_registry_version_runs_the_variant_the_addresses_ask_for(
     vertex: VertexStandIn,
+    registry_standin: RegistryStandIn,
+    compiled_copy: Path,
+    capsys: pytest.CaptureFixture[str],
+    ref: str,
+    emails: list[str],
 ) -> None:
-    submission.submit(request_for(vertex), retry=fast(), read_retry=fast())
+    publish(registry_standin, compiled_copy, capsys)
+    wanted = submission.local_template(compiled_copy, notify=bool(emails))
+    registry_standin.requests.clear()
+    status = cli.main(
+        [
+            "submit",
+            "dev",
+            "--version",
+            ref,
+            "--compiled-dir",
+            str(compiled_copy),
+            *overrides(vertex, emails, f"vertex_ai.template_registry={registry_standin.url}"),
+        ]
+    )
+    assert status == 0, capsys.readouterr().err
     [create] = vertex.calls("POST")
-    assert "notify_emails" not in create["body"]["runtimeConfig"]["parameterValues"]
-    spec = create["body"]["pipelineSpec"]
-    assert spec["root"]["inputDefinitions"]["parameters"]["notify_emails"]["defaultValue"] == []
+    assert create["body"]["templateUri"].endswith(f"/rlhf-tuning/{wanted.digest}")
+    assert_holds_notification(create["body"]["pipelineSpec"], bool(emails))
+    tag = ref + ("-notify" if emails else "")
+    assert ("GET", f"/packages/rlhf-tuning/tags/{tag}") in registry_standin.requests
+
+
+@pytest.mark.parametrize(
+    ("notify", "emails", "complaint"),
+    [
+        (False, ["ops@example.com"], "has no e-mail task, but vertex_ai.notify_emails lists"),
+        (True, [], "needs vertex_ai.notify_emails (1 to 3 addresses)"),
+        (False, [], None),
+        (True, ["ops@example.com"], None),
+    ],
+    ids=["plain-with-addresses", "notify-without", "plain-without", "notify-with"],
+)
+def test_a_pinned_file_that_does_not_fit_the_addresses_is_refused(
+    notify: bool, emails: list[str], complaint: str | None
+) -> None:
+    # A digest pinned by hand names one file: the signature check tells if it is the wrong one.
+    path = submission.local_template(COMPILED, notify=notify).path
+    assert path is not None
+    values = {"preference_dataset": "gs://b/p", "prompt_dataset": "gs://b/q"}
+    values["large_model_reference"] = "llama-2-7b"
+    if emails:
+        values["notify_emails"] = emails  # type: ignore[assignment]
+    inputs = signature.template_inputs(path)
+    if complaint is None:
+        signature.check_against_signature(values, inputs, path.name)
+        return
+    with pytest.raises(ConfigError) as caught:
+        signature.check_against_signature(values, inputs, path.name)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path.name}: ") and complaint in problem
+
+
+@pytest.mark.parametrize("notify", [False, True])
+def test_a_version_compiled_before_the_variants_is_one_file(notify: bool) -> None:
+    # 1.1.1 always ends in the e-mail task (recipients default []); it is never rewritten.
+    template = submission.local_template(COMPILED, "1.1.1", notify=notify)
+    assert template.path == COMPILED / "rlhf-tuning-1.1.1.yaml"
+    assert template.version == "1.1.1"
+    assert notification_tasks(load(template.path)) == [NOTIFY_TASK]
 
 
 DATASETS = """
@@ -159,12 +354,14 @@ def test_good_recipients_load(params_dir: Path) -> None:
     assert params.vertex_ai.notify_emails == ["ops@example.com"]
     values = signature.pipeline_parameter_values(params)
     assert values["notify_emails"] == ["ops@example.com"]
-    template = signature.current_template_path(REPO / "compiled")
+    template = submission.local_template(COMPILED, notify=True).path
+    assert template is not None
     signature.check_against_signature(values, signature.template_inputs(template), template.name)
 
 
 def test_signature_check_refuses_a_non_list_for_a_list_input() -> None:
-    template = signature.current_template_path(REPO / "compiled")
+    template = submission.local_template(COMPILED, notify=True).path
+    assert template is not None
     with pytest.raises(ConfigError) as caught:
         signature.check_against_signature(
             {"notify_emails": "ops@example.com"}, signature.template_inputs(template), "t.yaml"

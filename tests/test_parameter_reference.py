@@ -44,7 +44,8 @@ def test_every_schema_key_is_listed_with_a_description() -> None:
     by_key = {row["key"]: row for row in rows}
     assert by_key["vertex_ai.project_id"]["default"] == "required"
     assert by_key["training.kl_coeff"]["default"] == "`0.1`"
-    assert by_key["training.reinforcement_learning_rate_multiplier"]["base"] == "`0.2`"
+    assert by_key["training.large_model_reference"]["base"] == "`llama-2-7b`"
+    assert by_key["training.reinforcement_learning_rate_multiplier"]["base"] == ""
     assert by_key["vertex_ai.labels"]["description"].startswith("extra run labels")
     assert (
         "dataset.preference_size" in by_key

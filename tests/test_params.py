@@ -203,7 +203,7 @@ def test_unsupported_region(params_dir: Path) -> None:
 @pytest.mark.usefixtures("project_env")
 def test_model_that_gcpc_tunes_only_on_tpu(params_dir: Path) -> None:
     [problem] = problems(params_dir, "dev", "training.large_model_reference=t5-xl")
-    assert "training.accelerator_type: t5-xl can only be tuned on TPU" in problem
+    assert "training.accelerator_type (default): t5-xl can only be tuned on TPU" in problem
     params = load_params(
         "dev",
         ["training.large_model_reference=t5-xl", "training.accelerator_type=TPU"],

@@ -125,7 +125,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     template, changed = compiler.compile_to(directory, amend=args.amend)
     compiler.write_stamp(directory, template, fingerprint)
     state = "written" if changed else "unchanged"
-    print(f"{directory / template.file_name} ({state}, sha256 {template.sha256[:12]})")
+    for variant in template.files:
+        print(f"{directory / variant.file_name} ({state}, sha256 {variant.sha256[:12]})")
     return 0
 
 
@@ -366,14 +367,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="rlhf-template-") as downloads:
         if v.template_registry and v.template_version:
             package = submission.local_template(compiled).name
+            ref = submission.variant_tag(v.template_version, bool(v.notify_emails))
             if args.dry_run:
-                template = submission.TemplateRef(None, package, v.template_version, "")
+                template = submission.TemplateRef(None, package, ref, "")
             else:
                 template = submission.registry_template(
-                    v.template_registry, package, v.template_version, Path(downloads)
+                    v.template_registry,
+                    package,
+                    v.template_version,
+                    Path(downloads),
+                    notify=bool(v.notify_emails),
                 )
         else:
-            template = submission.local_template(compiled, v.template_version)
+            template = submission.local_template(
+                compiled, v.template_version, notify=bool(v.notify_emails)
+            )
         request = submission.build_request(params, env.name, template, commit, args.job_id)
         _warn(params, params.dataset.preference_size, params.dataset.prompt_size)
         if args.dry_run:
@@ -517,12 +525,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     host = _registry_host(args)
     compiled = compiled_dir(args)
-    template = submission.local_template(compiled)
-    assert template.path is not None
-    published, uploaded = registry.publish(host, template.path, template.version)
-    record_publication(compiled, template.version, host, published.digest)
-    state = "published" if uploaded else "already published (same content)"
-    print(f"{template.name} {template.version}: {state}\n  {published.uri}")
+    for notify in (False, True):  # the version, then its e-mail variant
+        template = submission.local_template(compiled, notify=notify)
+        assert template.path is not None
+        if notify and not template.version.endswith(submission.NOTIFY_SUFFIX):
+            break  # a version compiled before variants: one file, published above
+        latest = submission.variant_tag(registry.LATEST, notify)
+        published, uploaded = registry.publish(host, template.path, template.version, latest)
+        variant = "notify" if template.version.endswith(submission.NOTIFY_SUFFIX) else ""
+        version = template.version.removesuffix(submission.NOTIFY_SUFFIX)
+        record_publication(compiled, version, host, published.digest, variant)
+        state = "published" if uploaded else "already published (same content)"
+        print(f"{template.name} {template.version}: {state}\n  {published.uri}")
     return 0
 
 

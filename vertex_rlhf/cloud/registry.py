@@ -100,7 +100,9 @@ def _digest_of(version_name: str) -> str:
     return version_name.rsplit("/", 1)[-1]
 
 
-def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, bool]:
+def publish(
+    host: str, template: Path, version: str, latest: str = LATEST
+) -> tuple[RegistryVersion, bool]:
     """Uploads a compiled template tagged with its version and ``latest``.
 
     Publishing the same content again changes nothing. A version tag that already
@@ -113,6 +115,7 @@ def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, b
         host: ``https://REGION-kfp.pkg.dev/PROJECT/REPO``.
         template: the compiled YAML.
         version: the pipeline version, used as the tag.
+        latest: the moving tag (``latest-notify`` for a version's e-mail variant).
 
     Returns:
         The published version, and whether anything was uploaded.
@@ -139,11 +142,11 @@ def publish(host: str, template: Path, version: str) -> tuple[RegistryVersion, b
     if not _call(what, _create_tag, registry, package, digest, version):
         now = _call(what, _get_tag, registry, package, version)
         _check_tag_names(what, version, _digest_of(now["version"]) if now else "nothing", digest)
-    if not _call(what, _create_tag, registry, package, digest, LATEST):
-        _call(what, registry.update_tag, package, digest, LATEST)
+    if not _call(what, _create_tag, registry, package, digest, latest):
+        _call(what, registry.update_tag, package, digest, latest)
     now = _call(what, _get_tag, registry, package, version)
     _check_tag_names(what, version, _digest_of(now["version"]) if now else "nothing", digest)
-    return RegistryVersion(host, package, digest, [version, LATEST]), True
+    return RegistryVersion(host, package, digest, [version, latest]), True
 
 
 def _create_tag(registry: Any, package: str, digest: str, tag: str) -> bool:

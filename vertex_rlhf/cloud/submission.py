@@ -57,8 +57,29 @@ class TemplateRef:
     uri: str | None = None
 
 
-def local_template(compiled_dir: Path, version: str | None = None) -> TemplateRef:
+# The registry tag and file suffix of a version's variant that e-mails when the run ends
+# (pipelines/rlhf_tuning.py NOTIFY_VARIANT; not imported: it would import kfp).
+NOTIFY_SUFFIX = "-notify"
+
+
+def variant_tag(ref: str, notify: bool) -> str:
+    """The registry ref of a version's e-mail variant (``1.2.0-notify``, ``latest-notify``).
+
+    A digest names one file and is kept; the signature check tells if it is the wrong one.
+    """
+    return ref + NOTIFY_SUFFIX if notify and not ref.startswith("sha256:") else ref
+
+
+def local_template(
+    compiled_dir: Path, version: str | None = None, notify: bool = False
+) -> TemplateRef:
     """The compiled template of ``version`` (default: the current one) in ``compiled/``.
+
+    Args:
+        compiled_dir: usually ``compiled/``.
+        version: a compiled version; default the manifest's current one.
+        notify: the variant that e-mails when the run ends, where the version has one
+            (versions before 1.2.0 are one file that always holds the e-mail task).
 
     Raises:
         PipelineError: that version was not compiled here.
@@ -66,19 +87,35 @@ def local_template(compiled_dir: Path, version: str | None = None) -> TemplateRe
     manifest = read_manifest(compiled_dir)
     version = version or manifest.get("current", "")
     entry = manifest.get("templates", {}).get(version)
-    if not entry or not (compiled_dir / entry["file"]).is_file():
+    variant = entry.get("notify") if notify and entry else None
+    chosen = variant if isinstance(variant, dict) else entry
+    if not chosen or not (compiled_dir / chosen["file"]).is_file():
         known = ", ".join(sorted(manifest.get("templates", {}))) or "none"
         raise PipelineError(
             f"no compiled template of version {version!r} in {compiled_dir}/ (compiled: {known})",
             hint="run `make compile`, or set vertex_ai.template_registry to use a published one",
         )
-    path = compiled_dir / entry["file"]
-    return TemplateRef(path, manifest["pipeline"], version, registry.file_digest(path))
+    path = compiled_dir / chosen["file"]
+    shown = variant_tag(version, chosen is variant)
+    return TemplateRef(path, manifest["pipeline"], shown, registry.file_digest(path))
 
 
-def registry_template(host: str, package: str, ref: str, download_dir: Path) -> TemplateRef:
-    """Resolves a registry tag to its digest and downloads that exact template."""
-    version = registry.resolve(host, package, ref)
+def registry_template(
+    host: str, package: str, ref: str, download_dir: Path, notify: bool = False
+) -> TemplateRef:
+    """Resolves a registry tag to its digest and downloads that exact template.
+
+    With ``notify``, the version's e-mail variant (``ref-notify``) is used; a version
+    published before variants existed has none, and its one file is used.
+    """
+    if variant_tag(ref, notify) != ref:
+        try:
+            version = registry.resolve(host, package, variant_tag(ref, notify))
+            ref = variant_tag(ref, notify)
+        except PipelineError:
+            version = registry.resolve(host, package, ref)
+    else:
+        version = registry.resolve(host, package, ref)
     path = registry.download(version, download_dir)
     return TemplateRef(path, package, ref, version.digest, version.uri)
 

@@ -31,13 +31,20 @@ MAX_PROMPT_SEQUENCE_LENGTH = 8192
 MAX_TARGET_SEQUENCE_LENGTH = 1024
 
 
+# Marks a key that is also an input of the pipeline, under the same name
+# (``field(..., metadata=PIPELINE_INPUT)``): submit sends its value as that input
+# (``template/signature.py``); null and ``[]`` are left out, so the template's own default
+# applies. A test holds the names, types and defaults equal to the compiled template's.
+PIPELINE_INPUT = {"pipeline_input": True}
+
+
 @dataclass
 class DatasetParams:
     """Where the data is, and how many rows it is expected to have."""
 
-    preference_dataset: str = MISSING
-    prompt_dataset: str = MISSING
-    eval_dataset: Optional[str] = None
+    preference_dataset: str = field(default=MISSING, metadata=PIPELINE_INPUT)
+    prompt_dataset: str = field(default=MISSING, metadata=PIPELINE_INPUT)
+    eval_dataset: Optional[str] = field(default=None, metadata=PIPELINE_INPUT)
     # Expected row counts, for computing steps offline (the pipeline counts real rows).
     preference_size: Optional[int] = None
     prompt_size: Optional[int] = None
@@ -49,23 +56,23 @@ class DatasetParams:
 class TrainingParams:
     """What to tune and how; every GCPC rlhf_pipeline parameter has a key here."""
 
-    large_model_reference: str = MISSING
-    reward_model_epochs: int = 30
-    reinforcement_learning_epochs: int = 10
+    large_model_reference: str = field(default=MISSING, metadata=PIPELINE_INPUT)
+    reward_model_epochs: int = field(default=30, metadata=PIPELINE_INPUT)
+    reinforcement_learning_epochs: int = field(default=10, metadata=PIPELINE_INPUT)
     # Explicit step counts override the ones computed from rows and epochs.
-    reward_model_train_steps: Optional[int] = None
-    reinforcement_learning_train_steps: Optional[int] = None
-    reward_model_learning_rate_multiplier: float = 1.0
-    reinforcement_learning_rate_multiplier: float = 1.0
-    kl_coeff: float = 0.1
-    instruction: Optional[str] = None
-    prompt_sequence_length: int = 512
-    target_sequence_length: int = 64
-    accelerator_type: str = catalog.GPU
-    deploy_model: bool = True
-    model_display_name: Optional[str] = None
-    tensorboard_resource_id: Optional[str] = None
-    encryption_spec_key_name: Optional[str] = None
+    reward_model_train_steps: Optional[int] = field(default=None, metadata=PIPELINE_INPUT)
+    reinforcement_learning_train_steps: Optional[int] = field(default=None, metadata=PIPELINE_INPUT)
+    reward_model_learning_rate_multiplier: float = field(default=1.0, metadata=PIPELINE_INPUT)
+    reinforcement_learning_rate_multiplier: float = field(default=1.0, metadata=PIPELINE_INPUT)
+    kl_coeff: float = field(default=0.1, metadata=PIPELINE_INPUT)
+    instruction: Optional[str] = field(default=None, metadata=PIPELINE_INPUT)
+    prompt_sequence_length: int = field(default=512, metadata=PIPELINE_INPUT)
+    target_sequence_length: int = field(default=64, metadata=PIPELINE_INPUT)
+    accelerator_type: str = field(default=catalog.GPU, metadata=PIPELINE_INPUT)
+    deploy_model: bool = field(default=True, metadata=PIPELINE_INPUT)
+    model_display_name: Optional[str] = field(default=None, metadata=PIPELINE_INPUT)
+    tensorboard_resource_id: Optional[str] = field(default=None, metadata=PIPELINE_INPUT)
+    encryption_spec_key_name: Optional[str] = field(default=None, metadata=PIPELINE_INPUT)
 
 
 @dataclass
@@ -93,8 +100,9 @@ class VertexParams:
     template_version: Optional[str] = None
     # A private (PSC) endpoint; an http:// endpoint is a local emulator, used anonymously.
     api_endpoint: Optional[str] = None
-    # Up to 3 addresses Vertex AI e-mails when a run ends (succeeded or failed); [] for none.
-    notify_emails: list[str] = field(default_factory=list)
+    # Up to 3 addresses Vertex AI e-mails when a run ends (succeeded or failed). With
+    # addresses a run uses the template's -notify variant; [] runs hold no e-mail task.
+    notify_emails: list[str] = field(default_factory=list, metadata=PIPELINE_INPUT)
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """Compile the pipeline into ``compiled/`` with a manifest, byte for byte reproducibly.
 
+Each version is compiled twice: without e-mail, and the ``-notify`` variant whose exit
+task is Vertex's e-mail notification (``pipelines/rlhf_tuning.py`` says why). The
+manifest records both files and digests under the version.
+
 GCPC reads environment variables at import time that change the compiled YAML
 (private image tag and registry, test machine specs). They are cleared before GCPC
 is imported, and checked after, so the template never depends on the shell.
@@ -42,10 +46,19 @@ class Template:
     name: str
     version: str
     text: str
+    variant: str = ""
+    # The variant that e-mails when the run ends, compiled beside this one.
+    notify: Template | None = None
 
     @property
     def file_name(self) -> str:
-        return f"{self.name}-{self.version}.yaml"
+        suffix = f"-{self.variant}" if self.variant else ""
+        return f"{self.name}-{self.version}{suffix}.yaml"
+
+    @property
+    def files(self) -> tuple[Template, ...]:
+        """This template and its variants, each written to its own file."""
+        return (self,) if self.notify is None else (self, self.notify)
 
     @property
     def sha256(self) -> str:
@@ -56,7 +69,8 @@ def build_template() -> Template:
     """Compiles the pipeline in memory with GCPC's compile-time variables cleared.
 
     Returns:
-        The compiled YAML text with the pipeline's name and version.
+        The compiled YAML text with the pipeline's name and version, and its e-mail
+        variant in ``notify``.
 
     Raises:
         PipelineError: GCPC was already imported with compile-time variables set.
@@ -69,7 +83,13 @@ def build_template() -> Template:
     )
     from kfp import compiler
 
-    from pipelines.rlhf_tuning import PIPELINE_NAME, PIPELINE_VERSION, rlhf_tuning
+    from pipelines.rlhf_tuning import (
+        NOTIFY_VARIANT,
+        PIPELINE_NAME,
+        PIPELINE_VERSION,
+        rlhf_tuning,
+        rlhf_tuning_notify,
+    )
 
     if (env.PRIVATE_IMAGE_TAG, env.PRIVATE_ARTIFACT_REGISTRY_PROJECT) != (
         refined_image_versions.IMAGE_TAG,
@@ -79,23 +99,34 @@ def build_template() -> Template:
             "GCPC was imported with PRIVATE_* variables set, which changes the template",
             hint="unset " + " ".join(GCPC_COMPILE_ENV) + " and compile in a fresh process",
         )
-    target = Path(os.environ.get("TMPDIR", "/tmp")) / f"rlhf-compile-{os.getpid()}.yaml"
-    try:
-        compiler.Compiler().compile(rlhf_tuning, str(target))
-        text = target.read_text(encoding="utf-8")
-    finally:
-        target.unlink(missing_ok=True)
-    return Template(PIPELINE_NAME, PIPELINE_VERSION, text)
+    texts = []
+    for pipeline in (rlhf_tuning, rlhf_tuning_notify):
+        target = Path(os.environ.get("TMPDIR", "/tmp")) / f"rlhf-compile-{os.getpid()}.yaml"
+        try:
+            compiler.Compiler().compile(pipeline, str(target))
+            texts.append(target.read_text(encoding="utf-8"))
+        finally:
+            target.unlink(missing_ok=True)
+    notify = Template(PIPELINE_NAME, PIPELINE_VERSION, texts[1], NOTIFY_VARIANT)
+    return Template(PIPELINE_NAME, PIPELINE_VERSION, texts[0], notify=notify)
 
 
 def manifest_entry(template: Template) -> dict[str, Any]:
-    """Describes a template for the manifest: file, digest and the SDK versions."""
-    return {
+    """Describes a template for the manifest: files, digests and the SDK versions."""
+    entry: dict[str, Any] = {
         "file": template.file_name,
         "sha256": template.sha256,
         "kfp": version("kfp"),
         "google_cloud_pipeline_components": version("google-cloud-pipeline-components"),
     }
+    for variant in template.files[1:]:
+        entry[variant.variant] = {"file": variant.file_name, "sha256": variant.sha256}
+    return entry
+
+
+def variant_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """A manifest entry's files: the version's own, then its variants' (if any)."""
+    return [entry, *(v for v in entry.values() if isinstance(v, dict) and "file" in v)]
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -129,17 +160,36 @@ BUMP_HINT = (
 )
 
 
-def _recorded_digest(directory: Path, manifest: dict[str, Any], version: str) -> str | None:
-    """The digest a version was compiled with: the manifest's, else its file's, else None."""
-    entry = manifest.get("templates", {}).get(version, {})
+def _recorded_digest(directory: Path, entry: dict[str, Any], template: Template) -> str | None:
+    """The digest a file was compiled with: the manifest's, else the file's, else None."""
     if entry.get("sha256"):
         return str(entry["sha256"])
-    path = directory / str(entry.get("file", ""))
-    return hashlib.sha256(path.read_bytes()).hexdigest() if entry and path.is_file() else None
+    path = directory / template.file_name
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _variant_entry(entry: dict[str, Any], template: Template) -> dict[str, Any]:
+    """The part of a version's manifest entry that describes one of its files."""
+    found = entry.get(template.variant, {}) if template.variant else entry
+    return found if isinstance(found, dict) else {}
+
+
+def _published(entry: dict[str, Any]) -> list[str]:
+    """The registries any file of a version was published to."""
+    return sorted({host for e in variant_entries(entry) for host in e.get("published") or {}})
+
+
+def _merged_entry(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The new entry over the old one, keeping what the old one recorded (publications)."""
+    merged = {**old, **new}
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            merged[key] = {**old[key], **value}
+    return merged
 
 
 def compile_to(directory: Path, amend: bool = False) -> tuple[Template, bool]:
-    """Writes the template and updates the manifest, touching nothing that is unchanged.
+    """Writes the template files and updates the manifest, touching nothing unchanged.
 
     A version is immutable: once ``compiled/`` holds a version, compiling other content
     under the same version is refused. Earlier versions' files are kept.
@@ -150,7 +200,7 @@ def compile_to(directory: Path, amend: bool = False) -> tuple[Template, bool]:
             version still in development (never published, never released).
 
     Returns:
-        The template, and whether any file was written.
+        The template (its variants in ``files``), and whether any file was written.
 
     Raises:
         PipelineError: the version exists with other content (and ``amend`` is not
@@ -159,32 +209,32 @@ def compile_to(directory: Path, amend: bool = False) -> tuple[Template, bool]:
     template = build_template()
     directory.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(directory)
-    path = directory / template.file_name
-    recorded = _recorded_digest(directory, manifest, template.version)
-    if recorded is None and path.is_file():
-        recorded = hashlib.sha256(path.read_bytes()).hexdigest()
-    if recorded not in (None, template.sha256):
-        assert recorded is not None
-        published = manifest["templates"].get(template.version, {}).get("published")
-        if not amend or published:
+    old = manifest.get("templates", {}).get(template.version, {})
+    published = _published(old)
+    for variant in template.files:
+        path = directory / variant.file_name
+        recorded = _recorded_digest(directory, _variant_entry(old, variant), variant)
+        if recorded not in (None, variant.sha256) and (not amend or published):
+            assert recorded is not None
             where = f" and published to {', '.join(published)}" if published else ""
             raise PipelineError(
                 f"version {template.version} is already compiled in {path}{where} with other"
                 f" content (sha256 {recorded[:12]}; the sources now give"
-                f" {template.sha256[:12]}): a version is never rewritten",
+                f" {variant.sha256[:12]}): a version is never rewritten",
                 hint=BUMP_HINT,
             )
     manifest["pipeline"] = template.name
     manifest["current"] = template.version
-    manifest.setdefault("templates", {})[template.version] = {
-        **manifest["templates"].get(template.version, {}),
-        **manifest_entry(template),
-    }
+    manifest.setdefault("templates", {})[template.version] = _merged_entry(
+        old, manifest_entry(template)
+    )
     manifest_text = _manifest_text(manifest)
     changed = False
-    if not path.is_file() or path.read_text(encoding="utf-8") != template.text:
-        _write_atomically(path, template.text)
-        changed = True
+    for variant in template.files:
+        path = directory / variant.file_name
+        if not path.is_file() or path.read_text(encoding="utf-8") != variant.text:
+            _write_atomically(path, variant.text)
+            changed = True
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file() or manifest_path.read_text(encoding="utf-8") != manifest_text:
         _write_atomically(manifest_path, manifest_text)
@@ -195,7 +245,7 @@ def compile_to(directory: Path, amend: bool = False) -> tuple[Template, bool]:
 def stale_problems(directory: Path) -> list[str]:
     """Compares ``compiled/`` with a fresh compile of the sources.
 
-    Also checks that every earlier version's file still has the digest recorded for it.
+    Also checks that every earlier version's files still have the digests recorded.
 
     Args:
         directory: usually ``compiled/``.
@@ -206,34 +256,42 @@ def stale_problems(directory: Path) -> list[str]:
     template = build_template()
     problems = []
     manifest = read_manifest(directory)
-    path = directory / template.file_name
-    current = path.read_text(encoding="utf-8") if path.is_file() else None
-    if current is None:
-        problems.append(f"{path} is missing; run `make compile`")
-    elif current != template.text:
-        problems.append(
-            f"{path} differs from a fresh compile of the sources: the pipeline changed but"
-            f" PIPELINE_VERSION is still {template.version}; {BUMP_HINT}"
-        )
+    fresh = True
+    for variant in template.files:
+        path = directory / variant.file_name
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current is None:
+            problems.append(f"{path} is missing; run `make compile`")
+        elif current != variant.text:
+            problems.append(
+                f"{path} differs from a fresh compile of the sources: the pipeline changed but"
+                f" PIPELINE_VERSION is still {template.version}; {BUMP_HINT}"
+            )
+        fresh = fresh and current == variant.text
     entry = manifest.get("templates", {}).get(template.version, {})
-    expected = manifest_entry(template)
-    for key, value in expected.items():
-        if current == template.text and entry.get(key) != value:
+    for key, value in manifest_entry(template).items():
+        recorded = entry.get(key)
+        if isinstance(value, dict) and isinstance(recorded, dict):
+            recorded = {k: recorded.get(k) for k in value}
+        if fresh and recorded != value:
             problems.append(
                 f"{directory / MANIFEST}: templates.{template.version}.{key} is"
-                f" {entry.get(key)!r}, expected {value!r}"
+                f" {recorded!r}, expected {value!r}"
             )
     for earlier, old in sorted(manifest.get("templates", {}).items()):
-        old_path = directory / str(old.get("file", ""))
-        if earlier == template.version or not old.get("sha256"):
+        if earlier == template.version:
             continue
-        if not old_path.is_file():
-            problems.append(f"{old_path} (version {earlier}) is missing; restore it from git")
-        elif hashlib.sha256(old_path.read_bytes()).hexdigest() != old["sha256"]:
-            problems.append(
-                f"{old_path} (version {earlier}) no longer has its recorded sha256; a"
-                " published version never changes: restore it from git"
-            )
+        for recorded in variant_entries(old):
+            old_path = directory / str(recorded.get("file", ""))
+            if not recorded.get("sha256"):
+                continue
+            if not old_path.is_file():
+                problems.append(f"{old_path} (version {earlier}) is missing; restore it from git")
+            elif hashlib.sha256(old_path.read_bytes()).hexdigest() != recorded["sha256"]:
+                problems.append(
+                    f"{old_path} (version {earlier}) no longer has its recorded sha256; a"
+                    " published version never changes: restore it from git"
+                )
     return problems
 
 
@@ -264,13 +322,18 @@ def source_fingerprint(root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def _stamp(directory: Path, file_name: str, fingerprint: str) -> dict[str, str]:
+def _stamp(directory: Path, file_names: list[str], fingerprint: str) -> dict[str, Any]:
     """What a no-op compile compares: the sources' fingerprint and compiled/'s digests."""
+
+    def digest(name: str) -> str:
+        return hashlib.sha256((directory / name).read_bytes()).hexdigest()
+
     return {
         "fingerprint": fingerprint,
-        "file": file_name,
-        "sha256": hashlib.sha256((directory / file_name).read_bytes()).hexdigest(),
-        "manifest_sha256": hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest(),
+        "file": file_names[0],
+        "sha256": digest(file_names[0]),
+        "variants": {name: digest(name) for name in file_names[1:]},
+        "manifest_sha256": digest(MANIFEST),
     }
 
 
@@ -282,7 +345,8 @@ def write_stamp(directory: Path, template: Template, fingerprint: str) -> None:
         template: the template compiled into it.
         fingerprint: ``source_fingerprint()`` taken before compiling.
     """
-    text = json.dumps(_stamp(directory, template.file_name, fingerprint), indent=2) + "\n"
+    names = [variant.file_name for variant in template.files]
+    text = json.dumps(_stamp(directory, names, fingerprint), indent=2) + "\n"
     _write_atomically(directory / STAMP, text)
 
 
@@ -305,14 +369,17 @@ def unchanged_since_stamp(directory: Path, fingerprint: str) -> tuple[str, str] 
         stamp = json.loads((directory / STAMP).read_text(encoding="utf-8"))
         if stamp.get("fingerprint") != fingerprint:
             return None
-        if _stamp(directory, str(stamp["file"]), fingerprint) != stamp:
+        names = [str(stamp["file"]), *stamp["variants"]]
+        if _stamp(directory, names, fingerprint) != stamp:
             return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return str(stamp["file"]), str(stamp["sha256"])
 
 
-def record_publication(directory: Path, version: str, host: str, digest: str) -> None:
+def record_publication(
+    directory: Path, version: str, host: str, digest: str, variant: str = ""
+) -> None:
     """Notes in the manifest that a template version was published to a registry.
 
     Args:
@@ -320,8 +387,11 @@ def record_publication(directory: Path, version: str, host: str, digest: str) ->
         version: the template version.
         host: the registry it was published to.
         digest: the ``sha256:`` digest the registry returned.
+        variant: which file of the version (``notify``); empty for its own.
     """
     manifest = read_manifest(directory)
     entry = manifest.setdefault("templates", {}).setdefault(version, {})
+    if variant:
+        entry = entry.setdefault(variant, {})
     entry.setdefault("published", {})[host] = digest
     _write_atomically(directory / MANIFEST, _manifest_text(manifest))

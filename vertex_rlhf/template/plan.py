@@ -320,11 +320,19 @@ def plan_stages(params: RLHFParams) -> list[tuple[str, bool, str]]:
     return stages
 
 
-def template_facts(compiled_dir: Path) -> tuple[Path, dict[str, str]]:
-    """The current compiled template: its path, name, version, digest and SDK versions."""
+def template_facts(compiled_dir: Path, notify: bool = False) -> tuple[Path, dict[str, str]]:
+    """The current compiled template: its path, name, version, digest and SDK versions.
+
+    Args:
+        compiled_dir: where the compiled templates and manifest are.
+        notify: the variant that e-mails when the run ends (a run with addresses).
+    """
     manifest = read_manifest(compiled_dir)
     version = manifest.get("current", "")
     entry = manifest.get("templates", {}).get(version)
+    variant = entry.get("notify") if notify and entry else None
+    if isinstance(variant, dict):
+        entry, version = {**entry, **variant}, f"{version}-notify"
     if not entry or not (compiled_dir / entry["file"]).is_file():
         raise PipelineError(f"no compiled template in {compiled_dir}/", hint="run `make compile`")
     path = compiled_dir / entry["file"]
@@ -354,7 +362,7 @@ def build_plan(
     """
     from importlib.metadata import version
 
-    path, template = template_facts(compiled_dir)
+    path, template = template_facts(compiled_dir, bool(params.vertex_ai.notify_emails))
     spec = load_spec(path)
     wiring = machine_wiring(spec)
     t, v = params.training, params.vertex_ai
@@ -364,7 +372,7 @@ def build_plan(
     machines = {stage: machine for stage in MACHINE_TASKS if stage in runs}
     if v.template_registry and v.template_version:
         template["digest"] = f"resolved from {v.template_registry} at submit time"
-        template["version"] = v.template_version
+        template["version"] = v.template_version + ("-notify" if v.notify_emails else "")
     return Plan(
         template=template,
         model=catalog.canonical_model_name(t.large_model_reference),

@@ -5,8 +5,10 @@ Reads the compiled YAML with PyYAML only, so the CLI stays fast (no kfp import).
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -24,11 +26,38 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# Inputs of the template that no parameter key sets: Vertex resolves their defaults to the
+# job's own project and region.
+JOB_INPUTS = ("project", "location")
+# The one input whose value is rewritten on the way: the catalog's spelling of the model.
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "large_model_reference": catalog.canonical_model_name,
+}
+
+
+def input_keys() -> list[tuple[str, str, Any]]:
+    """The parameter keys that are pipeline inputs (``params.pipeline_input``).
+
+    Returns:
+        ``(section, input name, type hint)`` in schema order.
+    """
+    found = []
+    for section in dataclasses.fields(RLHFParams):
+        schema: Any = section.default_factory
+        hints = typing.get_type_hints(schema)
+        for f in dataclasses.fields(schema):
+            if f.metadata.get("pipeline_input"):
+                found.append((section.name, f.name, hints[f.name]))
+    return found
+
+
 def pipeline_parameter_values(params: RLHFParams) -> dict[str, Any]:
     """Maps resolved parameters to the pipeline's inputs.
 
-    Unset optional values are left out, so the template's own defaults apply;
-    ``project`` and ``location`` are left to the job's project and region.
+    Every key declared with ``params.pipeline_input`` is sent under its name. Unset
+    values (null, ``[]``) are left out, so the template's own defaults apply (0 steps
+    computes them; no ``notify_emails`` picks the variant without e-mail); ``project``
+    and ``location`` are left to the job's project and region.
 
     Args:
         params: checked parameters.
@@ -36,32 +65,19 @@ def pipeline_parameter_values(params: RLHFParams) -> dict[str, Any]:
     Returns:
         ``parameter_values`` for ``aiplatform.PipelineJob``.
     """
-    d, t, v = params.dataset, params.training, params.vertex_ai
-    values: dict[str, Any] = {
-        "preference_dataset": d.preference_dataset,
-        "prompt_dataset": d.prompt_dataset,
-        "eval_dataset": d.eval_dataset,
-        "large_model_reference": catalog.canonical_model_name(t.large_model_reference),
-        "reward_model_epochs": t.reward_model_epochs,
-        "reinforcement_learning_epochs": t.reinforcement_learning_epochs,
-        "reward_model_train_steps": t.reward_model_train_steps or 0,
-        "reinforcement_learning_train_steps": t.reinforcement_learning_train_steps or 0,
-        "reward_model_learning_rate_multiplier": float(t.reward_model_learning_rate_multiplier),
-        "reinforcement_learning_rate_multiplier": float(t.reinforcement_learning_rate_multiplier),
-        "kl_coeff": float(t.kl_coeff),
-        "instruction": t.instruction,
-        "prompt_sequence_length": t.prompt_sequence_length,
-        "target_sequence_length": t.target_sequence_length,
-        "accelerator_type": t.accelerator_type,
-        "deploy_model": t.deploy_model,
-        "model_display_name": t.model_display_name,
-        "tensorboard_resource_id": t.tensorboard_resource_id or "",
-        "encryption_spec_key_name": t.encryption_spec_key_name or "",
-        # Recipients are a run parameter, so the template stays environment-agnostic. None
-        # are left out: the template's default [] applies, and older templates still fit.
-        "notify_emails": list(v.notify_emails) or None,
-    }
-    return {key: value for key, value in values.items() if value is not None}
+    values: dict[str, Any] = {}
+    for section, name, hint in input_keys():
+        value = getattr(getattr(params, section), name)
+        if value is None or value == []:
+            continue
+        if name in _CONVERT:
+            value = _CONVERT[name](value)
+        elif hint is float:
+            value = float(value)  # an int written in a file is still a NUMBER_DOUBLE
+        elif isinstance(value, list):
+            value = list(value)
+        values[name] = value
+    return values
 
 
 def current_template_path(compiled_dir: str | Path = "compiled") -> Path:
@@ -110,9 +126,11 @@ def check_against_signature(
     Raises:
         ConfigError: unknown inputs, wrong types or missing required inputs.
     """
-    problems = []
+    problems = _notification_problems(values, inputs, template)
     for name, value in values.items():
         definition = inputs.get(name)
+        if definition is None and name == NOTIFY_INPUT:
+            continue
         if definition is None:
             problems.append(
                 f"{template}: has no input {name!r}; inputs: {', '.join(sorted(inputs))}"
@@ -125,7 +143,36 @@ def check_against_signature(
             problems.append(f"{template}: input {name!r} takes {kind}, got {value!r}")
     for name, definition in inputs.items():
         required = not definition.get("isOptional") and "defaultValue" not in definition
-        if required and name not in values:
+        if required and name not in values and name != NOTIFY_INPUT:
             problems.append(f"{template}: required input {name!r} has no value")
     if problems:
         raise ConfigError(problems, source=template)
+
+
+NOTIFY_INPUT = "notify_emails"
+
+
+def holds_notification(inputs: dict[str, dict[str, Any]]) -> bool:
+    """Whether a template ends in Vertex's e-mail task: only those take ``notify_emails``."""
+    return NOTIFY_INPUT in inputs
+
+
+def _notification_problems(
+    values: dict[str, Any], inputs: dict[str, dict[str, Any]], template: str
+) -> list[str]:
+    """Addresses need a template with the e-mail task; the ``-notify`` variant needs them."""
+    definition = inputs.get(NOTIFY_INPUT)
+    if NOTIFY_INPUT in values and definition is None:
+        return [
+            f"{template}: has no e-mail task, but vertex_ai.notify_emails lists addresses:"
+            " submit the version's -notify variant (a tag is chosen for you; a pinned"
+            " sha256: must be the -notify file's digest) or set vertex_ai.notify_emails=[]"
+        ]
+    required = definition is not None and not definition.get("isOptional")
+    if required and NOTIFY_INPUT not in values and "defaultValue" not in (definition or {}):
+        return [
+            f"{template}: is the variant that e-mails when the run ends and needs"
+            " vertex_ai.notify_emails (1 to 3 addresses); to run without e-mail, submit"
+            " the version without -notify"
+        ]
+    return []
