@@ -93,16 +93,22 @@ def test_model_layouts_come_from_the_catalog() -> None:
     assert model_layout("Llama_2_7B_Chat") == "chat" and model_layout("no-such-model") == ""
 
 
-def test_compiled_checks_receive_the_model_and_its_layouts() -> None:
+@pytest.mark.parametrize("suffix", ["", "-notify"])
+def test_compiled_checks_receive_the_model_and_its_layouts(suffix: str) -> None:
     spec = yaml.safe_load(
-        (REPO / "compiled" / f"rlhf-tuning-{PIPELINE_VERSION}.yaml").read_text(encoding="utf-8")
+        (REPO / "compiled" / f"rlhf-tuning-{PIPELINE_VERSION}{suffix}.yaml").read_text(
+            encoding="utf-8"
+        )
     )
-    # The checks run inside the exit handler's DAG, which passes pipeline inputs on as
-    # pipelinechannel--NAME.
-    tasks = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    handler = spec["root"]["dag"]["tasks"]["exit-handler-1"]["inputs"]["parameters"]
-    channel = "pipelinechannel--large_model_reference"
-    assert handler[channel] == {"componentInputParameter": "large_model_reference"}
+    channel = "large_model_reference"
+    tasks = spec["root"]["dag"]["tasks"]
+    if suffix:
+        # The checks run inside the exit handler's DAG, which passes pipeline inputs on
+        # as pipelinechannel--NAME.
+        handler = tasks["exit-handler-1"]["inputs"]["parameters"]
+        tasks = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+        channel = "pipelinechannel--large_model_reference"
+        assert handler[channel] == {"componentInputParameter": "large_model_reference"}
     for name in ("validate-dataset", "validate-dataset-2", "validate-dataset-3"):
         inputs = tasks[name]["inputs"]["parameters"]
         assert inputs["large_model_reference"] == {"componentInputParameter": channel}

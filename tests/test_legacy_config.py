@@ -74,8 +74,8 @@ def test_every_original_key_is_read_and_the_changed_ones_are_named(
     assert params.training.reinforcement_learning_train_steps == 8000
     assert params.training.instruction == "Summarize in less than 50 words"
     assert params.training.reinforcement_learning_rate_multiplier == 0.2
-    # base.yaml supplies what the original file does not set
-    assert params.training.reward_model_epochs == 30 and params.training.deploy_model is False
+    # base.yaml and the schema supply what the original file does not set
+    assert params.training.reward_model_epochs == 30 and params.training.deploy_model is True
     notes = "\n".join(migration.notes)
     assert "vertex_ai.staging_bucket: became vertex_ai.pipeline_root" in notes
     assert "training.batch_size: dropped: GCPC's RLHF pipeline fixes the batch size at 64" in notes

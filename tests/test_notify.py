@@ -197,6 +197,19 @@ def test_the_plan_shows_the_email_task_only_with_addresses(emails: list[str]) ->
     assert built.template["version"] == CURRENT_VERSION + ("-notify" if emails else "")
 
 
+@pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize("emails", RECIPIENTS, ids=["none", "one", "three"])
+def test_check_prints_the_variant_a_run_would_use(
+    emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli.main(["check", "dev", f"vertex_ai.notify_emails=[{','.join(emails)}]", "--print"]) == 0
+    )
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert_holds_notification(load(Path(printed["template"])), bool(emails))
+    assert printed["parameter_values"].get("notify_emails") == (emails or None)
+
+
 def publish(standin: RegistryStandIn, compiled: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["dev", f"vertex_ai.template_registry={standin.url}", "--compiled-dir", str(compiled)]
     assert cli.main(["publish", *args]) == 0, capsys.readouterr().err

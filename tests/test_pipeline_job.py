@@ -45,14 +45,14 @@ def test_resolved_parameters_build_a_pipeline_job(env: str) -> None:
     assert sent["reward_model_epochs"] == params.training.reward_model_epochs
     assert sent["kl_coeff"] == pytest.approx(params.training.kl_coeff)
     # caching stays as compiled: the dataset checks are not cached
-    tasks = job._gca_resource.pipeline_spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    tasks = job._gca_resource.pipeline_spec["root"]["dag"]["tasks"]
     assert not tasks["validate-dataset"].get("cachingOptions", {}).get("enableCache")
 
 
 @pytest.mark.usefixtures("project_env")
 def test_dev_sends_the_worked_example_inputs() -> None:
     values = signature.pipeline_parameter_values(load_params("dev", params_dir=REPO / "params"))
-    assert values["reward_model_train_steps"] == 0  # computed in the pipeline
+    assert "reward_model_train_steps" not in values  # unset: computed in the pipeline
     assert values["large_model_reference"] == "llama-2-7b"
     assert "model_display_name" not in values  # unset: the template's default applies
 

@@ -141,7 +141,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     env = environment(args)
     params = load_params(env, args.overrides)
     values = signature.pipeline_parameter_values(params)
-    template = signature.current_template_path(compiled_dir(args))
+    notify = bool(params.vertex_ai.notify_emails)
+    template = signature.current_template_path(compiled_dir(args), notify)
     signature.check_against_signature(values, signature.template_inputs(template), template.name)
     problems = layout_problems(params)
     if problems:

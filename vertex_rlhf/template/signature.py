@@ -80,8 +80,12 @@ def pipeline_parameter_values(params: RLHFParams) -> dict[str, Any]:
     return values
 
 
-def current_template_path(compiled_dir: str | Path = "compiled") -> Path:
+def current_template_path(compiled_dir: str | Path = "compiled", notify: bool = False) -> Path:
     """Finds the current compiled template through ``compiled/manifest.json``.
+
+    Args:
+        compiled_dir: usually ``compiled/``.
+        notify: the variant that e-mails when the run ends, where the version has one.
 
     Raises:
         PipelineError: nothing compiled yet.
@@ -89,6 +93,8 @@ def current_template_path(compiled_dir: str | Path = "compiled") -> Path:
     directory = Path(compiled_dir)
     manifest = read_manifest(directory)
     entry = manifest.get("templates", {}).get(manifest.get("current", ""))
+    variant = entry.get("notify") if notify and entry else None
+    entry = variant if isinstance(variant, dict) else entry
     path = directory / entry["file"] if entry else None
     if path is None or not path.is_file():
         raise PipelineError(f"no compiled template in {directory}/", hint="run `make compile`")
@@ -165,8 +171,9 @@ def _notification_problems(
     if NOTIFY_INPUT in values and definition is None:
         return [
             f"{template}: has no e-mail task, but vertex_ai.notify_emails lists addresses:"
-            " submit the version's -notify variant (a tag is chosen for you; a pinned"
-            " sha256: must be the -notify file's digest) or set vertex_ai.notify_emails=[]"
+            " use the version's -notify variant (`rlhf submit` picks it for a compiled"
+            " version or a registry tag; a file or sha256: you pin must be the -notify one)"
+            " or set vertex_ai.notify_emails=[]"
         ]
     required = definition is not None and not definition.get("isOptional")
     if required and NOTIFY_INPUT not in values and "defaultValue" not in (definition or {}):
