@@ -374,6 +374,8 @@ def _template_version(path: Path) -> str:
     for version, entry in manifest.get("templates", {}).items():
         if entry.get("file") == path.name:
             return str(version)
+        if (entry.get("notify") or {}).get("file") == path.name:  # the e-mail variant
+            return f"{version}-notify"
     return "local"
 
 
