@@ -111,3 +111,66 @@ def test_the_staleness_check_guards_earlier_versions_too(compiled_copy: Path) ->
     old.unlink()
     [problem] = compiler.stale_problems(compiled_copy)
     assert problem.startswith(f"{old} (version 0.9.0) is missing")
+
+
+# ---- a version is two files (with and without e-mail): each is as immutable ----
+
+NOTIFY = f"{PIPELINE_NAME}-{PIPELINE_VERSION}-notify.yaml"
+
+
+def set_notify_content(directory: Path, version: str, text: str) -> Path:
+    """Puts ``text`` in compiled/ as the e-mail variant of ``version``."""
+    path = directory / f"{PIPELINE_NAME}-{version}-notify.yaml"
+    path.write_text(text, encoding="utf-8")
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["templates"][version]
+    entry["notify"] = {"file": path.name, "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("notify", [False, True], ids=["plain", "notify"])
+def test_other_content_in_either_file_of_the_version_is_refused(
+    compiled_copy: Path, notify: bool
+) -> None:
+    text = "# an earlier pipeline\n"
+    if notify:
+        path = set_notify_content(compiled_copy, PIPELINE_VERSION, text)
+    else:
+        path = set_content(compiled_copy, PIPELINE_VERSION, text)
+    before = {p.name: p.read_bytes() for p in compiled_copy.iterdir()}
+    with pytest.raises(PipelineError) as caught:
+        compiler.compile_to(compiled_copy)
+    assert f"version {PIPELINE_VERSION} is already compiled in {path}" in caught.value.message
+    assert {p.name: p.read_bytes() for p in compiled_copy.iterdir()} == before
+    [problem] = compiler.stale_problems(compiled_copy)
+    assert problem.startswith(f"{path} differs from a fresh compile")
+
+
+@pytest.mark.parametrize("variant", ["", "notify"], ids=["plain", "notify"])
+def test_publishing_either_file_ends_amending(compiled_copy: Path, variant: str) -> None:
+    set_notify_content(compiled_copy, PIPELINE_VERSION, "# work in progress\n")
+    host = "https://us-kfp.pkg.dev/p/r"
+    compiler.record_publication(
+        compiled_copy, PIPELINE_VERSION, host, "sha256:" + "0" * 64, variant
+    )
+    with pytest.raises(PipelineError) as caught:
+        compiler.compile_to(compiled_copy, amend=True)
+    assert f"published to {host}" in caught.value.message
+    assert (compiled_copy / NOTIFY).read_text(encoding="utf-8") == "# work in progress\n"
+
+
+@pytest.mark.parametrize("notify", [False, True], ids=["plain", "notify"])
+def test_the_staleness_check_guards_each_file_of_earlier_versions(
+    compiled_copy: Path, notify: bool
+) -> None:
+    plain = set_content(compiled_copy, "0.9.0", "# version 0.9.0\n")
+    variant = set_notify_content(compiled_copy, "0.9.0", "# version 0.9.0 with e-mail\n")
+    assert compiler.stale_problems(compiled_copy) == []
+    edited = variant if notify else plain
+    edited.write_text("# edited\n", encoding="utf-8")
+    [problem] = compiler.stale_problems(compiled_copy)
+    assert problem.startswith(f"{edited} (version 0.9.0) no longer has its recorded sha256")
+    edited.unlink()
+    [problem] = compiler.stale_problems(compiled_copy)
+    assert problem.startswith(f"{edited} (version 0.9.0) is missing")
