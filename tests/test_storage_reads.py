@@ -80,14 +80,15 @@ def object_gone(request: Request, answer: Answer) -> Answer:
     return error_answer(404, "No such object.") if _late(request) else answer
 
 
+REWRITTEN = "the object was rewritten while it was read"
 # (name, interference, what the reader must do: None = read it all, else the error's words)
 FAULTS: list[tuple[str, Callable[[], Callable[[Request, Answer], Answer]], str | None]] = [
     ("every late range cut short", lambda: cut_short, None),
     ("one empty 206", EmptyOnce, None),
     ("empty 206 from then on", lambda: empty_206, "Cloud Storage ended the read at byte"),
     ("416 before the end", lambda: range_416, "Cloud Storage ended the read at byte"),
-    ("another generation", lambda: generation_changed, "the object was rewritten while it was read"),
-    ("the object vanishes", lambda: object_gone, "the object was rewritten while it was read"),
+    ("another generation", lambda: generation_changed, REWRITTEN),
+    ("the object vanishes", lambda: object_gone, REWRITTEN),
 ]
 
 
