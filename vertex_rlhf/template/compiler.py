@@ -118,9 +118,10 @@ def _manifest_text(manifest: dict[str, Any]) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    """Replaces ``path`` whole; a full disk is a PipelineError and leaves no temporary."""
+    from vertex_rlhf.data.writes import replace_whole
+
+    replace_whole(path, text.encode("utf-8"), PipelineError)
 
 
 BUMP_HINT = (
