@@ -34,8 +34,10 @@ def write_failure(path: Path | str, error: OSError, kind: type[RLHFError] = Data
     """
     folder = os.path.dirname(os.path.abspath(path)) or "/"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = "the disk that holds it is full" + (
-            " (disk quota exceeded)" if error.errno == errno.EDQUOT else ""
+        what = (
+            "the disk quota of the disk that holds it is used up"
+            if error.errno == errno.EDQUOT
+            else "the disk that holds it is full"
         )
         hint = f"free space there (see `df -h {shlex.quote(folder)}`) and run the command again"
     elif error.errno == errno.EFBIG:

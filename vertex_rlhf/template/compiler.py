@@ -83,6 +83,10 @@ def build_template() -> Template:
     try:
         compiler.Compiler().compile(rlhf_tuning, str(target))
         text = target.read_text(encoding="utf-8")
+    except OSError as error:  # a full disk under TMPDIR
+        from vertex_rlhf.data.writes import write_failure
+
+        raise write_failure(target, error, PipelineError) from None
     finally:
         target.unlink(missing_ok=True)
     return Template(PIPELINE_NAME, PIPELINE_VERSION, text)
