@@ -59,7 +59,7 @@ class MetricSource:
     finished: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a run has hundreds of thousands
 class Point:
     """One scalar: ``value`` is None when the trainer logged NaN or infinity."""
 
@@ -202,6 +202,7 @@ def scalars(handle: IO[bytes], name: str, stage: str, run: str = "") -> Iterator
 
     initial: dict[str, Any] = {}
     data_class: dict[str, int] = {}
+    names: dict[str, str] = {}  # one string per metric name, not one per point
     for record in tf_records(handle, name):
         try:
             parsed = event_pb2.Event.FromString(record)
@@ -221,10 +222,13 @@ def scalars(handle: IO[bytes], name: str, stage: str, run: str = "") -> Iterator
                     continue
                 # str() of a numpy float32 is its shortest repr: 0.6, not 0.6000000238418579.
                 number = float(str(array.reshape(-1)[0]))
-                tag = f"{run}/{value.tag}" if run else value.tag
+                tag = names.get(value.tag)
+                if tag is None:
+                    tag = f"{run}/{value.tag}" if run else value.tag
+                    tag = names[value.tag] = "scalar/step" if tag == "step" else tag
                 yield Point(
                     stage,
-                    "scalar/step" if tag == "step" else tag,
+                    tag,
                     int(event.step),
                     number if math.isfinite(number) else None,
                     float(event.wall_time),
@@ -295,14 +299,18 @@ class EventFiles:
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSONL metrics log (none if it does not exist; bad lines skipped).
+    """The records of a JSONL metrics log (none if it does not exist; bad lines skipped)."""
+    return list(iter_log(path))
+
+
+def iter_log(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSONL metrics log one at a time (see ``read_log``).
 
     A last line cut short by a writer that died mid-line is skipped like any bad line
     (and cut by the next writer, see ``writes.append_locked``).
     """
     if not path.is_file():
-        return []
-    records = []
+        return
     with path.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
             try:
@@ -310,8 +318,7 @@ def read_log(path: Path) -> list[dict[str, Any]]:
             except ValueError:
                 continue
             if isinstance(record, dict):
-                records.append(record)
-    return records
+                yield record
 
 
 def logged_points(records: Iterable[dict[str, Any]]) -> list[Point]:
@@ -374,7 +381,7 @@ def log_new_points(log: Path, job_id: str, points: Iterable[Point]) -> list[dict
         DataError: the disk is full (the log is left ending with a whole line).
     """
     with exclusive(log):
-        records = new_records(job_id, points, logged_points(read_log(log)))
+        records = new_records(job_id, points, logged_points(iter_log(log)))
         append_locked(log, [json.dumps(r, sort_keys=True) for r in records])
     return records
 
