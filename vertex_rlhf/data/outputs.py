@@ -89,7 +89,7 @@ def write_error(path: str, error: BaseException, published: Sequence[str] = ()) 
         else "; nothing was published"
     )
     if path.startswith("gs://"):
-        if getattr(error, "code", None) == 412:
+        if getattr(error, "code", None) in (404, 412):  # changed or removed since the start
             return DataError(
                 f"{path}: another writer changed it while this run was writing{state}",
                 hint="let the other run finish, then run again (with --force to replace)",
@@ -443,20 +443,30 @@ def staged(paths: Sequence[str], force: bool) -> Iterator[list[IO[bytes]]]:
         denied = (exceptions.Forbidden,)
         client = files.storage_client()
     outputs: list[_Output] = []
+    current = paths[0]
     try:
         outputs = [_output(path, client) for path in paths]
         for output in sorted(outputs, key=lambda o: o.path):  # one order: no deadlock
+            current = output.path
             output.acquire()
-        existing = [o.path for o in outputs if o.exists()]
+        existing = []
+        for output in outputs:
+            current = output.path
+            if output.exists():
+                existing.append(output.path)
         if existing and not force:
             raise ConfigError([f"{path} exists; pass --force to replace it" for path in existing])
         for output in outputs:
+            current = output.path
             output.remove_stale()
     except BaseException as error:
         for output in outputs:
             output.release()
         if isinstance(error, denied):
             raise AuthError(f"Cloud Storage: access denied ({error})") from None
+        coded = write_error(current, error)
+        if coded is not error:
+            raise coded from None
         raise
     with _stop_signals() as stops:
         try:
