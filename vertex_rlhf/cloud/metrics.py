@@ -382,7 +382,7 @@ def log_new_points(log: Path, job_id: str, points: Iterable[Point]) -> list[dict
     """
     with exclusive(log):
         records = new_records(job_id, points, logged_points(iter_log(log)))
-        append_locked(log, [json.dumps(r, sort_keys=True) for r in records])
+        append_locked(log, (json.dumps(r, sort_keys=True) for r in records))
     return records
 
 

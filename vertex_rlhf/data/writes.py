@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -143,18 +144,20 @@ def append_lines(path: Path, lines: list[str], kind: type[RLHFError] = DataError
         append_locked(path, lines, kind)
 
 
-def append_locked(path: Path, lines: list[str], kind: type[RLHFError] = DataError) -> None:
-    """Appends whole lines to a log whose lock the caller holds.
+def append_locked(path: Path, lines: Iterable[str], kind: type[RLHFError] = DataError) -> None:
+    """Appends whole lines to a log whose lock the caller holds, 1 MiB at a time.
 
     A last line left unfinished by an earlier writer is cut first. If this write fails
     (a full disk), the log is cut back to its length before it: it never ends mid-line.
+    Nothing is created when there are no lines.
 
     Raises:
         RLHFError: of ``kind``, naming the log and what is full.
     """
-    if not lines:
+    batches = _batches(lines)
+    first = next(batches, None)
+    if first is None:
         return
-    data = "".join(line if line.endswith("\n") else line + "\n" for line in lines).encode()
     try:
         repair_last_line(path)
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
@@ -162,10 +165,10 @@ def append_locked(path: Path, lines: list[str], kind: type[RLHFError] = DataErro
         raise write_failure(path, error, kind) from None
     try:
         start = os.fstat(descriptor).st_size
-        view = memoryview(data)
-        while view:
-            written = os.write(descriptor, view)
-            view = view[written:]
+        for batch in itertools.chain([first], batches):
+            view = memoryview(batch)
+            while view:
+                view = view[os.write(descriptor, view) :]
     except OSError as error:
         with suppress(OSError):
             os.ftruncate(descriptor, start)
@@ -174,3 +177,18 @@ def append_locked(path: Path, lines: list[str], kind: type[RLHFError] = DataErro
         raise write_failure(path, error, kind) from None
     finally:
         os.close(descriptor)
+
+
+def _batches(lines: Iterable[str], size: int = 1 << 20) -> Iterator[bytes]:
+    """Lines (a newline added where missing) joined into blocks of about ``size`` bytes."""
+    block: list[bytes] = []
+    held = 0
+    for line in lines:
+        data = (line if line.endswith("\n") else line + "\n").encode()
+        block.append(data)
+        held += len(data)
+        if held >= size:
+            yield b"".join(block)
+            block, held = [], 0
+    if block:
+        yield b"".join(block)
