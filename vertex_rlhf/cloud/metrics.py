@@ -2,31 +2,33 @@
 
 The reward-model trainer and the reinforcer write event files to their
 ``tensorboard_metrics`` output artifact. ``metric_sources`` finds those artifacts in the
-job's task details; ``EventFiles`` downloads the event files through google-cloud-storage
-(only files that changed since the last look) and reads them with TensorBoard's own
-loader; ``sync`` appends the points not logged yet to the run's JSONL metrics log, as
+job's task details; ``EventFiles`` reads the event files through google-cloud-storage
+(only files that changed since the last look), with TensorBoard's compatibility layers;
+``sync`` appends the points not logged yet to the run's JSONL metrics log, as
 ``{"timestamp", "job_id", "stage", "metrics": {name: value, "step": step}}``.
-``MetricsFollower`` does the same on every poll of ``make monitor``.
+``MetricsFollower`` does the same on every poll of ``make monitor``. The event files are
+streamed from Cloud Storage and their TFRecord framing read here (length and checksums
+checked, records bounded), so memory stays flat whatever their size and nothing is left
+on disk; the log is appended under a lock, whole lines only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
-import shutil
+import struct
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from vertex_rlhf.cloud.monitor import TERMINAL, job_status
 from vertex_rlhf.cloud.vertex import VertexTarget, domain_error, pipeline_service
-from vertex_rlhf.errors import RLHFError
+from vertex_rlhf.data.writes import append_locked, exclusive
+from vertex_rlhf.errors import DataError, RLHFError
 
 # Stages of the metrics log, in run order, and the monitor's stage names they come from.
 STAGES = ("reward_model", "reinforcement_learning")
@@ -57,7 +59,7 @@ class MetricSource:
     finished: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a run has hundreds of thousands
 class Point:
     """One scalar: ``value`` is None when the trainer logged NaN or infinity."""
 
@@ -123,55 +125,133 @@ def metric_sources(job: dict[str, Any]) -> tuple[list[MetricSource], list[str]]:
     return sources, warnings
 
 
-def read_scalars(path: Path, stage: str, run: str = "") -> Iterator[Point]:
-    """The scalars of one event file, read with TensorBoard's event-file loader.
+# A scalar event is tens of bytes; an image or histogram record rarely passes a few MiB.
+# A length above this is a damaged file (or not an event file), never an allocation.
+MAX_RECORD = 256 << 20
+_HEADER = struct.Struct("<QI")  # TFRecord: length, masked CRC-32C of the length
+_MASK_DELTA = 0xA282EAD8
 
-    A record cut short (a file still being written) ends the file, as in TensorBoard.
+
+def masked_crc32c(data: bytes) -> int:
+    """The TFRecord checksum of ``data``: CRC-32C, rotated right by 15 bits, plus a delta."""
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def tf_records(handle: IO[bytes], name: str) -> Iterator[bytes]:
+    """The records of a TFRecord stream, read one at a time (flat memory).
+
+    A record cut short at the end (a file still being written) ends the stream, as in
+    TensorBoard; a record whose length or data fails its checksum, or whose header
+    announces more than ``MAX_RECORD`` bytes, is a coded error.
 
     Args:
-        path: a local event file.
+        handle: a binary stream (a local file or a Cloud Storage object).
+        name: the file's name, for messages.
+
+    Raises:
+        DataError: a damaged record, naming the file and the byte it starts at.
+    """
+    offset = 0
+    while True:
+        header = handle.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return
+        length, length_crc = _HEADER.unpack(header)
+        if masked_crc32c(header[:8]) != length_crc:
+            raise _damaged(name, offset, "its length fails its checksum")
+        if length > MAX_RECORD:
+            raise _damaged(
+                name, offset, f"it announces {length:,} bytes (at most {MAX_RECORD:,} expected)"
+            )
+        body = handle.read(length + 4)
+        if len(body) < length + 4:
+            return
+        data = body[:length]
+        if masked_crc32c(data) != int.from_bytes(body[length:], "little"):
+            raise _damaged(name, offset, "its data fails its checksum")
+        yield data
+        offset += _HEADER.size + length + 4
+
+
+def _damaged(name: str, offset: int, why: str) -> DataError:
+    return DataError(
+        f"{name}: the event record at byte {offset} is damaged: {why}",
+        hint="the file is not a TensorBoard event file or was damaged; remove it from the"
+        " artifact folder (the points before it are kept) and run the command again",
+    )
+
+
+def scalars(handle: IO[bytes], name: str, stage: str, run: str = "") -> Iterator[Point]:
+    """The scalar points of one event file, streamed (see ``tf_records``).
+
+    Events pass TensorBoard's read-time compatibility layers (TF1 ``simple_value``
+    summaries become scalar tensors), as its own loader does.
+
+    Args:
+        handle: the event file's bytes.
+        name: its name, for messages.
         stage: the stage the points belong to.
         run: the file's folder below the artifact root; prefixes tag names (``eval/loss``).
     """
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-    from tensorboard.compat.proto import summary_pb2
+    from tensorboard import data_compat, dataclass_compat
+    from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.util import tensor_util
 
+    initial: dict[str, Any] = {}
     data_class: dict[str, int] = {}
-    for event in EventFileLoader(str(path)).Load():
-        if event.WhichOneof("what") != "summary":
+    names: dict[str, str] = {}  # one string per metric name, not one per point
+    for record in tf_records(handle, name):
+        try:
+            parsed = event_pb2.Event.FromString(record)
+        except Exception:  # protobuf's DecodeError: not an event
             continue
-        for value in event.summary.value:
-            # The loader keeps a tag's metadata on its first value only.
-            if value.metadata.data_class:
-                data_class[value.tag] = value.metadata.data_class
-            if data_class.get(value.tag) != summary_pb2.DATA_CLASS_SCALAR:
+        for event in dataclass_compat.migrate_event(data_compat.migrate_event(parsed), initial):
+            if event.WhichOneof("what") != "summary":
                 continue
-            array = tensor_util.make_ndarray(value.tensor)
-            if array.size != 1 or array.dtype.kind not in "fiu":
-                continue
-            # str() of a numpy float32 is its shortest repr: 0.6, not 0.6000000238418579.
-            number = float(str(array.reshape(-1)[0]))
-            name = f"{run}/{value.tag}" if run else value.tag
-            yield Point(
-                stage,
-                "scalar/step" if name == "step" else name,
-                int(event.step),
-                number if math.isfinite(number) else None,
-                float(event.wall_time),
-            )
+            for value in event.summary.value:
+                # The compatibility layer keeps a tag's metadata on its first value only.
+                if value.metadata.data_class:
+                    data_class[value.tag] = value.metadata.data_class
+                if data_class.get(value.tag) != summary_pb2.DATA_CLASS_SCALAR:
+                    continue
+                array = tensor_util.make_ndarray(value.tensor)
+                if array.size != 1 or array.dtype.kind not in "fiu":
+                    continue
+                # str() of a numpy float32 is its shortest repr: 0.6, not 0.6000000238418579.
+                number = float(str(array.reshape(-1)[0]))
+                tag = names.get(value.tag)
+                if tag is None:
+                    tag = f"{run}/{value.tag}" if run else value.tag
+                    tag = names[value.tag] = "scalar/step" if tag == "step" else tag
+                yield Point(
+                    stage,
+                    tag,
+                    int(event.step),
+                    number if math.isfinite(number) else None,
+                    float(event.wall_time),
+                )
+
+
+def read_scalars(path: Path, stage: str, run: str = "") -> Iterator[Point]:
+    """The scalars of one local event file (see ``scalars``)."""
+    with path.open("rb", buffering=1 << 20) as handle:
+        yield from scalars(handle, str(path), stage, run)
 
 
 @dataclass
 class EventFiles:
-    """Event files of metric sources, downloaded to a local folder when they change.
+    """Event files of metric sources, read straight from Cloud Storage when they change.
+
+    Nothing is downloaded to disk: each object is streamed in ranges (pinned to the
+    generation listed, counted against its size, see ``files.ObjectReader``).
 
     Attributes:
-        folder: where downloads go (a fresh temporary folder by default).
         client: a google-cloud-storage client (default: created on first use).
     """
 
-    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rlhf-events-")))
     client: Any = None
     _seen: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
@@ -182,8 +262,7 @@ class EventFiles:
         self.close()
 
     def close(self) -> None:
-        """Removes the downloaded files."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Nothing to remove: kept so that callers may use ``with``."""
 
     def changed_points(self, source: MetricSource) -> list[Point]:
         """The points of every event file of ``source`` that changed since the last call."""
@@ -192,10 +271,16 @@ class EventFiles:
         self.client = self.client or storage_client()
         try:
             return self._read(source, split_gs(source.uri))
+        except RLHFError:
+            raise
         except Exception as error:
             raise domain_error(error, f"read {source.uri}") or error from None
 
     def _read(self, source: MetricSource, location: tuple[str, str]) -> list[Point]:
+        import io
+
+        from vertex_rlhf.data.files import ObjectReader
+
         bucket, prefix = location
         points: list[Point] = []
         for blob in self.client.list_blobs(bucket, prefix=prefix + "/"):
@@ -206,28 +291,34 @@ class EventFiles:
             version = (blob.generation, blob.size)
             if self._seen.get(key) == version:
                 continue
-            # The local name is a hash: object names never become paths.
-            local = self.folder / hashlib.sha256(key.encode()).hexdigest()
-            blob.download_to_filename(str(local))
-            self._seen[key] = version
             run = relative.rsplit("/", 1)[0] if "/" in relative else ""
-            points.extend(read_scalars(local, source.stage, run))
+            with io.BufferedReader(ObjectReader(blob, key), 1 << 20) as handle:
+                points.extend(scalars(handle, key, source.stage, run))
+            self._seen[key] = version
         return points
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     """The records of a JSONL metrics log (none if it does not exist; bad lines skipped)."""
+    return list(iter_log(path))
+
+
+def iter_log(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSONL metrics log one at a time (see ``read_log``).
+
+    A last line cut short by a writer that died mid-line is skipped like any bad line
+    (and cut by the next writer, see ``writes.append_locked``).
+    """
     if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+        return
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
 
 
 def logged_points(records: Iterable[dict[str, Any]]) -> list[Point]:
@@ -277,14 +368,22 @@ def new_records(job_id: str, points: Iterable[Point], logged: Iterable[Point]) -
     return records
 
 
-def append_records(path: Path, records: list[dict[str, Any]]) -> None:
-    """Appends records to the log in one write."""
-    if not records:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-    with path.open("a", encoding="utf-8") as log:
-        log.write(text)
+def log_new_points(log: Path, job_id: str, points: Iterable[Point]) -> list[dict[str, Any]]:
+    """Appends the points not in ``log`` yet, holding the log's lock from read to write.
+
+    Two writers at once (``make metrics`` beside ``make monitor``) take turns: the second
+    sees what the first wrote and adds nothing twice.
+
+    Returns:
+        The records appended.
+
+    Raises:
+        DataError: the disk is full (the log is left ending with a whole line).
+    """
+    with exclusive(log):
+        records = new_records(job_id, points, logged_points(iter_log(log)))
+        append_locked(log, (json.dumps(r, sort_keys=True) for r in records))
+    return records
 
 
 def sync(job: dict[str, Any], log: Path, files: EventFiles) -> tuple[list[dict], list[str]]:
@@ -300,9 +399,7 @@ def sync(job: dict[str, Any], log: Path, files: EventFiles) -> tuple[list[dict],
     """
     sources, warnings = metric_sources(job)
     points = [p for source in sources for p in files.changed_points(source)]
-    records = new_records(job.get("name", ""), points, logged_points(read_log(log)))
-    append_records(log, records)
-    return records, warnings
+    return log_new_points(log, job.get("name", ""), points), warnings
 
 
 def summarize(points: Iterable[Point]) -> list[MetricSummary]:
@@ -382,8 +479,7 @@ class MetricsFollower:
             points = [p for s in pending for p in self.files.changed_points(s)]
             # A task that had ended before its files were read has written them all.
             self.done.update(s.uri for s in pending if s.finished)
-            records = new_records(job.get("name", ""), points, logged_points(read_log(self.log)))
-            append_records(self.log, records)
+            records = log_new_points(self.log, job.get("name", ""), points)
         except (RLHFError, OSError, ValueError) as error:
             self._problem(str(error))
             return

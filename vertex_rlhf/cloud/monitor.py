@@ -23,6 +23,7 @@ from vertex_rlhf.cloud.vertex import (
     pipeline_service,
     read_retry,
 )
+from vertex_rlhf.data.writes import append_lines
 from vertex_rlhf.errors import DataError, PipelineError, RLHFError, TrainingError
 
 # Stages a person follows, with the share of a typical run's time they take.
@@ -458,11 +459,9 @@ class PipelineMonitor:
                 "metrics": {"state": status["state"], "progress": status["progress"]},
             }
         )
-        self.metrics_log.parent.mkdir(parents=True, exist_ok=True)
-        with self.metrics_log.open("a", encoding="utf-8") as log:
-            for record in records:
-                line = {"timestamp": stamp, "job_id": status["job_id"], **record}
-                log.write(json.dumps(line, sort_keys=True) + "\n")
+        lines = [{"timestamp": stamp, "job_id": status["job_id"], **r} for r in records]
+        # Whole lines, under the log's lock (metrics.sync may be writing it too).
+        append_lines(self.metrics_log, [json.dumps(line, sort_keys=True) for line in lines])
 
 
 def _refusal(error: BaseException) -> bool:

@@ -103,7 +103,8 @@ def convert(
 
     Raises:
         ConfigError: bad arguments or an existing output. DataError: a bad row (unless
-        skipped) or no input; nothing is written then.
+        skipped), no input, an input read short, a full disk or a failed upload, or
+        another run writing the same outputs; nothing is written then.
     """
     if kind not in ("preference", "prompt"):
         raise ConfigError([f"--kind {kind!r}: use preference or prompt"])
@@ -150,7 +151,10 @@ def convert(
                                 "problem": problem,
                                 "line": line.decode("utf-8", "replace").rstrip("\r\n"),
                             }
-                            rejected.write(json.dumps(reason).encode() + b"\n")
+                            try:
+                                rejected.write(json.dumps(reason).encode() + b"\n")
+                            except Exception as error:
+                                raise outputs.write_error(str(rejects), error) from None
                         continue
                     split = (
                         "eval"
@@ -159,7 +163,11 @@ def convert(
                         else "train"
                     )
                     target = evals if split == "eval" and evals is not None else train
-                    target.write(orjson.dumps(converted, option=orjson.OPT_APPEND_NEWLINE))
+                    try:
+                        target.write(orjson.dumps(converted, option=orjson.OPT_APPEND_NEWLINE))
+                    except Exception as error:  # a full disk, a failed upload: name the output
+                        where = str(eval_output) if target is evals else output
+                        raise outputs.write_error(where, error) from None
                     stats.written[split] += 1
                     if "choice" in converted:
                         stats.choices[converted["choice"]] += 1

@@ -6,6 +6,7 @@ component reads ``gs://`` through ``/gcs/`` instead. Nothing here loads a whole 
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import threading
@@ -33,6 +34,7 @@ from vertex_rlhf.data.rules import (
 from vertex_rlhf.errors import AuthError, DataError
 
 CHUNK = 8 * 1024 * 1024  # bytes per Cloud Storage read
+EMPTY_RETRIES = 2  # empty answers in a row for a range before the end: then an error
 # Local datasets are read on several cores from 2x this size (see rules.process_count).
 PARALLEL_MIN_BYTES = 16 << 20
 
@@ -105,7 +107,100 @@ def _local_opener(path: str) -> Callable[[], IO[bytes]]:
 
 
 def _opener(blob: Any) -> Callable[[], IO[bytes]]:
-    return lambda: blob.open("rb", chunk_size=CHUNK)
+    name = f"gs://{blob.bucket.name}/{blob.name}"
+    return lambda: ObjectReader(blob, name)  # type: ignore[return-value]
+
+
+class ObjectReader(io.RawIOBase):
+    """Reads one generation of an object in ranges, whole or not at all.
+
+    google-cloud-storage's ``BlobReader`` takes a ``416`` or an empty ``206`` before the
+    end for the end of the object, so a cut read looks like a shorter, valid file. Here
+    the bytes are counted against the size the listing gave, the generation it gave is
+    pinned (sent with every range, and compared with the one each answer names), and a
+    range that comes back short is read on from where it stopped.
+
+    Raises (from ``read``):
+        DataError: the object ends early, grows, or was rewritten while it was read.
+    """
+
+    def __init__(self, blob: Any, name: str, chunk: int | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.size = int(blob.size or 0)
+        self.generation = blob.generation
+        self.blob = blob.bucket.blob(blob.name, generation=blob.generation)
+        self.chunk = chunk or CHUNK
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (a chunk when -1); ``b""`` only at the object's end."""
+        left = self.size - self.position
+        if left <= 0:
+            return b""
+        want = min(left, self.chunk if size is None or size < 0 else size)
+        data = b""
+        empty = 0
+        while len(data) < want:
+            got = self._range(self.position + len(data), want - len(data))
+            if not got:
+                empty += 1
+                if empty > EMPTY_RETRIES:
+                    raise self._ended(self.position + len(data))
+            data += got
+        self.position += len(data)
+        return data
+
+    def _range(self, start: int, length: int) -> bytes:
+        from google.api_core import exceptions
+
+        try:
+            data = self.blob.download_as_bytes(start=start, end=start + length - 1, checksum=None)
+        except exceptions.RequestRangeNotSatisfiable:
+            return b""
+        except exceptions.NotFound:
+            raise self._rewritten("no longer exists") from None
+        except exceptions.Forbidden as error:
+            raise AuthError(f"{self.name}: access denied ({error.message})") from None
+        except (exceptions.GoogleAPIError, OSError, ValueError) as error:
+            raise DataError(
+                f"{self.name}: Cloud Storage failed while reading byte {start} of"
+                f" {self.size} ({type(error).__name__}: {error})",
+                hint="run the command again; nothing was written",
+            ) from None
+        answered = self.blob.generation
+        if answered not in (None, self.generation) and str(answered) != str(self.generation):
+            raise self._rewritten(f"is now generation {answered}")
+        if len(data) > length:
+            raise DataError(
+                f"{self.name}: Cloud Storage answered {len(data)} bytes for a range of"
+                f" {length} at byte {start}; the object's size was {self.size}",
+                hint="run the command again; nothing was written",
+            )
+        return bytes(data)
+
+    def _ended(self, at: int) -> DataError:
+        return DataError(
+            f"{self.name}: Cloud Storage ended the read at byte {at} of {self.size}"
+            f" (generation {self.generation}); the dataset was not read whole",
+            hint="run the command again; if it recurs, check the object's size and"
+            " generation in the Cloud Storage console",
+        )
+
+    def _rewritten(self, now: str) -> DataError:
+        return DataError(
+            f"{self.name}: the object was rewritten while it was read (generation"
+            f" {self.generation} {now})",
+            hint="run the command again once whatever writes the object has finished",
+        )
 
 
 def select(path: str) -> tuple[list[Source], str]:
@@ -139,14 +234,14 @@ def sources(path: str) -> list[Source]:
     return select(path)[0]
 
 
-def block_lines(handle: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:
+def block_lines(handle: IO[bytes], size: int = 0) -> Iterator[bytes]:
     """Splits a stream into lines (without ``\\n``), reading ``size`` bytes at a time.
 
     google-cloud-storage's BlobReader inherits ``IOBase.readline``, which reads in tiny
     pieces: iterating it line by line is about 100 times slower than this.
     """
     rest = b""
-    while block := handle.read(size):
+    while block := handle.read(size or CHUNK):
         lines = (rest + block).split(b"\n")
         rest = lines.pop()
         yield from lines

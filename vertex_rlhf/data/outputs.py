@@ -12,6 +12,13 @@ output but the first are removed; the first output (train) is moved into place
 outputs present all come from one run, and a run stopped while publishing leaves one
 it was asked for missing: detectably incomplete, never mixed.
 
+One writer wins per output set: each local output is locked (``flock`` on
+``.<name>.lock`` beside it) from the first check to the last rename, and a second run
+that wants any of them stops with a coded error; on Cloud Storage every publish (and
+every withdrawal) is conditional on the generation seen at the start, so a run that
+another writer overtook fails instead of mixing. A full disk or a Cloud Storage failure
+(retried first) ends in a coded error naming the output; nothing half-published.
+
 SIGTERM, SIGHUP and SIGINT stop a run cleanly (its temporaries are removed); a signal
 that arrives while publishing is honoured once publishing is done. A killed run
 (SIGKILL, power loss) can leave temporaries: the next run writing the same output
@@ -20,6 +27,8 @@ removes those of processes of this host that no longer exist.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import posixpath
@@ -34,7 +43,8 @@ from types import FrameType
 from typing import IO, Any, Protocol
 
 from vertex_rlhf.data import files
-from vertex_rlhf.errors import AuthError, ConfigError
+from vertex_rlhf.data.writes import write_failure
+from vertex_rlhf.errors import AuthError, ConfigError, DataError, RLHFError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +54,56 @@ _TEMPORARY = re.compile(r"\.tmp-(?P<pid>\d{1,10})(?:-(?P<host>[A-Za-z0-9]*)-[0-9
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
 WRITE_BUFFER = 1 << 20  # bytes per local write: rows are small, syscalls are not
+RETRY_SECONDS = 120.0  # how long a Cloud Storage upload, rewrite or delete is retried
+
+
+def _retry() -> Any:
+    from google.api_core.retry import Retry
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    retry: Retry = DEFAULT_RETRY.with_timeout(RETRY_SECONDS)
+    return retry
+
+
+def write_error(path: str, error: BaseException, published: Sequence[str] = ()) -> BaseException:
+    """The coded error for a failure while writing or publishing ``path``.
+
+    Args:
+        path: the output being written, local or ``gs://``.
+        error: what was raised.
+        published: outputs already moved into place when it happened.
+
+    Returns:
+        A DataError (an AuthError for a refusal), or ``error`` itself when it is a coded
+        error already or not a failure of the write (an interrupt).
+    """
+    if isinstance(error, RLHFError) or not isinstance(error, Exception):
+        return error
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if getattr(error, "code", None) == 403 or status == 403:
+        return AuthError(f"{path}: Cloud Storage refused the write ({error})")
+    state = (
+        f"; already in place: {', '.join(published)}; the others are missing (run again"
+        " with --force)"
+        if published
+        else "; nothing was published"
+    )
+    if path.startswith("gs://"):
+        if getattr(error, "code", None) in (404, 412):  # changed or removed since the start
+            return DataError(
+                f"{path}: another writer changed it while this run was writing{state}",
+                hint="let the other run finish, then run again (with --force to replace)",
+            )
+        text = str(error).splitlines()[0][:300] if str(error) else ""
+        what = f"{type(error).__name__}: {text}"
+        return DataError(
+            f"{path}: Cloud Storage failed while writing it ({what}){state}",
+            hint="run the command again once Cloud Storage answers",
+        )
+    if isinstance(error, OSError):
+        coded = write_failure(path, error)
+        return DataError(coded.message + state.replace("; nothing was published", ""), coded.hint)
+    return error
 
 
 def temporary_name(path: str, pid: int | None = None) -> str:
@@ -102,6 +162,8 @@ class _Output(Protocol):
     path: str
     handle: IO[bytes]
 
+    def acquire(self) -> None: ...
+    def release(self) -> None: ...
     def exists(self) -> bool: ...
     def remove_stale(self) -> None: ...
     def open(self) -> None: ...
@@ -128,6 +190,43 @@ class _LocalOutput:
                     raise ConfigError([f"{path}: {ancestor} is not a directory"])
                 break
         self.temporary = Path(temporary_name(path))
+        self.lock_path = self.target.with_name(f".{self.target.name}.lock")
+        self.lock: int | None = None
+
+    def acquire(self) -> None:
+        """Takes this output's lock, or stops: another run is writing it.
+
+        Raises:
+            DataError: the lock is held by another process.
+        """
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                os.close(descriptor)
+                if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                raise DataError(
+                    f"{self.path}: another run is writing it now (it holds {self.lock_path})",
+                    hint="wait for that run to finish, then run again (with --force to"
+                    " replace its output)",
+                ) from None
+            try:  # the holder before us may have removed the file we opened: retry
+                if os.fstat(descriptor).st_ino == os.stat(self.lock_path).st_ino:
+                    self.lock = descriptor
+                    return
+            except FileNotFoundError:
+                pass
+            os.close(descriptor)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            with suppress(OSError):
+                os.unlink(self.lock_path)
+            os.close(self.lock)
+            self.lock = None
 
     def exists(self) -> bool:
         return self.target.exists()
@@ -174,9 +273,18 @@ class _GcsOutput:
         self.blob = self.bucket.blob(key)
         self.temporary = self.bucket.blob(temporary_name(key))
         self.finished = False
+        self.generation = 0  # of the object when the run began; 0: absent
+
+    def acquire(self) -> None:
+        """Nothing to hold: every change is conditional on ``generation`` instead."""
+
+    def release(self) -> None:
+        pass
 
     def exists(self) -> bool:
-        return bool(self.blob.exists())
+        found = self.bucket.get_blob(self.blob.name, retry=_retry())
+        self.generation = int(found.generation or 0) if found is not None else 0
+        return found is not None
 
     def remove_stale(self) -> None:
         from google.api_core import exceptions
@@ -197,25 +305,31 @@ class _GcsOutput:
             ) from None
 
     def open(self) -> None:
-        self.handle = self.temporary.open("wb", chunk_size=files.CHUNK, ignore_flush=True)
+        self.handle = self.temporary.open(
+            "wb", chunk_size=files.CHUNK, ignore_flush=True, if_generation_match=0, retry=_retry()
+        )
 
     def finish(self) -> None:
         self.handle.close()  # finalises the temporary object
         self.finished = True
 
     def withdraw(self) -> None:
-        from google.api_core import exceptions
-
-        with suppress(exceptions.NotFound):
-            self.blob.delete()
+        if self.generation:  # only the object this run saw: another writer's stays
+            self.blob.delete(if_generation_match=self.generation, retry=_retry())
+            self.generation = 0
 
     def publish(self) -> None:
+        from google.api_core import exceptions
+
         token = None
         while True:  # a large object may take several rewrite calls
-            token, _, _ = self.blob.rewrite(self.temporary, token=token)
+            token, _, _ = self.blob.rewrite(
+                self.temporary, token=token, if_generation_match=self.generation, retry=_retry()
+            )
             if token is None:
                 break
-        self.temporary.delete()
+        with suppress(exceptions.NotFound):
+            self.temporary.delete(retry=_retry())
 
     def discard(self) -> None:
         from google.api_core import exceptions
@@ -227,8 +341,8 @@ class _GcsOutput:
             except Exception as error:  # the temporary may yet appear: the next run removes it
                 logger.warning("could not cancel the upload to %s: %s", self.temporary.name, error)
         if self.finished:
-            with suppress(exceptions.NotFound):
-                self.temporary.delete()
+            with suppress(exceptions.NotFound, exceptions.GoogleAPIError):
+                self.temporary.delete(retry=_retry())
 
 
 def check_object_name(path: str) -> None:
@@ -328,33 +442,78 @@ def staged(paths: Sequence[str], force: bool) -> Iterator[list[IO[bytes]]]:
 
         denied = (exceptions.Forbidden,)
         client = files.storage_client()
+    outputs: list[_Output] = []
+    current = paths[0]
     try:
         outputs = [_output(path, client) for path in paths]
-        existing = [o.path for o in outputs if o.exists()]
+        for output in sorted(outputs, key=lambda o: o.path):  # one order: no deadlock
+            current = output.path
+            output.acquire()
+        existing = []
+        for output in outputs:
+            current = output.path
+            if output.exists():
+                existing.append(output.path)
         if existing and not force:
             raise ConfigError([f"{path} exists; pass --force to replace it" for path in existing])
         for output in outputs:
+            current = output.path
             output.remove_stale()
-    except denied as error:
-        raise AuthError(f"Cloud Storage: access denied ({error})") from None
+    except BaseException as error:
+        for output in outputs:
+            output.release()
+        if isinstance(error, denied):
+            raise AuthError(f"Cloud Storage: access denied ({error})") from None
+        coded = write_error(current, error)
+        if coded is not error:
+            raise coded from None
+        raise
     with _stop_signals() as stops:
         try:
-            for output in outputs:
-                output.open()
-            yield [output.handle for output in outputs]
-            with stops.held(then_raise=True):
-                for output in outputs:
-                    output.finish()
-                for output in outputs[1:]:
-                    output.withdraw()
-                for output in outputs:
-                    output.publish()
-        except BaseException as error:
+            yield from _written(outputs, stops, denied)
+        except BaseException:
             with stops.held(then_raise=False):
                 for output in outputs:
-                    output.discard()
-            # An upload refused mid-way arrives as the media layer's InvalidResponse.
-            status = getattr(getattr(error, "response", None), "status_code", None)
-            if isinstance(error, denied) or (denied and status == 403):
-                raise AuthError(f"Cloud Storage: access denied ({error})") from None
+                    output.release()
             raise
+        with stops.held(then_raise=True):  # a signal now is honoured once the locks are gone
+            for output in outputs:
+                output.release()
+
+
+def _written(
+    outputs: list[_Output], stops: _StopSignals, denied: tuple[type[Exception], ...]
+) -> Iterator[list[IO[bytes]]]:
+    """``staged``'s body: write every temporary, then complete and publish them all."""
+    current: _Output | None = None
+    published: list[str] = []
+    try:
+        for output in outputs:
+            current = output
+            output.open()
+        current = None
+        yield [output.handle for output in outputs]
+        with stops.held(then_raise=True):
+            for output in outputs:
+                current = output
+                output.finish()
+            for output in outputs[1:]:
+                current = output
+                output.withdraw()
+            for output in outputs:
+                current = output
+                output.publish()
+                published.append(output.path)
+    except BaseException as error:
+        with stops.held(then_raise=False):
+            for output in outputs:
+                output.discard()
+        # An upload refused mid-way arrives as the media layer's InvalidResponse.
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if isinstance(error, denied) or (denied and status == 403):
+            raise AuthError(f"Cloud Storage: access denied ({error})") from None
+        if current is not None:
+            coded = write_error(current.path, error, published)
+            if coded is not error:
+                raise coded from None
+        raise

@@ -105,6 +105,10 @@ def build_template() -> Template:
         try:
             compiler.Compiler().compile(pipeline, str(target))
             texts.append(target.read_text(encoding="utf-8"))
+        except OSError as error:  # a full disk under TMPDIR
+            from vertex_rlhf.data.writes import write_failure
+
+            raise write_failure(target, error, PipelineError) from None
         finally:
             target.unlink(missing_ok=True)
     notify = Template(PIPELINE_NAME, PIPELINE_VERSION, texts[1], NOTIFY_VARIANT)
@@ -149,9 +153,10 @@ def _manifest_text(manifest: dict[str, Any]) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    """Replaces ``path`` whole; a full disk is a PipelineError and leaves no temporary."""
+    from vertex_rlhf.data.writes import replace_whole
+
+    replace_whole(path, text.encode("utf-8"), PipelineError)
 
 
 BUMP_HINT = (

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vertex_rlhf.cloud.metrics import STAGES, Point
+from vertex_rlhf.data.writes import replace_whole
 
 STAGE_LABELS = {"reward_model": "reward model", "reinforcement_learning": "reinforcement learning"}
 STAGE_COLOURS = {"reward_model": "tab:blue", "reinforcement_learning": "tab:orange"}
@@ -72,19 +73,14 @@ def _draw(
         titles.append(panel)
     for ax in axes[len(panels) :]:
         figure.delaxes(ax)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    figure.savefig(
-        partial,
-        format="png",
-        metadata={
-            "Title": title,
-            "Panels": json.dumps(titles),
-            "Lines": json.dumps(drawn),
-            "Software": "vertex-rlhf",
-        },
-    )
-    partial.replace(path)
+    metadata = {
+        "Title": title,
+        "Panels": json.dumps(titles),
+        "Lines": json.dumps(drawn),
+        "Software": "vertex-rlhf",
+    }
+    # Whole or not at all: a full disk is a coded error naming the PNG, with no leftover.
+    replace_whole(path, lambda handle: figure.savefig(handle, format="png", metadata=metadata))
     return titles
 
 
