@@ -2,9 +2,9 @@
 
     python scripts/bench_data.py [--sizes 10 100 1000] [--repeat 3] [--dir DIR] [--no-gcs]
 
-Rows look like real preference data: ~2.8 KB on average (prompts of 200-2000 characters,
-candidates of 100-1500), a quarter with non-ASCII text, JSON escapes in the text, ~5%
-repeated prompts. Each measurement runs in its own process, so its peak RSS is its own.
+Rows look like real preference data: prompts of 200-2000 characters, candidates of
+100-1500, a quarter of the rows with non-ASCII text, newlines (paragraphs, list items)
+and characters JSON escapes (quotes, backslashes, tabs) in the texts, ~5% repeated prompts. Each measurement runs in its own process, so its peak RSS is its own.
 Every ratio is taken against baselines measured in the same run: a stdlib ``json.loads``
 loop, an ``orjson.loads`` loop, and (for conversion) a minimal orjson read-convert-write
 loop; each mode, baselines included, counts its fastest of ``--repeat`` runs. Prints
@@ -78,20 +78,24 @@ _OTHER_WORDS = [
     "🙂",
     "ελληνικά",
 ]
-_ESCAPES = ['"quoted"', "back\\slash", "tab\there", "line\nbreak", "C:\\path"]
+_ESCAPES = ['"quoted"', "back\\slash", "tab\there", "C:\\path", 'say "yes"']
+_BREAKS = ["\n", "\n\n", "\n- ", "\n1. "]
 
 
 def _corpus(rng: random.Random, words: list[str], size: int) -> str:
-    """A long text to cut rows from: words, punctuation and characters JSON escapes."""
+    """A long text to cut rows from: words, punctuation, newlines and characters JSON
+    escapes (a few per row: a prompt of 1,000 characters holds about 4 of each)."""
     parts: list[str] = []
     length = 0
     while length < size:
         parts.append(rng.choice(words))
         length += len(parts[-1]) + 1
-        if rng.random() < 0.0005:
+        if rng.random() < 0.02:
             parts.append(rng.choice(_ESCAPES))
         if rng.random() < 0.05:
             parts.append(".")
+        if rng.random() < 0.02:
+            parts.append(rng.choice(_BREAKS))
     return " ".join(parts)
 
 
