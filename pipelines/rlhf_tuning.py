@@ -17,7 +17,7 @@ from components.validate_dataset import validate_dataset
 from vertex_rlhf.config.catalog import MODELS
 
 PIPELINE_NAME = "rlhf-tuning"
-PIPELINE_VERSION = "1.1.1"
+PIPELINE_VERSION = "1.2.0"
 
 # The layout each model reads (chat models: messages rows; text models: input_text),
 # from the catalog; each dataset check refuses rows of the other layout before booking.

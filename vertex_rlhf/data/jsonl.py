@@ -94,8 +94,8 @@ def explain_json_error(line: bytes) -> str:
                 " re-encode the file as standard UTF-8"
             )
         return f"is not valid UTF-8 (byte {error.start + 1}); re-encode the file as UTF-8"
-    try:
-        strict_json_parser()(line)
+    try:  # without its line end: json counts a "\n" as a new line, an editor does not
+        strict_json_parser()(line.rstrip(b"\r\n"))
     except RecursionError:
         return "nests arrays or objects more than 64 levels deep"
     except json.JSONDecodeError as error:
