@@ -4,7 +4,8 @@
 
 Rows look like real preference data: prompts of 200-2000 characters, candidates of
 100-1500, a quarter of the rows with non-ASCII text, newlines (paragraphs, list items)
-and characters JSON escapes (quotes, backslashes, tabs) in the texts, ~5% repeated prompts. Each measurement runs in its own process, so its peak RSS is its own.
+and characters JSON escapes (quotes, backslashes, tabs) in the texts, ~5% repeated
+prompts. Each measurement runs in its own process, so its peak RSS is its own.
 Every ratio is taken against baselines measured in the same run: a stdlib ``json.loads``
 loop, an ``orjson.loads`` loop, and (for conversion) a minimal orjson read-convert-write
 loop; each mode, baselines included, counts its fastest of ``--repeat`` runs. Prints
@@ -29,7 +30,14 @@ import time
 from pathlib import Path
 
 BASELINES = ("json.loads loop", "orjson loop", "orjson convert loop")
-MODES = ("validate (component)", "validate", "validate+profile", "convert")
+MODES = (
+    "validate (component)",
+    "validate",
+    "validate+profile",
+    "validate, 1 process",
+    "validate+profile, 1 pr",
+    "convert",
+)
 
 _ASCII_WORDS = [
     "the",
@@ -182,6 +190,18 @@ def measure(mode: str, path: str, out: str) -> dict[str, float]:
         from vertex_rlhf.data.report import check_dataset
 
         report, _ = check_dataset(path, "preference")
+        assert not report["errors"], report["problems"]
+    elif mode == "validate, 1 process":  # what the forked reader is measured against
+        from vertex_rlhf.data.files import validate
+
+        report = validate(path, "preference", processes=1)
+        assert not report["errors"], report["problems"]
+    elif mode == "validate+profile, 1 pr":
+        from vertex_rlhf.data import files
+        from vertex_rlhf.data.profile import Profile
+
+        found = Profile()
+        report = files.validate(path, "preference", observe=lambda _: found, processes=1)
         assert not report["errors"], report["problems"]
     elif mode == "convert":
         from vertex_rlhf.data.convert import convert

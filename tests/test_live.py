@@ -203,7 +203,9 @@ def test_a_dataset_read_in_parallel_tells_progress_as_every_process_reads(
     monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 1)
     forks: list[int] = []
     run_forked = parallel.run_forked
-    monkeypatch.setattr(parallel, "run_forked", lambda task, n: forks.append(n) or run_forked(task, n))
+    monkeypatch.setattr(
+        parallel, "run_forked", lambda task, n: forks.append(n) or run_forked(task, n)
+    )
 
     def wait() -> None:  # one process starts once the other has read its share
         time.sleep(1.0)

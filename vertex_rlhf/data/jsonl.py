@@ -173,14 +173,9 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
     Returns:
         ``("", "")`` when fine, else ``(field, problem)``.
     """
-    members, depth = -1, 1
-    if type(row) is dict:  # a flat row (the text layout) needs no walk
-        members = len(row)
-        for value in row.values():
-            if isinstance(value, (dict, list)):
-                members = -1
-                break
-    if members < 0:
+    if type(row) is dict and {dict, list}.isdisjoint(map(type, row.values())):
+        members, depth = len(row), 1  # a flat row (the text layout) needs no walk
+    else:
         members, depth = row_shape(row)
     if depth > 64:
         return "(row)", "nests arrays or objects more than 64 levels deep"
