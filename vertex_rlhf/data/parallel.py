@@ -7,7 +7,11 @@ pieces are merged in file order into the report (and profile) of one pass: the s
 line numbers, problems, counts and layouts (tests/test_parallel_validation.py,
 tests/test_parallel_files.py, scripts/check_parallel_parity.py).
 
-It earns its keep on large files: ``make bench-data`` measures it against one pass.
+It earns its keep on large files, most of all with the profile, which costs about as
+much per row as parsing: on 2 cores, 300 MB of realistic rows, best of 7 rounds on a
+shared machine (``make bench-data ARGS="--sizes 300 --repeat 7"``), one process read
+307 MB/s (176 with the profile) and two 516 (350), against 263 for a plain
+``json.loads`` loop. The pipeline's component reads in one pass (``rules.py``).
 """
 
 from __future__ import annotations
