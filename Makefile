@@ -59,7 +59,7 @@ test: setup ## run the test suite
 
 # GCPC's image may lack orjson: the dataset rules must give the same verdict without it.
 NO_ORJSON_TESTS = tests/test_dataset_rules.py tests/test_parser_parity.py tests/test_dataset_paths.py \
-  tests/test_parallel_validation.py tests/test_block_fast_path.py tests/test_parallel_files.py
+  tests/test_dataset_duplicate_keys.py tests/test_parallel_validation.py tests/test_parallel_files.py
 test-no-orjson: setup ## run the dataset rules tests in a process that cannot import orjson
 	$(BIN)/python -c "import sys; sys.modules['orjson'] = None; import pytest; \
 	  sys.exit(pytest.main(['-p', 'no:cacheprovider', *'$(NO_ORJSON_TESTS)'.split()]))"

@@ -1,14 +1,17 @@
 """Benchmark dataset validation and conversion against plain parse loops, on realistic rows.
 
-    python scripts/bench_data.py [--sizes 10 100 1000] [--repeat 3] [--dir DIR] [--no-gcs]
+    python scripts/bench_data.py [--sizes 10 100 1000] [--repeat 3] [--before TREE] [--no-gcs]
 
-Rows look like real preference data: ~2.8 KB on average (prompts of 200-2000 characters,
-candidates of 100-1500), a quarter with non-ASCII text, JSON escapes in the text, ~5%
-repeated prompts. Each measurement runs in its own process, so its peak RSS is its own.
+Rows look like real preference data: prompts of 200-2000 characters, candidates of
+100-1500, a quarter of the rows with non-ASCII text, newlines (paragraphs, list items)
+and characters JSON escapes (quotes, backslashes, tabs) in the texts, ~5% repeated
+prompts. Each measurement runs in its own process, so its peak RSS is its own.
 Every ratio is taken against baselines measured in the same run: a stdlib ``json.loads``
 loop, an ``orjson.loads`` loop, and (for conversion) a minimal orjson read-convert-write
-loop; each mode, baselines included, counts its fastest of ``--repeat`` runs. Prints
-tables; asserts nothing (the machines are noisy): read the numbers.
+loop; each mode, baselines included, counts its fastest of ``--repeat`` rounds (every
+round runs every mode once). ``--before TREE`` (a ``git worktree`` of the commit to
+compare with) measures that tree's library in the same rounds. Prints tables; asserts
+nothing (the machines are noisy): read the numbers.
 """
 
 from __future__ import annotations
@@ -27,9 +30,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 BASELINES = ("json.loads loop", "orjson loop", "orjson convert loop")
-MODES = ("validate (component)", "validate", "validate+profile", "convert")
+MODES = (
+    "validate (component)",
+    "validate",
+    "validate+profile",
+    "validate, 1 process",
+    "validate+profile, 1 pr",
+    "convert",
+)
 
 _ASCII_WORDS = [
     "the",
@@ -78,20 +89,24 @@ _OTHER_WORDS = [
     "🙂",
     "ελληνικά",
 ]
-_ESCAPES = ['"quoted"', "back\\slash", "tab\there", "line\nbreak", "C:\\path"]
+_ESCAPES = ['"quoted"', "back\\slash", "tab\there", "C:\\path", 'say "yes"']
+_BREAKS = ["\n", "\n\n", "\n- ", "\n1. "]
 
 
 def _corpus(rng: random.Random, words: list[str], size: int) -> str:
-    """A long text to cut rows from: words, punctuation and characters JSON escapes."""
+    """A long text to cut rows from: words, punctuation, newlines and characters JSON
+    escapes (a few per row: a prompt of 1,000 characters holds about 4 of each)."""
     parts: list[str] = []
     length = 0
     while length < size:
         parts.append(rng.choice(words))
         length += len(parts[-1]) + 1
-        if rng.random() < 0.0005:
+        if rng.random() < 0.02:
             parts.append(rng.choice(_ESCAPES))
         if rng.random() < 0.05:
             parts.append(".")
+        if rng.random() < 0.02:
+            parts.append(rng.choice(_BREAKS))
     return " ".join(parts)
 
 
@@ -179,6 +194,18 @@ def measure(mode: str, path: str, out: str) -> dict[str, float]:
 
         report, _ = check_dataset(path, "preference")
         assert not report["errors"], report["problems"]
+    elif mode == "validate, 1 process":  # what the forked reader is measured against
+        from vertex_rlhf.data.files import validate
+
+        report = validate(path, "preference", processes=1)
+        assert not report["errors"], report["problems"]
+    elif mode == "validate+profile, 1 pr":
+        from vertex_rlhf.data import files
+        from vertex_rlhf.data.profile import Profile
+
+        found = Profile()
+        report = files.validate(path, "preference", observe=lambda _: found, processes=1)
+        assert not report["errors"], report["problems"]
     elif mode == "convert":
         from vertex_rlhf.data.convert import convert
 
@@ -197,52 +224,84 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(mode: str, path: Path, out: Path | None = None) -> dict[str, float]:
+def child(
+    mode: str, path: Path, out: Path | None = None, tree: str | None = None
+) -> dict[str, float]:
+    """Measures one mode in a fresh process; ``tree``: a source tree whose ``vertex_rlhf``
+    it imports instead of this one's (first on ``PYTHONPATH``)."""
+    env = dict(os.environ, PYTHONPATH=tree) if tree else None
     result = subprocess.run(
         [sys.executable, __file__, "--measure", mode, str(path), str(out or "")],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
+        cwd=tempfile.gettempdir(),  # not this checkout: ``tree`` is the library imported
     )
     return dict(json.loads(result.stdout.splitlines()[-1]))
 
 
-def best_of(repeat: int, mode: str, path: Path, out: Path) -> dict[str, float]:
-    """The fastest of ``repeat`` runs (the machine is shared: noise only slows), with the
-    highest peak RSS seen."""
-    runs = [child(mode, path, out) for _ in range(repeat)]
-    best = min(runs, key=lambda run: run["seconds"])
-    return {**best, "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
+def best_runs(
+    repeat: int, runs: list[tuple[str, str | None]], paths: dict[str, Path], out: Path
+) -> dict[tuple[str, str | None], dict[str, float]]:
+    """Each (mode, tree)'s fastest of ``repeat`` runs, with the highest peak RSS seen.
+
+    The machine is shared, and noise only slows: each round runs every mode once, so
+    that a busy minute slows one run of each rather than every run of one mode.
+    """
+    best: dict[tuple[str, str | None], dict[str, float]] = {}
+    for _ in range(repeat):
+        for mode, tree in runs:
+            run = child(mode, paths[mode], out, tree)
+            old = best.get((mode, tree))
+            if old is None or run["seconds"] < old["seconds"]:
+                best[mode, tree] = {
+                    **run,
+                    "peak_rss_mb": max(run["peak_rss_mb"], (old or run)["peak_rss_mb"]),
+                }
+            else:
+                old["peak_rss_mb"] = max(old["peak_rss_mb"], run["peak_rss_mb"])
+    return best
 
 
 def bench_files(
-    directory: Path, sizes: list[int], repeat: int = 3, modes: tuple[str, ...] = MODES
+    directory: Path,
+    sizes: list[int],
+    repeat: int = 3,
+    modes: tuple[str, ...] = MODES,
+    before: str | None = None,
 ) -> None:
     print(
-        f"{'size':>8} {'mode':<21} {'MB/s':>8} {'vs json.loads':>14} {'vs orjson':>10}"
-        f" {'peak RSS MB':>12}"
+        f"{'size':>8} {'mode':<22} {'MB/s':>8} {'vs json.loads':>14} {'vs orjson':>10}"
+        f" {'peak RSS MB':>12}" + (f" {'before MB/s':>12} {'vs before':>10}" if before else "")
     )
     for size in sizes:
         vertex = directory / f"pref-{size}mb.jsonl"
         seed = directory / f"seed-{size}mb.jsonl"
         generate(vertex, size, seed_format=False)
         generate(seed, size, seed_format=True)
-        megabytes = vertex.stat().st_size / 1024 / 1024
-        rates: dict[str, float] = {}
+        paths = {mode: seed if "convert" in mode else vertex for mode in BASELINES + modes}
+        runs: list[tuple[str, str | None]] = [(mode, None) for mode in BASELINES + modes]
+        if before:
+            runs += [(mode, before) for mode in modes]
+        best = best_runs(repeat, runs, paths, directory / "converted.jsonl")
+
+        def rate(
+            mode: str, tree: str | None = None, paths: dict[str, Path] = paths, best: Any = best
+        ) -> float:
+            return paths[mode].stat().st_size / 1024 / 1024 / best[mode, tree]["seconds"]
+
         for mode in BASELINES + modes:
-            converting = "convert" in mode
-            source = seed if converting else vertex
-            numbers = best_of(repeat, mode, source, directory / "converted.jsonl")
-            rates[mode] = source.stat().st_size / 1024 / 1024 / numbers["seconds"]
             # conversion is compared with the minimal orjson conversion loop
-            orjson_base = rates.get("orjson convert loop" if converting else "orjson loop")
-            vs_orjson = f"{rates[mode] / orjson_base:>9.2f}x" if orjson_base else ""
-            print(
-                f"{size:>6}MB {mode:<21} {rates[mode]:>8.1f}"
-                f" {rates[mode] / rates['json.loads loop']:>13.2f}x {vs_orjson:>10}"
-                f" {numbers['peak_rss_mb']:>12.1f}"
+            orjson_base = rate("orjson convert loop" if "convert" in mode else "orjson loop")
+            line = (
+                f"{size:>6}MB {mode:<22} {rate(mode):>8.1f}"
+                f" {rate(mode) / rate('json.loads loop'):>13.2f}x"
+                f" {rate(mode) / orjson_base:>9.2f}x {best[mode, None]['peak_rss_mb']:>12.1f}"
             )
-        del megabytes
+            if before and mode in modes:
+                line += f" {rate(mode, before):>12.1f} {rate(mode) / rate(mode, before):>9.2f}x"
+            print(line, flush=True)
         for path in (vertex, seed, directory / "converted.jsonl"):
             path.unlink(missing_ok=True)
 
@@ -331,6 +390,9 @@ def main() -> None:
         "--modes", nargs="+", choices=MODES, default=list(MODES), help="modes to measure"
     )
     parser.add_argument("--no-gcs", action="store_true", help="skip the gs:// shard benchmark")
+    parser.add_argument(
+        "--before", help="a source tree (e.g. a git worktree) to measure in the same rounds"
+    )
     parser.add_argument("--no-compile", action="store_true", help="skip the no-op compile timing")
     args = parser.parse_args()
     # An installed package has its bytecode compiled (pip does it); a source checkout
@@ -345,7 +407,8 @@ def main() -> None:
     except ImportError:
         print("parser: stdlib json (orjson not installed)")
     try:
-        bench_files(directory, args.sizes, args.repeat, tuple(args.modes))
+        before = str(Path(args.before).resolve()) if args.before else None
+        bench_files(directory, args.sizes, args.repeat, tuple(args.modes), before)
         if not args.no_compile:
             bench_compile()
         if not args.no_gcs:

@@ -350,9 +350,9 @@ def before_each_piece(
 ) -> None:
     """Makes parallel validation run ``here`` (in this process) or ``in_workers`` (in the
     forked ones) before each piece it checks: to kill a worker, or to make one late."""
-    from vertex_rlhf.data import rules
+    from vertex_rlhf.data import parallel
 
-    parent, real = os.getpid(), rules.check_piece
+    parent, real = os.getpid(), parallel.check_piece
 
     def piece(*args: Any) -> Any:
         action = here if os.getpid() == parent else in_workers
@@ -360,7 +360,7 @@ def before_each_piece(
             action()
         return real(*args)
 
-    monkeypatch.setattr(rules, "check_piece", piece)
+    monkeypatch.setattr(parallel, "check_piece", piece)
 
 
 def fork_refused() -> int:

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import SAMPLE_SETS, SAMPLES, write_jsonl
-from vertex_rlhf.data.rules import check_row, report_summary, validate_dataset_files
+from vertex_rlhf.data.rules import (
+    check_lines,
+    check_row,
+    new_dataset_report,
+    report_summary,
+    validate_dataset_files,
+)
 
 # Every rule holds whichever parser reads the rows: each test runs with orjson and without.
 pytestmark = pytest.mark.usefixtures("json_parser")
@@ -196,3 +202,15 @@ def test_crlf_and_blank_last_line_are_accepted(tmp_path: Path) -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown dataset kind"):
         validate_dataset_files("x", "sft")
+
+
+@pytest.mark.parametrize("choice", ["1.0", "0.0", "1e0", "true", '"1"', "2", "null"])
+def test_a_choice_that_is_not_the_integer_0_or_1_is_refused(choice: str) -> None:
+    """As raw JSON text: 1.0 parses to a float, which GCPC would read as a label id."""
+    row = '{"input_text": "q", "candidate_0": "a", "candidate_1": "b", "choice": ' + choice + "}"
+    report = new_dataset_report("pref.jsonl", "preference")
+    good = b'{"input_text": "q", "candidate_0": "a", "candidate_1": "b", "choice": 1}'
+    check_lines(report, "pref.jsonl", [good, row.encode()])
+    assert report["errors"] == 1, report
+    [problem] = report["problems"]
+    assert problem.startswith("pref.jsonl:2: choice: must be the integer 0 or 1, got ")

@@ -197,13 +197,15 @@ def test_a_dataset_read_in_parallel_tells_progress_as_every_process_reads(
 ) -> None:
     """Forked readers count into shared memory: the bar moves during the read, not at the
     end, with the other process's bytes in it, and ends exactly on the size and rows."""
-    from vertex_rlhf.data import rules
+    from vertex_rlhf.data import parallel
 
     big = large_preference_file(tmp_path / "big.jsonl", 40_000)  # ~10 MB
     monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 1)
     forks: list[int] = []
-    run_forked = rules.run_forked
-    monkeypatch.setattr(rules, "run_forked", lambda task, n: forks.append(n) or run_forked(task, n))
+    run_forked = parallel.run_forked
+    monkeypatch.setattr(
+        parallel, "run_forked", lambda task, n: forks.append(n) or run_forked(task, n)
+    )
 
     def wait() -> None:  # one process starts once the other has read its share
         time.sleep(1.0)

@@ -1,6 +1,7 @@
 """Datasets of several local files on every core: whole files and byte ranges of large ones,
 read by forked processes, give the report and profile of one process reading the files in
-order (``rules.check_files``, ``validate_dataset_files``, ``files.validate``, the CLI)."""
+order: the shipped single pass (``rules.validate_dataset_files``) is the reference for
+``parallel.check_files``, ``files.validate`` and the CLI."""
 
 from __future__ import annotations
 
@@ -18,14 +19,11 @@ import pytest
 from tests.conftest import SAMPLES, before_each_piece, fork_refused
 from tests.test_parser_parity import mutations
 from vertex_rlhf import cli
-from vertex_rlhf.data import files, rules
+from vertex_rlhf.data import files, parallel
+from vertex_rlhf.data.matching import dataset_files
+from vertex_rlhf.data.parallel import check_files, plan_pieces
 from vertex_rlhf.data.profile import Profile
-from vertex_rlhf.data.rules import (
-    check_files,
-    new_dataset_report,
-    plan_pieces,
-    validate_dataset_files,
-)
+from vertex_rlhf.data.rules import merge_reports, new_dataset_report, validate_dataset_files
 
 pytestmark = pytest.mark.usefixtures("json_parser")
 
@@ -93,7 +91,7 @@ class Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.plans: list[list[list[tuple[int, int, int]]]] = []
         self.forked = 0
-        real_plan, real_run = rules.plan_pieces, rules.run_forked
+        real_plan, real_run = parallel.plan_pieces, parallel.run_forked
 
         def plan(*args: Any) -> Any:
             self.plans.append(real_plan(*args))
@@ -103,8 +101,8 @@ class Spy:
             self.forked += count - 1
             return real_run(task, count)
 
-        monkeypatch.setattr(rules, "plan_pieces", plan)
-        monkeypatch.setattr(rules, "run_forked", run)
+        monkeypatch.setattr(parallel, "plan_pieces", plan)
+        monkeypatch.setattr(parallel, "run_forked", run)
 
     def split_files(self) -> set[int]:
         """The indexes of the files some plan cut into ranges."""
@@ -112,7 +110,13 @@ class Spy:
 
 
 def component(glob: str, kind: str, max_reported: int, workers: int) -> dict[str, Any]:
-    return validate_dataset_files(glob, kind, max_reported, workers=workers, min_bytes=1)
+    """The shipped single pass (``workers=1``), or the CLI's reader on ``workers`` processes."""
+    if workers == 1:
+        return validate_dataset_files(glob, kind, max_reported)
+    found, problem = dataset_files(glob)
+    assert not problem
+    template = new_dataset_report(glob, kind, max_reported)
+    return merge_reports(glob, kind, check_files(template, found, None, workers, min_bytes=1))
 
 
 @pytest.mark.parametrize("kind", ["preference", "prompt", "eval"])
@@ -284,8 +288,10 @@ def test_small_datasets_stay_in_one_process(dataset: str, monkeypatch: pytest.Mo
         raise AssertionError("forked for a small dataset")
 
     monkeypatch.setattr(os, "fork", no_fork)
-    report = validate_dataset_files(dataset, "preference", 6, workers=8)  # default min_bytes
-    assert report["rows"] > 500
+    found, _ = dataset_files(dataset)
+    template = new_dataset_report(dataset, "preference", 6)
+    report = merge_reports(dataset, "preference", check_files(template, found, None, 8))
+    assert report["rows"] > 500 and report == validate_dataset_files(dataset, "preference", 6)
     assert validate_with_profile(dataset, "preference", processes=8)[0] == report
 
 

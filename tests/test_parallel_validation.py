@@ -15,14 +15,9 @@ from tests.conftest import SAMPLES, fork_refused
 from tests.test_dataset_paths import CORPUS
 from tests.test_parser_parity import mutations
 from vertex_rlhf.data import files
+from vertex_rlhf.data.parallel import check_files, check_piece, merge_ranges, plan_pieces
 from vertex_rlhf.data.profile import Profile
-from vertex_rlhf.data.rules import (
-    check_files,
-    check_piece,
-    merge_ranges,
-    new_dataset_report,
-    plan_pieces,
-)
+from vertex_rlhf.data.rules import new_dataset_report
 
 pytestmark = pytest.mark.usefixtures("json_parser")
 

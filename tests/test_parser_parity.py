@@ -220,3 +220,34 @@ def test_both_parsers_give_the_same_report_on_mutated_rows(
             if one["problems"] != other["problems"]:
                 mismatched.append((number, line, one["problems"], other["problems"]))
         assert not mismatched, mismatched[:3]
+
+
+# A row cut short or broken, and the column an editor shows for the error: one past the
+# end of a cut row, else where the offending character is (counted in characters).
+CUT = '{"input_text": "summarize this", "c": 1,'
+BROKEN_AT = [
+    (CUT, len(CUT) + 1),
+    ('{"input_text": "a post", "choice": 1,', 38),
+    ('{"input_text":', 15),
+    ('{"input_text": "unterminated', 16),
+    ("{", 2),
+    ('{"input_text": "x" "choice": 1}', 20),
+    ('{"input_text": "café 東京",}', 26),
+    ('{"input_text": "x"} trailing', 21),
+]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", ""])
+@pytest.mark.parametrize(("line", "column"), BROKEN_AT)
+def test_a_json_error_is_reported_at_the_column_an_editor_shows(
+    tmp_path: Path, line: str, column: int, end: str
+) -> None:
+    """json counts the line end as a new line: a cut row once read "column 1"."""
+    from vertex_rlhf.data import files
+
+    path = write_jsonl(tmp_path / "d.jsonl", f"{GOOD}\n{line}{end}".encode())  # "": last line
+    component = validate_dataset_files(str(path), "preference")
+    cli = files.validate(str(path), "preference")
+    assert component == cli
+    [problem] = component["problems"]
+    assert problem.startswith(f"{path}:2: invalid JSON at column {column}: "), problem

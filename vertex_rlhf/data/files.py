@@ -21,21 +21,14 @@ from vertex_rlhf.data.matching import (
     glob_magic_index,
     match_glob,
 )
+from vertex_rlhf.data.parallel import can_split, check_files, process_count
 from vertex_rlhf.data.progress import ProgressSink, counted
-from vertex_rlhf.data.rules import (
-    add_problem,
-    can_split,
-    check_files,
-    check_lines,
-    merge_reports,
-    new_dataset_report,
-    process_count,
-)
+from vertex_rlhf.data.rules import add_problem, check_lines, merge_reports, new_dataset_report
 from vertex_rlhf.errors import AuthError, DataError
 
 CHUNK = 8 * 1024 * 1024  # bytes per Cloud Storage read
 EMPTY_RETRIES = 2  # empty answers in a row for a range before the end: then an error
-# Local datasets are read on several cores from 2x this size (see rules.process_count).
+# Local datasets are read on several cores from 2x this size (see parallel.process_count).
 PARALLEL_MIN_BYTES = 16 << 20
 
 
@@ -272,7 +265,7 @@ def validate(
     """Validates every row of every file ``path`` names; files are read concurrently.
 
     A large local dataset (one file or many) is read on every core instead
-    (``rules.check_files``: the report of a single pass; a profile takes part if it can
+    (``parallel.check_files``: the report of a single pass; a profile takes part if it can
     be split, see ``Profile.child``, and then equals a single pass's too).
 
     Args:

@@ -6,7 +6,22 @@ escapes, CESU-8 surrogate bytes, byte-order marks and deep nesting, and both sil
 the last of two equal keys. Here the rules are explicit: ``strict_json_parser`` applies
 orjson's with the standard library, ``check_raw_row`` adds what neither parser checks, and
 ``explain_json_error`` words a refusal the same way whichever parser refused. The tests run
-every rule under both parsers.
+every rule under both parsers. orjson's rules: strict UTF-8 (no CESU-8 surrogate bytes),
+no byte-order mark, no ``NaN``/``Infinity``, no number that overflows a double, no lone
+surrogate escape (``\\ud800``); integers beyond 64 bits are read as floats.
+
+Duplicate keys: both parsers keep the last of two equal keys, so a row with
+``"choice": 0`` and ``"choice": 1`` is ambiguous and refused. Finding them must cost
+next to nothing on rows without any. Every key is followed by ``:``, so a line with no
+more colons than the parsed row has members has none (counted as ``len - len(replace)``:
+replace runs on memchr, count walks every byte). Otherwise the key ends are counted,
+``"`` + optional whitespace + ``:``; text adds to them (an escaped quote), never hides
+one. When that still says "more keys than members", the ``\\":`` of text (JSON or code
+in a prompt: quotes escaped by exactly 1 or 3 backslashes) is taken off before the
+second, slower parse (``duplicate_key``).
+
+Error columns are counted in characters within the line, without its line end (json
+would count a trailing ``\\n`` as a new line and say "line 2 column 1").
 
 Shipped into the component by source (see ``rules.py``): standard-library imports inside
 the body, Python 3.8 grammar, calls only to functions shipped with it.
@@ -20,17 +35,10 @@ if TYPE_CHECKING:
 
 
 def strict_json_parser() -> Callable[[bytes], Any]:
-    """A standard-library JSONL line parser that applies the rules orjson applies.
+    """A standard-library ``loads(line: bytes)`` that applies orjson's rules (see above).
 
-    The rules, explicit so that the verdict never depends on the parser: strict
-    UTF-8 (no CESU-8 surrogate bytes), no byte-order mark, no ``NaN``/``Infinity``,
-    no number that overflows a double, no lone surrogate escape (``\\ud800``);
-    integers beyond 64 bits are read as floats, as orjson reads them.
-
-    Returns:
-        ``loads(line: bytes)``, which returns the parsed value or raises ``ValueError``
-        (``JSONDecodeError``, ``UnicodeDecodeError`` or one naming the rule) or
-        ``RecursionError`` (nested too deeply for the parser).
+    It raises ``ValueError`` (``JSONDecodeError``, ``UnicodeDecodeError`` or one naming
+    the rule) or ``RecursionError``.
     """
     import json
     import math
@@ -69,14 +77,7 @@ def strict_json_parser() -> Callable[[bytes], Any]:
 
 
 def explain_json_error(line: bytes) -> str:
-    """Says why a line is not a JSON row, the same way whichever parser refused it.
-
-    Args:
-        line: the raw bytes of a line a parser refused.
-
-    Returns:
-        The problem, with the column (counted within the line) where it is known.
-    """
+    """Why a line a parser refused is not a JSON row, with the column an editor shows."""
     import json
 
     if line.startswith(b"\xef\xbb\xbf"):
@@ -94,8 +95,8 @@ def explain_json_error(line: bytes) -> str:
                 " re-encode the file as standard UTF-8"
             )
         return f"is not valid UTF-8 (byte {error.start + 1}); re-encode the file as UTF-8"
-    try:
-        strict_json_parser()(line)
+    try:  # without its line end (see above)
+        strict_json_parser()(line.rstrip(b"\r\n"))
     except RecursionError:
         return "nests arrays or objects more than 64 levels deep"
     except json.JSONDecodeError as error:
@@ -106,14 +107,7 @@ def explain_json_error(line: bytes) -> str:
 
 
 def row_shape(value: Any) -> Tuple[int, int]:
-    """How many object members a parsed value holds, and how deeply it nests.
-
-    Args:
-        value: a parsed JSON value.
-
-    Returns:
-        ``(members, depth)``: members of every object at every depth; depth 0 for a scalar.
-    """
+    """``(members, depth)`` of a parsed value: members of all its objects; 0 deep if scalar."""
     members = depth = 0
     stack = [(value, 1)]
     while stack:
@@ -134,14 +128,7 @@ def row_shape(value: Any) -> Tuple[int, int]:
 
 
 def duplicate_key(line: bytes) -> str:
-    """The first key that appears twice in one object of a valid JSON line, or ``""``.
-
-    Args:
-        line: the raw bytes of a line that parses.
-
-    Returns:
-        The duplicated key.
-    """
+    """The first key that appears twice in one object of a line that parses, or ``""``."""
     import json
 
     found: List[str] = []
@@ -159,37 +146,14 @@ def duplicate_key(line: bytes) -> str:
 
 
 def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
-    """Checks what a parser cannot: nesting depth and duplicate keys.
-
-    Both parsers keep the last of two equal keys; a row with ``"choice": 0`` and
-    ``"choice": 1`` is ambiguous, so it is refused. A cheap pre-check on the raw line
-    keeps this off the fast path: every key is followed by ``:``, so a line with no
-    more colons than the parsed row has members has no duplicate.
-
-    Args:
-        line: the raw bytes of the line.
-        row: what the parser made of it.
-
-    Returns:
-        ``("", "")`` when fine, else ``(field, problem)``.
-    """
-    members, depth = -1, 1
-    if type(row) is dict:  # a flat row (the text layout) needs no walk
-        members = len(row)
-        for value in row.values():
-            if isinstance(value, (dict, list)):
-                members = -1
-                break
-    if members < 0:
+    """Checks what a parser cannot (nesting depth, duplicate keys): ``("", "")`` or
+    ``(field, problem)``. Cheap pre-checks on the raw line come first (see above)."""
+    if type(row) is dict and {dict, list}.isdisjoint(map(type, row.values())):
+        members, depth = len(row), 1  # a flat row (the text layout) needs no walk
+    else:
         members, depth = row_shape(row)
     if depth > 64:
         return "(row)", "nests arrays or objects more than 64 levels deep"
-    # Most lines have no ":" but the keys' own, and then no duplicate: count them first
-    # (``len - len(replace)``: replace runs on memchr, count walks every byte). Otherwise
-    # count the key ends, '"' + optional whitespace + ':'; text adds to them (an escaped
-    # quote), never hides one. When that says "more keys than members", take off the
-    # '\\":' of text (JSON or code in a prompt: quotes escaped by exactly 1 or 3
-    # backslashes) before the second parse.
     colons = len(line) - len(line.replace(b":", b""))
     if colons > members:
         import re
@@ -210,14 +174,7 @@ def check_raw_row(line: bytes, row: Any) -> Tuple[str, str]:
 
 
 def file_format_problem(first: bytes) -> str:
-    """Recognizes a file that is not UTF-8 JSONL from its first line.
-
-    Args:
-        first: the first line's raw bytes.
-
-    Returns:
-        ``""`` when it may be JSONL; else the real cause and the fix.
-    """
+    """Names a file that is not UTF-8 JSONL (compressed, UTF-16) from its first line."""
     compressed = (
         (b"\x1f\x8b", "gzip", "gunzip"),
         (b"\x28\xb5\x2f\xfd", "zstd", "zstd -d"),

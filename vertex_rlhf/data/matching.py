@@ -24,29 +24,16 @@ if TYPE_CHECKING:
 
 
 def glob_magic_index(pattern: str) -> int:
-    """The index of the first glob character (``*``, ``?``, ``[``) in ``pattern``, or -1.
-
-    Args:
-        pattern: a path or glob.
-
-    Returns:
-        The index, or -1 when the path is literal.
-    """
+    """The index of the first glob character (``*``, ``?``, ``[``) in ``pattern``, or -1."""
     found = [i for i in (pattern.find("*"), pattern.find("?"), pattern.find("[")) if i >= 0]
     return min(found) if found else -1
 
 
 def glob_segment_regex(segment: str) -> str:
-    """Translates one path segment of a glob into a regular expression.
+    """One glob segment as a regular expression (no anchors) that never matches ``/``.
 
-    ``*`` is ``[^/]*``, ``?`` is ``[^/]``, ``[seq]`` and ``[!seq]`` are character
-    classes that never match ``/``; an unclosed ``[`` is literal (as in ``fnmatch``).
-
-    Args:
-        segment: the glob text between two ``/``.
-
-    Returns:
-        A regular expression (without anchors).
+    ``*`` is ``[^/]*``, ``?`` is ``[^/]``, ``[seq]``/``[!seq]`` are classes; an
+    unclosed ``[`` is literal (as in ``fnmatch``).
     """
     import re
 
@@ -82,17 +69,7 @@ def glob_segment_regex(segment: str) -> str:
 
 
 def match_glob(pattern: str, names: Iterable[str]) -> List[str]:
-    """Selects, from existing file names, the ones a dataset path or glob names.
-
-    Args:
-        pattern: the path or glob, spelled like the names (a local path, or an
-            object name within a bucket).
-        names: existing files (candidates from a listing).
-
-    Returns:
-        ``[pattern]`` when a file of exactly that name exists; otherwise the names
-        the glob matches, sorted. Empty for a literal path that does not exist.
-    """
+    """The names (a listing) that ``pattern`` selects, sorted; ``[pattern]`` if it is one."""
     import re
 
     names = list(names)
@@ -106,17 +83,7 @@ def match_glob(pattern: str, names: Iterable[str]) -> List[str]:
 
 
 def list_local_candidates(pattern: str) -> List[str]:
-    """Files that may match a local pattern: the literal file, and files at its depth.
-
-    Lists only below the pattern's literal directory, one level per segment, pruning
-    directories whose name does not match their segment.
-
-    Args:
-        pattern: a local path or glob (``/gcs/...`` inside a Vertex task).
-
-    Returns:
-        Candidate file paths, spelled as the pattern spells its directory.
-    """
+    """Files that may match a local pattern, listed level by level below its literal part."""
     import os
     import re
 
@@ -149,14 +116,7 @@ def list_local_candidates(pattern: str) -> List[str]:
 
 
 def dataset_path_problem(path: str) -> str:
-    """What is wrong with a dataset path before anything is listed.
-
-    Args:
-        path: the path or glob as the user wrote it.
-
-    Returns:
-        ``""`` when it can be matched; else the problem and how to fix it.
-    """
+    """What is wrong with a dataset path before anything is listed (``""``: nothing)."""
     if not path.strip():
         return "is empty; give a file or a glob such as gs://bucket/dir/*.jsonl"
     if "**" in path:
@@ -177,17 +137,8 @@ def dataset_path_problem(path: str) -> str:
 
 
 def dataset_files(path: str, mount: str = "/gcs/") -> Tuple[List[Tuple[str, str]], str]:
-    """The files a dataset path or glob selects, local or ``gs://`` read through a mount.
-
-    On Vertex, ``gs://bucket/path`` is read through Cloud Storage FUSE as
-    ``/gcs/bucket/path``; elsewhere the path is a local file path.
-
-    Args:
-        path: a file path or glob, local or ``gs://``.
-        mount: where Cloud Storage is mounted (``/gcs/`` on Vertex).
-
-    Returns:
-        ``([(shown name, readable path), ...], "")`` sorted by name, or ``([], problem)``.
+    """``([(shown name, readable path), ...], "")`` for the files ``path`` selects (sorted),
+    or ``([], problem)``; ``gs://`` is read through ``mount`` (``/gcs/`` on Vertex).
     """
     import os
 

@@ -137,9 +137,6 @@ class Profile:
     prompt_keys: array[int] | None = None
     pair_keys: array[int] | None = None
 
-    def __call__(self, row: dict[str, Any]) -> None:
-        self.observe(row)
-
     def observe(self, row: dict[str, Any]) -> None:
         """Adds one parsed row (valid or not: missing fields are simply not counted)."""
         self.rows += 1
@@ -179,7 +176,16 @@ class Profile:
         if name is None:
             name = json_key(choice)
         self.choices[name] = self.choices.get(name, 0) + 1
-        if first == second or first.strip() == second.strip():
+        if first == second or (
+            # strip() changes only texts with a space at an end: skip two copies otherwise
+            (
+                first[:1].isspace()
+                or first[-1:].isspace()
+                or second[:1].isspace()
+                or second[-1:].isspace()
+            )
+            and first.strip() == second.strip()
+        ):
             self.identical_candidates += 1
         limits = self.candidate_lengths
         for text in (first, second):
@@ -187,6 +193,8 @@ class Profile:
             if not length or text.isspace():
                 self.empty_texts += 1
             _add_length(limits, length, self.target_limit)
+
+    __call__ = observe  # a profile is the per-row callback itself
 
     def child(self) -> Profile:
         """An empty profile for one byte range of a file read in parallel: it records
@@ -285,7 +293,7 @@ def _add_keys(bloom: Any, keys: array[int]) -> int:
 
 def _add_length(histogram: LengthHistogram, length: int, limit: int) -> None:
     """``histogram.add(length, (limit,))``, without the loop (the hot path)."""
-    histogram.bins[min(length.bit_length(), _BINS - 1)] += 1
+    histogram.bins[length.bit_length()] += 1  # a str's length is below 2**63: bin < 64
     histogram.count += 1
     histogram.total += length
     if length > histogram.longest:

@@ -24,7 +24,10 @@ class ProgressSink(Protocol):
 
 
 def counted(
-    lines: Iterable[bytes], sink: ProgressSink | None, size: int | None = None
+    lines: Iterable[bytes],
+    sink: ProgressSink | None,
+    size: int | None = None,
+    every: int = REPORT_EVERY,
 ) -> Iterator[bytes]:
     """Passes ``lines`` through, telling ``sink`` the bytes and rows read as it goes.
 
@@ -32,23 +35,26 @@ def counted(
         lines: raw lines of one file, with or without their ``\\n``.
         sink: where progress goes; None passes the lines through untouched.
         size: the file's size in bytes, to make the final count exact.
+        every: tell the sink at most once per this many bytes.
 
     Returns:
         The same lines.
     """
     if sink is None:
         return iter(lines)  # no wrapper, no cost
-    return _counting(lines, sink, size)
+    return _counting(lines, sink, size, every)
 
 
-def _counting(lines: Iterable[bytes], sink: ProgressSink, size: int | None) -> Iterator[bytes]:
+def _counting(
+    lines: Iterable[bytes], sink: ProgressSink, size: int | None, every: int
+) -> Iterator[bytes]:
     total = pending = rows = 0
     for line in lines:
         length = len(line)
         pending += length
         if length > 2 or line.strip():  # cheap test first: most rows are long
             rows += 1
-        if pending >= REPORT_EVERY:
+        if pending >= every:
             sink.advance(pending, rows)
             total += pending
             pending = rows = 0
