@@ -364,10 +364,14 @@ def test_view_stops_the_clock_when_the_run_ends() -> None:
 def test_off_a_terminal_nothing_is_drawn() -> None:
     stream = io.StringIO()
     with live.monitor_display(JOB, None, stream) as display:
-        assert display.callback is None and display.out is stream
+        assert display.callback is None
     with live.read_progress(stream) as bars:
         assert bars is None
     assert stream.getvalue() == ""
+    # Off a terminal the monitor's lines go to the stream as they are, escaped.
+    with live.monitor_display(JOB, None, stream) as display:
+        print("  API error (ServiceUnavailable)\x1b[2J", file=display.out)
+    assert stream.getvalue() == "  API error (ServiceUnavailable)\\x1b[2J\n"
 
 
 def test_a_terminal_is_one_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from vertex_rlhf.data.rules import KINDS
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
+from vertex_rlhf.views.text import name as outside_name
+from vertex_rlhf.views.text import outside
 
 if TYPE_CHECKING:
     from vertex_rlhf.cloud.vertex import VertexTarget
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from vertex_rlhf.config.params import RLHFParams
 
 log = logging.getLogger("rlhf")
+# The most characters of one error message printed (a server's error can be megabytes).
+ERROR_LIMIT = 10_000
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -431,20 +435,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud import monitor
     from vertex_rlhf.cloud.vertex import VertexTarget
     from vertex_rlhf.template.compiler import read_manifest
+    from vertex_rlhf.views import listings
 
     if args.limit < 1:
         raise ConfigError([f"--limit {args.limit}: must be 1 or more"])
     target = VertexTarget.from_params(_vertex_params(args))
     pipeline = read_manifest(compiled_dir(args)).get("pipeline") or "rlhf-tuning"
     runs = monitor.list_runs(target, pipeline, args.limit)
-    print(f"{'JOB ID':<52} {'STATE':<10} {'VERSION':<10} {'ENV':<8} CREATED")
-    for run in runs:
-        print(
-            f"{run['job_id']:<52} {run['state']:<10} {run['version']:<10}"
-            f" {run['environment']:<8} {run['created']}"
-        )
-    if not runs:
-        print(f"(no runs of {pipeline} in {target.parent})")
+    print(listings.runs_table(runs, f"(no runs of {pipeline} in {target.parent})"))
     return 0
 
 
@@ -474,9 +472,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     with metrics.EventFiles() as files:
         added, warnings = metrics.sync(job, log, files)
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {outside(warning)}", file=sys.stderr)
     points = metrics.logged_points(metrics.read_log(log))
-    print(f"{name}: {len(added)} new step record(s) in {log}")
+    print(f"{outside_name(name, 1000)}: {len(added)} new step record(s) in {log}")
     print(tables.render_summary(metrics.summarize(points)))
     png = Path(args.png or log.with_suffix(".png"))
     if charts.metrics_png(points, png, f"Training metrics of {job_id}"):
@@ -529,15 +527,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_versions(args: argparse.Namespace) -> int:
     """Lists the published versions and their tags."""
     from vertex_rlhf.cloud import registry, submission
+    from vertex_rlhf.views import listings
 
     host = _registry_host(args)
     package = submission.local_template(compiled_dir(args)).name
     versions = registry.list_versions(host, package)
-    print(f"{'DIGEST':<73} {'TAGS':<24} CREATED")
-    for version in versions:
-        print(f"{version.digest:<73} {','.join(version.tags) or '-':<24} {version.created}")
-    if not versions:
-        print(f"(nothing published in {host}/{package})")
+    print(listings.versions_table(versions, f"(nothing published in {host}/{package})"))
     return 0
 
 
@@ -872,7 +867,8 @@ def _main(argv: Sequence[str] | None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(error.render(), file=sys.stderr)
+        # Messages quote names, rows and answers from outside: escaped and bounded here too.
+        print(outside(error.render(), ERROR_LIMIT), file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

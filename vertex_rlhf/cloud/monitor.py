@@ -24,6 +24,8 @@ from vertex_rlhf.cloud.vertex import (
     read_retry,
 )
 from vertex_rlhf.errors import DataError, PipelineError, RLHFError, TrainingError
+from vertex_rlhf.views.text import name as outside_name
+from vertex_rlhf.views.text import outside
 
 # Stages a person follows, with the share of a typical run's time they take.
 STAGES = (
@@ -206,31 +208,36 @@ def failure_hint(status: dict[str, Any]) -> str:
 
 
 def generate_monitoring_report(status: dict[str, Any]) -> str:
-    """A human-readable report of a job's status (final or current)."""
+    """A human-readable report of a job's status (final or current).
+
+    What the server sent (names, states, the error, output values) is shown through
+    ``views.text``: escaped and bounded.
+    """
     lines = [
-        f"Pipeline job {status['job_id']}: {status['state']}"
+        f"Pipeline job {outside_name(status['job_id'])}: {outside_name(status['state'])}"
         f" ({status['progress']}%, {duration(status['elapsed_seconds'])})"
     ]
     if status.get("console_url"):
-        lines.append(f"  console: {status['console_url']}")
+        lines.append(f"  console: {outside_name(status['console_url'], 1000)}")
     lines.append(
-        "  stages: " + " | ".join(f"{name} {state}" for name, state in status["stages"].items())
+        "  stages: " + " | ".join(f"{stage} {state}" for stage, state in status["stages"].items())
     )
     # The exit task last: it runs after the others.
     leaves = sorted(
         (t for t in status["tasks"] if t["leaf"]), key=lambda t: t["stage"] == NOTIFICATION
     )
-    width = max((len(t["name"]) for t in leaves), default=0)
-    for task in leaves:
-        lines.append(
-            f"    {task['name']:<{width}}  {task['state']:<13} {duration(task['seconds'])}"
-        )
+    shown = [(outside_name(t["name"]), outside_name(t["state"]), t["seconds"]) for t in leaves]
+    width = max((len(task) for task, _, _ in shown), default=0)
+    for task, state, seconds in shown:
+        lines.append(f"    {task:<{width}}  {state:<13} {duration(seconds)}")
     if status["failed_task"]:
-        lines.append(f"  failed task: {status['failed_task']} ({status['failed_stage']})")
+        lines.append(
+            f"  failed task: {outside_name(status['failed_task'])} ({status['failed_stage']})"
+        )
     if status["error"]:
-        lines.append(f"  error: {status['error']}")
+        lines.append(f"  error: {outside(status['error'])}")
     for key in OUTPUTS:
-        lines.append(f"  {key}: {status['outputs'].get(key) or '(none)'}")
+        lines.append(f"  {key}: {outside_name(status['outputs'].get(key) or '(none)', 1000)}")
     return "\n".join(lines)
 
 
@@ -241,13 +248,14 @@ def final_error(status: dict[str, Any]) -> RLHFError | None:
     if status["state"] not in KNOWN_STATES:
         ended = "ended" if status.get("ended") else "is"
         return PipelineError(
-            f"{status['job_id']} {ended} in state {status['state']}, which this client"
-            " (google-cloud-aiplatform) does not know",
+            f"{outside_name(status['job_id'])} {ended} in state"
+            f" {outside_name(status['state'])}, which this client (google-cloud-aiplatform)"
+            " does not know",
             hint="look at the run in the console; upgrade google-cloud-aiplatform to follow it",
         )
-    where = f" at {status['failed_task']}" if status.get("failed_task") else ""
-    why = f": {status['error']}" if status.get("error") else ""
-    message = f"{status['job_id']} ended {status['state']}{where}{why}"
+    where = f" at {outside_name(status['failed_task'])}" if status.get("failed_task") else ""
+    why = f": {outside(status['error'])}" if status.get("error") else ""
+    message = f"{outside_name(status['job_id'])} ended {outside_name(status['state'])}{where}{why}"
     if status["state"] == "FAILED" and status.get("failed_stage") == NOTIFICATION:
         return TrainingError(
             f"{message} (the run's own tasks did not fail: only the e-mail notification did)",
@@ -414,8 +422,8 @@ class PipelineMonitor:
             elif unknown_since is None:
                 unknown_since = self.clock()
                 print(
-                    f"  state {status['state']} is unknown to this client; watching it for at"
-                    f" most {self.unknown_limit:.0f}s",
+                    f"  state {outside_name(status['state'])} is unknown to this client;"
+                    f" watching it for at most {self.unknown_limit:.0f}s",
                     file=self.out,
                 )
             elif self.clock() - unknown_since >= self.unknown_limit:
@@ -430,11 +438,15 @@ class PipelineMonitor:
     generate_monitoring_report = staticmethod(generate_monitoring_report)
 
     def _progress_line(self, status: dict[str, Any]) -> str:
-        running = [t["name"] for t in status["tasks"] if t["state"] == "RUNNING" and t["leaf"]]
+        running = [
+            outside_name(t["name"])
+            for t in status["tasks"]
+            if t["state"] == "RUNNING" and t["leaf"]
+        ]
         stage = next((n for n, s in status["stages"].items() if s == "running"), "")
         detail = f" {stage}: {', '.join(running)}" if running else (f" {stage}" if stage else "")
         return (
-            f"[{duration(status['elapsed_seconds'])}] {status['state']:<10}"
+            f"[{duration(status['elapsed_seconds'])}] {outside_name(status['state']):<10}"
             f" {status['progress']:>3}%{detail}"
         )
 

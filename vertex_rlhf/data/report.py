@@ -18,6 +18,8 @@ from vertex_rlhf.data.rules import (
     report_summary,
 )
 from vertex_rlhf.steps import calculate_training_steps
+from vertex_rlhf.views.text import name as outside_name
+from vertex_rlhf.views.text import outside
 
 if TYPE_CHECKING:  # the config wing costs ~40 ms to import: validating one path needs none
     from vertex_rlhf.config.params import RLHFParams
@@ -219,12 +221,24 @@ def _lengths(name: str, summary: dict[str, Any], truncated: dict[str, Any]) -> s
     )
 
 
+def _shown(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with what came from the files (names, quoted keys and values) escaped
+    and bounded, for ``report_summary`` (shipped code, which prints what it is given)."""
+    return {
+        **report,
+        "dataset": outside_name(report["dataset"], 1000),
+        "layout": outside_name(report["layout"]),
+        "files": [[outside_name(name, 1000), rows] for name, rows in report["files"]],
+        "problems": [outside_name(problem, 2000) for problem in report["problems"]],
+    }
+
+
 def render(result: dict[str, Any]) -> str:
     """The human report: per dataset its verdict, files and profile; then steps."""
     lines = []
     for entry in result["datasets"].values():
         report, profile = entry["report"], entry["profile"]
-        lines.append(report_summary(report, max_files=10))
+        lines.append(report_summary(_shown(report), max_files=10))
         if profile is None:
             continue
         lines.append(
@@ -235,7 +249,9 @@ def render(result: dict[str, Any]) -> str:
             _lengths("prompt", profile["prompt_length"], profile["prompts_likely_truncated"])
         )
         if "choice_balance" in profile:
-            balance = ", ".join(f"{k}: {v}" for k, v in profile["choice_balance"].items())
+            balance = ", ".join(
+                f"{outside_name(k)}: {v}" for k, v in profile["choice_balance"].items()
+            )
             lines.append(
                 f"  duplicate pairs: {profile['duplicate_pairs']}; choice balance: {balance};"
                 f" identical candidates: {profile['identical_candidates']}"
@@ -249,7 +265,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"eval prompts also in the training data: {result['eval_overlap']}")
     if "steps" in result:
         lines.append(result["steps"]["text"])
-        lines += [f"warning: {w}" for w in result["steps"]["warnings"]]
+        lines += [f"warning: {outside(w)}" for w in result["steps"]["warnings"]]
     first = next(iter(result["datasets"].values()))["profile"]
     if first is not None:
         lines.append(f"note: truncation is an estimate ({first['truncation_estimate']})")
