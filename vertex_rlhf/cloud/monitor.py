@@ -459,10 +459,16 @@ class PipelineMonitor:
             if self._task_states.get(task["name"]) == task["state"]:
                 continue
             self._task_states[task["name"]] = task["state"]
-            metrics: dict[str, Any] = {"task": task["name"], "state": task["state"]}
+            # Names and texts from the server are bounded here as anywhere they are shown.
+            metrics: dict[str, Any] = {
+                "task": outside_name(task["name"]),
+                "state": outside_name(task["state"]),
+            }
             if task["seconds"] is not None and task["state"] in TERMINAL:
                 metrics["duration_seconds"] = task["seconds"]
-            metrics.update(status["task_outputs"].get(task["name"], {}))
+            for key, value in status["task_outputs"].get(task["name"], {}).items():
+                shown = outside_name(value, 1000) if isinstance(value, str) else value
+                metrics[outside_name(key)] = shown
             records.append({"stage": task["stage"] or "pipeline", "metrics": metrics})
         records.append(
             {
