@@ -168,6 +168,7 @@ def failed_job(source: str, raw: str) -> list[Step]:
     """A job that has failed at its first read, with ``raw`` in ``source``."""
     task = raw if source == "task name" else "reward-model-trainer"
     error = raw if source == "task error" else "the trainer failed"
+    errors = {} if source == "job error" else {task: error}  # the job's error is the one shown
     outputs = {"compute-steps": {"reward_model_train_steps": 1410}}
     if source == "output value":
         outputs["compute-steps"]["model_resource_name"] = raw
@@ -176,7 +177,7 @@ def failed_job(source: str, raw: str) -> list[Step]:
             0,
             "PIPELINE_STATE_FAILED",
             {"rlhf-tuning": "FAILED", "compute-steps": "SUCCEEDED", task: "FAILED"},
-            errors={task: error},
+            errors=errors,
             outputs=outputs,
             job_error=raw if source == "job error" else "The DAG failed.",
         )
@@ -205,12 +206,10 @@ def test_monitor_in_a_pipe_shows_server_text_escaped(
     args += ["--poll-interval", "0.05", "--metrics-log", str(tmp_path / "m.jsonl")]
     assert cli.main(args) == 14  # TRAINING_004
     captured = capsys.readouterr()
-    # The job error is the report's only when no task says why.
-    shown = None if source == "job error" else hostile
-    assert_safe(captured.out, shown)
+    assert_safe(captured.out, hostile)
     assert_safe(captured.err)
     assert "error[TRAINING_004]" in captured.err
-    if source in ("task name", "task error"):  # the final error quotes them too
+    if source != "output value":  # the final error quotes the failed task and why
         assert hostile.shown in captured.err
     # The metrics log is JSON: it holds the text whole, escaped by JSON.
     logged = (tmp_path / "m.jsonl").read_text(encoding="utf-8")
