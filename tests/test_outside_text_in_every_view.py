@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tests.conftest import TEST_PROJECT
+from tests.conftest import REPO, TEST_PROJECT
 from tests.standins import training
 from tests.standins.vertex import Step, VertexStandIn, timeline_success
 from vertex_rlhf import cli, live
@@ -310,3 +312,38 @@ def test_metrics_and_compare_show_metric_names_escaped(
     captured = capsys.readouterr()
     assert_safe(captured.out, hostile)
     assert compared.is_file()
+
+
+# ---- log records ------------------------------------------------------------------------
+
+
+def test_log_records_of_the_cli_are_escaped_and_bounded(tmp_path: Path) -> None:
+    """What a library or the SDK logs (quoting a server or a file) goes out through the
+    CLI's log handler escaped and bounded, like every printed line."""
+    texts = tmp_path / "hostile.json"
+    texts.write_text(json.dumps([h.raw for h in HOSTILE.values()]), encoding="utf-8")
+    probe = (
+        "import json, logging, sys\n"
+        "from vertex_rlhf.cli import main\n"
+        "main(['steps', 'dev'])\n"
+        "print('---', file=sys.stderr, flush=True)\n"
+        "for text in json.load(open(sys.argv[1])):\n"
+        "    logging.getLogger('google.cloud.storage').warning('object %s: gone', text)\n"
+        "    print('---', file=sys.stderr, flush=True)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(texts)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="strict",
+        timeout=120,
+        check=True,
+    )
+    records = result.stderr.split("---\n")[1:-1]
+    assert len(records) == len(HOSTILE)
+    for record, hostile in zip(records, HOSTILE.values(), strict=True):
+        assert record.startswith("WARNING object ")
+        assert_safe(record, hostile)
+        assert len(record) < 25_000

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from vertex_rlhf.data.rules import KINDS
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
+from vertex_rlhf.views.logs import EscapingFormatter
 from vertex_rlhf.views.text import name as outside_name
 from vertex_rlhf.views.text import outside
 
@@ -387,7 +388,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             print("dry run: nothing was sent", file=sys.stderr)
             return 0
         name = submission.submit(request)
-    print(f"Submitted {name}\n  console: {request.target.console_url(name)}")
+    shown = outside_name(name, 1000)
+    print(f"Submitted {shown}\n  console: {outside_name(request.target.console_url(name), 1000)}")
     if not args.wait:
         print(f"  follow it with: {_resume_hint(name, args.env)}")
         return 0
@@ -417,7 +419,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     params = load_params(environment(args), args.overrides)
     results = health.run_checks(params, compiled_dir(args), health.Endpoints.from_env())
-    print(health.render(results))
+    print(outside(health.render(results), ERROR_LIMIT))  # it quotes the servers' answers
     return health.exit_status(results)
 
 
@@ -520,7 +522,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     published, uploaded = registry.publish(host, template.path, template.version)
     record_publication(compiled, template.version, host, published.digest)
     state = "published" if uploaded else "already published (same content)"
-    print(f"{template.name} {template.version}: {state}\n  {published.uri}")
+    print(f"{template.name} {template.version}: {state}\n  {outside_name(published.uri, 1000)}")
     return 0
 
 
@@ -847,8 +849,9 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(message)s"
     )
-    if not debug:
-        for handler in logging.getLogger().handlers:
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(EscapingFormatter("%(levelname)s %(message)s"))
+        if not debug:
             handler.addFilter(_without_traceback)
     # google-api-core makes an unconfigured "google" logger stop propagating, so the SDK's
     # records (tracebacks included) bypass the handler above; configured, it leaves it be.
