@@ -351,6 +351,28 @@ def test_view_shows_stages_running_tasks_elapsed_time_and_latest_metrics(tmp_pat
     assert "API error (ServiceUnavailable); retrying in 15s" in render(view)
 
 
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("  API error (ServiceUnavailable); retrying in 15s", True),
+        ("  API error (DeadlineExceeded)", True),
+        ("  state UNKNOWN(42) is unknown to this client; watching it for at most 1800s", True),
+        ("  metrics: cannot read the event files yet (Forbidden: 403 ...)", True),
+        ("  something new the monitor says\x1b[2J", True),
+        ("[10m 00s] RUNNING     45% reward model: reward-model-trainer", False),
+        ("  metrics: +3 step(s); reward_model: rank_loss 0.5, step 20", False),
+    ],
+)
+def test_the_monitors_warnings_stay_on_the_terminal_above_the_view(line: str, kept: bool) -> None:
+    console = recording_console()
+    view = live.MonitorView(JOB, None, console=console)
+    print(line, file=view.notes)
+    above = console.export_text()
+    assert (line.strip().replace("\x1b", "\\x1b") in above) is kept
+    assert "\x1b" not in above
+    assert view.notes.last == line.strip().replace("\x1b", "\\x1b")  # the footer, either way
+
+
 def test_view_stops_the_clock_when_the_run_ends() -> None:
     clock = {"t": 0.0}
     view = live.MonitorView(JOB, None, clock=lambda: clock["t"])
@@ -505,6 +527,20 @@ def test_monitor_prints_plain_lines_in_a_pipe(polled_vertex: VertexStandIn, tmp_
     assert "running tasks" not in result.stdout
     assert "RUNNING" in result.stdout and "reward model: reward-model-trainer" in result.stdout
     assert f"Pipeline job {JOB}: SUCCEEDED (100%" in result.stdout
+
+
+def test_monitor_on_a_terminal_keeps_the_api_errors_a_pipe_prints(
+    polled_vertex: VertexStandIn, tmp_path: Path
+) -> None:
+    vertex = polled_vertex
+    vertex.fail_next(2, 503)
+    args = monitor_args(vertex, tmp_path / "m.jsonl")
+    status, screen = in_terminal(args)
+    assert status == 0, screen
+    assert HIDE_CURSOR in screen
+    shown = plain(screen)
+    assert shown.count("API error (ServiceUnavailable); retrying in") >= 2
+    assert f"Pipeline job {JOB}: SUCCEEDED (100%" in shown
 
 
 @pytest.mark.parametrize("command", [["steps", "dev"], ["check", "dev"]])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -152,17 +153,34 @@ def read_progress(stream: TextIO | None = None) -> Iterator[ReadBars | None]:
             progress.stop()
 
 
-class _Notes(io.StringIO):
-    """The monitor's ``out``: keeps the last line it printed (escaped), for the view's footer."""
+# The monitor's routine lines, which the live view itself shows: a progress line
+# (``[1m 05s] RUNNING  40% ...``) and the metrics follower's new points.
+_ROUTINE = re.compile(r"\[[^\]]*\] |metrics: \+\d+ step")
 
-    def __init__(self) -> None:
+
+class _Notes(io.StringIO):
+    """The monitor's ``out`` under the live view: keeps the last line (escaped) for the
+    view's footer, and prints every line that is not routine (an API error and its retry,
+    a state this client does not know, event files it cannot read) above the view, where
+    it stays after the view is gone, as in a pipe.
+
+    Args:
+        console: where lines are printed above the view (None: footer only).
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
         super().__init__()
         self.last = ""
+        self.console = console
 
     def write(self, text: str) -> int:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [outside_name(line.strip(), 500) for line in text.splitlines() if line.strip()]
         if lines:
-            self.last = outside_name(lines[-1], 500)
+            self.last = lines[-1]
+        if self.console is not None:
+            for line in lines:
+                if not _ROUTINE.match(line):
+                    self.console.print(Text(f"  {line}"))
         return len(text)
 
 
@@ -177,6 +195,7 @@ class MonitorView:
         job: the job's resource name.
         metrics_log: the run's JSONL metrics log, read for the latest metric points.
         clock: monotonic seconds (injectable for tests).
+        console: where the monitor's non-routine lines are printed above the view.
     """
 
     def __init__(
@@ -184,11 +203,12 @@ class MonitorView:
         job: str,
         metrics_log: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        console: Console | None = None,
     ) -> None:
         self.job = job
         self.metrics_log = metrics_log
         self.clock = clock
-        self.notes = _Notes()
+        self.notes = _Notes(console)
         self.status: dict[str, Any] | None = None
         self.metrics: dict[str, dict[str, Any]] = {}  # stage -> latest point
         self._seen_at = clock()
@@ -362,8 +382,8 @@ def monitor_display(
     if not interactive(stream):
         yield MonitorDisplay(None, cast(TextIO, EscapedLines(stream)))
         return
-    view = MonitorView(job, metrics_log)
     console = Console(file=stream, force_terminal=True)
+    view = MonitorView(job, metrics_log, console=console)
     # Transient: the final report replaces the view when the watch ends.
     with Live(view, console=console, refresh_per_second=4, transient=True):
         yield MonitorDisplay(view.update, view.notes)
