@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RANKS = {
     "vertex_rlhf.errors": 0,
     "vertex_rlhf.steps": 0,
+    # The one renderer of outside text imports nothing: every wing that writes a line, a
+    # log record or an error message may use it.
+    "vertex_rlhf.views.text": 0,
     "vertex_rlhf.config": 1,
     "vertex_rlhf.data": 2,
     "vertex_rlhf.template": 3,
