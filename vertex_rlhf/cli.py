@@ -489,7 +489,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud import compare
     from vertex_rlhf.cloud.vertex import VertexTarget
     from vertex_rlhf.template.compiler import read_manifest
-    from vertex_rlhf.views import charts, tables
+    from vertex_rlhf.views import charts, comparison, tables
 
     # KEY=VALUE items are overrides; job ids and resource names never hold "=".
     args.overrides = [*[j for j in args.jobs if "=" in j], *args.overrides]
@@ -503,7 +503,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         names = compare.job_names(default, jobs)
     runs = compare.gather(default, names)
-    print(tables.render_table(compare.comparison_rows(runs)))
+    print(tables.render_table(comparison.comparison_rows(runs)))
     png = Path(args.png or "runs/compare.png")
     if charts.comparison_png([(r.job_id, r.points) for r in runs], png, "Runs compared"):
         print(f"  chart: {png}")
@@ -557,6 +557,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
     from vertex_rlhf import live
     from vertex_rlhf.config.params import load_params
     from vertex_rlhf.data import report as data_report
+    from vertex_rlhf.views import datasets as dataset_view
 
     if args.path:
         if not args.kind:
@@ -585,7 +586,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
             )
     else:
         raise ConfigError(["name an environment (validate-data dev) or --path PATH --kind KIND"])
-    print(json.dumps(result, indent=2) if args.json else data_report.render(result))
+    print(json.dumps(result, indent=2) if args.json else dataset_view.render(result))
     if not result["valid"]:
         raise DataError("invalid rows found (listed above)", hint="correct or remove them")
     return 0
