@@ -32,11 +32,11 @@ from rich.progress import Progress
 
 from tests.conftest import REPO, SAMPLES, TEST_PROJECT, before_each_piece
 from tests.standins.vertex import VertexStandIn, scale, timeline_success
-from vertex_rlhf import live
 from vertex_rlhf.cloud import monitor
 from vertex_rlhf.data import convert as convert_module
 from vertex_rlhf.data import files
 from vertex_rlhf.data.progress import REPORT_EVERY, counted
+from vertex_rlhf.views import live
 
 JOB = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-live"
 ESC = "\x1b["
@@ -550,7 +550,7 @@ def test_fast_commands_do_not_import_rich(command: list[str]) -> None:
         "from vertex_rlhf.cli import main\n"
         f"status = main({command!r})\n"
         "print('RICH', sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')"
-        " or m == 'vertex_rlhf.live'))\n"
+        " or m == 'vertex_rlhf.views.live'))\n"
         "sys.exit(status)\n"
     )
     result = subprocess.run(

@@ -23,9 +23,10 @@ from rich.console import Console
 from tests.conftest import REPO, TEST_PROJECT
 from tests.standins import training
 from tests.standins.vertex import Step, VertexStandIn, timeline_success
-from vertex_rlhf import cli, live
+from vertex_rlhf import cli
 from vertex_rlhf.cloud import monitor
 from vertex_rlhf.cloud.vertex import VertexTarget
+from vertex_rlhf.views import live
 
 PARENT = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs"
 HUGE = 20_000_000

@@ -299,8 +299,8 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     New training points in the job's event files are appended to the metrics log as they
     appear.
     """
-    from vertex_rlhf import live
     from vertex_rlhf.cloud import metrics, monitor
+    from vertex_rlhf.views import live, run_report
 
     log = _metrics_log(job, args)
     _check_watch_flags(args, job)
@@ -331,7 +331,7 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     finally:
         if follower is not None:
             follower.files.close()
-    print(monitor.generate_monitoring_report(status))
+    print(run_report.report(status))
     print(f"  metrics log: {log}")
     if status.get("timed_out"):
         print(
@@ -554,10 +554,10 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
     """Validates and profiles an environment's datasets, or one --path."""
     import json
 
-    from vertex_rlhf import live
     from vertex_rlhf.config.params import load_params
     from vertex_rlhf.data import report as data_report
     from vertex_rlhf.views import datasets as dataset_view
+    from vertex_rlhf.views import live
 
     if args.path:
         if not args.kind:
@@ -594,8 +594,8 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 
 def cmd_convert_data(args: argparse.Namespace) -> int:
     """Converts prompt/chosen/rejected rows to the Vertex RLHF format."""
-    from vertex_rlhf import live
     from vertex_rlhf.data.convert import convert
+    from vertex_rlhf.views import live
 
     rejects = args.rejects or (f"{args.output}.rejects.jsonl" if args.skip_invalid else None)
     with live.read_progress() as progress:

@@ -1,8 +1,8 @@
 """Follow a pipeline job: status, progress, a final report, and a JSONL metrics log.
 
-``job_status`` and ``generate_monitoring_report`` are pure functions over the job
-resource (as ``PipelineJob.to_dict`` gives it); ``PipelineMonitor`` polls with a
-backoff, survives transient API errors and calls back on every change.
+``job_status`` is a pure function over the job resource (as ``PipelineJob.to_dict``
+gives it); ``PipelineMonitor`` polls with a backoff, survives transient API errors and
+calls back on every change. ``views.run_report`` draws the report people read.
 """
 
 from __future__ import annotations
@@ -207,40 +207,6 @@ def failure_hint(status: dict[str, Any]) -> str:
     return "open the failing task's logs from the console link"
 
 
-def generate_monitoring_report(status: dict[str, Any]) -> str:
-    """A human-readable report of a job's status (final or current).
-
-    What the server sent (names, states, the error, output values) is shown through
-    ``views.text``: escaped and bounded.
-    """
-    lines = [
-        f"Pipeline job {outside_name(status['job_id'])}: {outside_name(status['state'])}"
-        f" ({status['progress']}%, {duration(status['elapsed_seconds'])})"
-    ]
-    if status.get("console_url"):
-        lines.append(f"  console: {outside_name(status['console_url'], 1000)}")
-    lines.append(
-        "  stages: " + " | ".join(f"{stage} {state}" for stage, state in status["stages"].items())
-    )
-    # The exit task last: it runs after the others.
-    leaves = sorted(
-        (t for t in status["tasks"] if t["leaf"]), key=lambda t: t["stage"] == NOTIFICATION
-    )
-    shown = [(outside_name(t["name"]), outside_name(t["state"]), t["seconds"]) for t in leaves]
-    width = max((len(task) for task, _, _ in shown), default=0)
-    for task, state, seconds in shown:
-        lines.append(f"    {task:<{width}}  {state:<13} {duration(seconds)}")
-    if status["failed_task"]:
-        lines.append(
-            f"  failed task: {outside_name(status['failed_task'])} ({status['failed_stage']})"
-        )
-    if status["error"]:
-        lines.append(f"  error: {outside(status['error'])}")
-    for key in OUTPUTS:
-        lines.append(f"  {key}: {outside_name(status['outputs'].get(key) or '(none)', 1000)}")
-    return "\n".join(lines)
-
-
 def final_error(status: dict[str, Any]) -> RLHFError | None:
     """The coded error for a run that ended badly (one line; the report says the rest)."""
     if status["state"] == "SUCCEEDED":
@@ -434,8 +400,6 @@ class PipelineMonitor:
                 return status
             left = None if deadline is None else max(0.0, deadline - self.clock())
             self.sleep(interval if left is None else min(interval, left))
-
-    generate_monitoring_report = staticmethod(generate_monitoring_report)
 
     def _progress_line(self, status: dict[str, Any]) -> str:
         running = [
