@@ -348,3 +348,29 @@ def test_log_records_of_the_cli_are_escaped_and_bounded(tmp_path: Path) -> None:
         assert record.startswith("WARNING object ")
         assert_safe(record, hostile)
         assert len(record) < 25_000
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_progress_bars_show_file_names_literally(
+    variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hostile = HOSTILE[variant]
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv(live.MIN_BYTES_VARIABLE, "0")
+    screen = FakeTerminal()
+    with live.read_progress(screen) as bars:
+        assert bars is not None
+        bars.start(f"gs://bucket/{hostile.raw}.jsonl", 1000)
+        bars.advance(500, 10)
+        bars.progress.refresh()
+    # Colours, cursor movement and carriage returns are the bar's own; nothing else reaches
+    # the terminal, and the end of the name (where the file name is) shows as it is.
+    drawn = re.sub("\x1b\\[[0-9;?]*[A-Za-z]|\r", "", screen.getvalue())
+    assert_safe(drawn)
+    assert "\x1b]8" not in screen.getvalue()
+    assert escaped(f"{hostile.raw}.jsonl")[-16:] in drawn

@@ -104,7 +104,7 @@ class ReadBars:
                     self.progress.start()
                     self.started = True
                 # The description column reads markup: the file name is escaped for it.
-                description = escape(_shortened(outside_name(label)))
+                description = escape(outside_name(_shortened(label)))
                 self._task = self.progress.add_task(description, total=total_bytes, rows=0)
 
     def advance(self, nbytes: int, rows: int) -> None:
