@@ -22,6 +22,7 @@ from rich.console import Console
 
 from tests.conftest import REPO, TEST_PROJECT
 from tests.standins import training
+from tests.standins.registry import RegistryStandIn
 from tests.standins.vertex import Step, VertexStandIn, timeline_success
 from vertex_rlhf import cli
 from vertex_rlhf.cloud import monitor
@@ -374,3 +375,29 @@ def test_progress_bars_show_file_names_literally(
     assert_safe(drawn)
     assert "\x1b]8" not in screen.getvalue()
     assert escaped(f"{hostile.raw}.jsonl")[-16:] in drawn
+
+
+@pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize("variant", PROTO_VARIANTS)
+def test_versions_lists_registry_tags_escaped(
+    variant: str,
+    registry_standin: RegistryStandIn,
+    compiled_copy: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hostile = HOSTILE[variant]
+    args = [
+        "dev",
+        f"vertex_ai.template_registry={registry_standin.url}",
+        "--compiled-dir",
+        str(compiled_copy),
+    ]
+    assert cli.main(["publish", *args]) == 0
+    capsys.readouterr()
+    (entry,) = registry_standin.packages.values()
+    tag = hostile.raw.replace("/", "_")  # a tag is one segment of a URL path
+    entry["tags"][tag] = entry["order"][0]  # a tag someone else made
+    assert cli.main(["versions", *args]) == 0
+    captured = capsys.readouterr()
+    assert_safe(captured.out, Hostile(tag, escaped(tag)[:150]))
+    assert "latest" in captured.out
