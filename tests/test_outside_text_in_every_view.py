@@ -374,7 +374,7 @@ def test_progress_bars_show_file_names_literally(
     drawn = re.sub("\x1b\\[[0-9;?]*[A-Za-z]|\r", "", screen.getvalue())
     assert_safe(drawn)
     assert "\x1b]8" not in screen.getvalue()
-    assert escaped(f"{hostile.raw}.jsonl")[-16:] in drawn
+    assert escaped(f"{hostile.raw[-20:]}.jsonl")[-16:] in drawn
 
 
 @pytest.mark.usefixtures("project_env")
@@ -399,5 +399,5 @@ def test_versions_lists_registry_tags_escaped(
     entry["tags"][tag] = entry["order"][0]  # a tag someone else made
     assert cli.main(["versions", *args]) == 0
     captured = capsys.readouterr()
-    assert_safe(captured.out, Hostile(tag, escaped(tag)[:150]))
+    assert_safe(captured.out, Hostile(tag, escaped(tag[:150])[:150]))
     assert "latest" in captured.out
