@@ -32,11 +32,11 @@ from rich.progress import Progress
 
 from tests.conftest import REPO, SAMPLES, TEST_PROJECT, before_each_piece
 from tests.standins.vertex import VertexStandIn, scale, timeline_success
-from vertex_rlhf import live
 from vertex_rlhf.cloud import monitor
 from vertex_rlhf.data import convert as convert_module
 from vertex_rlhf.data import files
 from vertex_rlhf.data.progress import REPORT_EVERY, counted
+from vertex_rlhf.views import live
 
 JOB = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-live"
 ESC = "\x1b["
@@ -353,6 +353,28 @@ def test_view_shows_stages_running_tasks_elapsed_time_and_latest_metrics(tmp_pat
     assert "API error (ServiceUnavailable); retrying in 15s" in render(view)
 
 
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("  API error (ServiceUnavailable); retrying in 15s", True),
+        ("  API error (DeadlineExceeded)", True),
+        ("  state UNKNOWN(42) is unknown to this client; watching it for at most 1800s", True),
+        ("  metrics: cannot read the event files yet (Forbidden: 403 ...)", True),
+        ("  something new the monitor says\x1b[2J", True),
+        ("[10m 00s] RUNNING     45% reward model: reward-model-trainer", False),
+        ("  metrics: +3 step(s); reward_model: rank_loss 0.5, step 20", False),
+    ],
+)
+def test_the_monitors_warnings_stay_on_the_terminal_above_the_view(line: str, kept: bool) -> None:
+    console = recording_console()
+    view = live.MonitorView(JOB, None, console=console)
+    print(line, file=view.notes)
+    above = console.export_text()
+    assert (line.strip().replace("\x1b", "\\x1b") in above) is kept
+    assert "\x1b" not in above
+    assert view.notes.last == line.strip().replace("\x1b", "\\x1b")  # the footer, either way
+
+
 def test_view_stops_the_clock_when_the_run_ends() -> None:
     clock = {"t": 0.0}
     view = live.MonitorView(JOB, None, clock=lambda: clock["t"])
@@ -366,10 +388,14 @@ def test_view_stops_the_clock_when_the_run_ends() -> None:
 def test_off_a_terminal_nothing_is_drawn() -> None:
     stream = io.StringIO()
     with live.monitor_display(JOB, None, stream) as display:
-        assert display.callback is None and display.out is stream
+        assert display.callback is None
     with live.read_progress(stream) as bars:
         assert bars is None
     assert stream.getvalue() == ""
+    # Off a terminal the monitor's lines go to the stream as they are, escaped.
+    with live.monitor_display(JOB, None, stream) as display:
+        print("  API error (ServiceUnavailable)\x1b[2J", file=display.out)
+    assert stream.getvalue() == "  API error (ServiceUnavailable)\\x1b[2J\n"
 
 
 def test_a_terminal_is_one_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -505,6 +531,20 @@ def test_monitor_prints_plain_lines_in_a_pipe(polled_vertex: VertexStandIn, tmp_
     assert f"Pipeline job {JOB}: SUCCEEDED (100%" in result.stdout
 
 
+def test_monitor_on_a_terminal_keeps_the_api_errors_a_pipe_prints(
+    polled_vertex: VertexStandIn, tmp_path: Path
+) -> None:
+    vertex = polled_vertex
+    vertex.fail_next(2, 503)
+    args = monitor_args(vertex, tmp_path / "m.jsonl")
+    status, screen = in_terminal(args)
+    assert status == 0, screen
+    assert HIDE_CURSOR in screen
+    shown = plain(screen)
+    assert shown.count("API error (ServiceUnavailable); retrying in") >= 2
+    assert f"Pipeline job {JOB}: SUCCEEDED (100%" in shown
+
+
 @pytest.mark.parametrize("command", [["steps", "dev"], ["check", "dev"]])
 def test_fast_commands_do_not_import_rich(command: list[str]) -> None:
     probe = (
@@ -512,7 +552,7 @@ def test_fast_commands_do_not_import_rich(command: list[str]) -> None:
         "from vertex_rlhf.cli import main\n"
         f"status = main({command!r})\n"
         "print('RICH', sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')"
-        " or m == 'vertex_rlhf.live'))\n"
+        " or m == 'vertex_rlhf.views.live'))\n"
         "sys.exit(status)\n"
     )
     result = subprocess.run(

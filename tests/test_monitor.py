@@ -27,6 +27,7 @@ from vertex_rlhf import cli
 from vertex_rlhf.cloud import monitor
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.errors import DataError, TrainingError
+from vertex_rlhf.views import run_report
 
 JOB = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-1"
 STATUS_KEYS = {"job_id", "state", "progress", "failed_task", "error"}
@@ -63,7 +64,7 @@ def test_one_hour_run_polls_gently_and_reports_success(
     print(f"\nAPI calls for a scripted one-hour run: {len(polls)}")
     assert 60 <= len(polls) <= 75
 
-    report = monitor.generate_monitoring_report(status)
+    report = run_report.report(status)
     assert report.startswith(f"Pipeline job {JOB}: SUCCEEDED (100%, 1h 00m)")
     assert (
         "reward-model-trainer" in report and "console: https://console.cloud.google.com" in report
@@ -123,7 +124,7 @@ def test_failed_run_names_the_failing_task_and_its_error(
     assert status["state"] == "FAILED"
     assert status["failed_task"] == "reward-model-trainer"  # the leaf, not its graph
     assert status["error"] == message
-    report = monitor.generate_monitoring_report(status)
+    report = run_report.report(status)
     assert "failed task: reward-model-trainer (reward model)" in report
     assert f"error: {message}" in report
     assert "stages: validation succeeded | reward model failed" in report

@@ -16,6 +16,7 @@ from tests.standins.vertex import Step, VertexStandIn, timeline_long_running, ti
 from vertex_rlhf.cloud import monitor
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.errors import AuthError, ConfigError, PipelineError
+from vertex_rlhf.views import run_report
 
 JOB = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-1"
 
@@ -118,7 +119,7 @@ def test_an_unknown_state_is_shown_and_bounded(
     assert status["state"] == shown and status["unknown_state"]
     assert 1800 <= clock.t <= 1900
     assert f"state {shown} is unknown to this client" in output(watch)
-    assert "UNKNOWN(77)" in monitor.generate_monitoring_report(status)
+    assert "UNKNOWN(77)" in run_report.report(status)
     error = monitor.final_error(status)
     assert isinstance(error, PipelineError) and shown in error.message
 

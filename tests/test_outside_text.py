@@ -2,7 +2,7 @@
 
 import pytest
 
-from vertex_rlhf.views.text import outside
+from vertex_rlhf.views.text import NAME_LIMIT, name, outside
 
 HOSTILE = [
     ("\x1b[2J", "\\x1b[2J"),  # clear the screen
@@ -13,6 +13,8 @@ HOSTILE = [
     ("abc\u202etxt.exe", "abc\\u202etxt.exe"),  # right-to-left override
     ("\u2066x\u2069", "\\u2066x\\u2069"),
     ("\x00", "\\x00"),
+    ("a\ud800b", "a\\ud800b"),  # a lone surrogate: no stream can encode it
+    ("bad\udcff.jsonl", "bad\\udcff.jsonl"),  # an undecodable byte of a file name
 ]
 
 
@@ -45,3 +47,14 @@ def test_escapes_never_push_past_the_limit() -> None:
 def test_plain_text_and_non_text_pass_unchanged() -> None:
     assert outside("héllo [b]world[/b]") == "héllo [b]world[/b]"
     assert outside(42) == "42"
+
+
+def test_names_are_one_line_and_bounded() -> None:
+    assert name("task\nFAKE\r") == "task\\x0aFAKE\\x0d"
+    shown = name("x" * 20_000_000)
+    assert shown.startswith("x" * NAME_LIMIT) and len(shown) < NAME_LIMIT + 40
+
+
+def test_what_is_shown_can_be_encoded() -> None:
+    for raw, _ in HOSTILE:
+        outside(raw).encode("utf-8")

@@ -22,6 +22,7 @@ from vertex_rlhf.config.environment import ENV_NAME, resolve_environment
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError, DataError
 from vertex_rlhf.template import plan
+from vertex_rlhf.views import run_report
 
 # The seed's own development config, saved under the names users give such files.
 SEED_DEVELOPMENT = """\
@@ -159,7 +160,7 @@ def test_a_notification_only_failure_says_the_run_itself_did_not_fail(
     assert set(status["stages"].values()) == {"succeeded"}  # no stage of the work failed
     error = monitor.final_error(status)
     assert error is not None and "only the e-mail notification" in error.render()
-    report = monitor.generate_monitoring_report(status)
+    report = run_report.report(status)
     lines = [line for line in report.splitlines() if line.startswith("    ")]
     assert lines[-1].split()[0] == NOTIFY  # the exit task last
     # One column for the states, however long the task names are.

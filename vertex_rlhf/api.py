@@ -26,6 +26,7 @@ from vertex_rlhf.config.params import MAX_EXACT_INTEGER, SECTIONS, RLHFParams, l
 from vertex_rlhf.errors import ConfigError, PipelineError, RLHFError
 from vertex_rlhf.steps import TrainingSteps, calculate_training_steps
 from vertex_rlhf.template import signature
+from vertex_rlhf.views import run_report
 
 log = logging.getLogger(__name__)
 _ENV_ATTRIBUTE = "_rlhf_env"
@@ -393,6 +394,8 @@ class PipelineMonitor(_monitor.PipelineMonitor):
         metrics_log: JSONL log of every change; a string or a ``Path``.
         **options: ``min_interval``, ``max_interval``, ``out``, ... of the library monitor.
     """
+
+    generate_monitoring_report = staticmethod(run_report.report)
 
     def __init__(
         self,

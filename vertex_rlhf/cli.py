@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from vertex_rlhf.data.rules import KINDS
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
+from vertex_rlhf.views.logs import EscapingFormatter
+from vertex_rlhf.views.text import name as outside_name
+from vertex_rlhf.views.text import outside
 
 if TYPE_CHECKING:
     from vertex_rlhf.cloud.vertex import VertexTarget
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
     from vertex_rlhf.config.params import RLHFParams
 
 log = logging.getLogger("rlhf")
+# The most characters of one error message printed (a server's error can be megabytes).
+ERROR_LIMIT = 10_000
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -296,8 +301,8 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     New training points in the job's event files are appended to the metrics log as they
     appear.
     """
-    from vertex_rlhf import live
     from vertex_rlhf.cloud import metrics, monitor
+    from vertex_rlhf.views import live, run_report
 
     log = _metrics_log(job, args)
     _check_watch_flags(args, job)
@@ -328,7 +333,7 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     finally:
         if follower is not None:
             follower.files.close()
-    print(monitor.generate_monitoring_report(status))
+    print(run_report.report(status))
     print(f"  metrics log: {log}")
     if status.get("timed_out"):
         print(
@@ -392,7 +397,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             print("dry run: nothing was sent", file=sys.stderr)
             return 0
         name = submission.submit(request)
-    print(f"Submitted {name}\n  console: {request.target.console_url(name)}")
+    shown = outside_name(name, 1000)
+    print(f"Submitted {shown}\n  console: {outside_name(request.target.console_url(name), 1000)}")
     if not args.wait:
         print(f"  follow it with: {_resume_hint(name, args.env)}")
         return 0
@@ -422,7 +428,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     params = load_params(environment(args), args.overrides)
     results = health.run_checks(params, compiled_dir(args), health.Endpoints.from_env())
-    print(health.render(results))
+    print(outside(health.render(results), ERROR_LIMIT))  # it quotes the servers' answers
     return health.exit_status(results)
 
 
@@ -440,20 +446,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud import monitor
     from vertex_rlhf.cloud.vertex import VertexTarget
     from vertex_rlhf.template.compiler import read_manifest
+    from vertex_rlhf.views import listings
 
     if args.limit < 1:
         raise ConfigError([f"--limit {args.limit}: must be 1 or more"])
     target = VertexTarget.from_params(_vertex_params(args))
     pipeline = read_manifest(compiled_dir(args)).get("pipeline") or "rlhf-tuning"
     runs = monitor.list_runs(target, pipeline, args.limit)
-    print(f"{'JOB ID':<52} {'STATE':<10} {'VERSION':<10} {'ENV':<8} CREATED")
-    for run in runs:
-        print(
-            f"{run['job_id']:<52} {run['state']:<10} {run['version']:<10}"
-            f" {run['environment']:<8} {run['created']}"
-        )
-    if not runs:
-        print(f"(no runs of {pipeline} in {target.parent})")
+    print(listings.runs_table(runs, f"(no runs of {pipeline} in {target.parent})"))
     return 0
 
 
@@ -483,9 +483,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     with metrics.EventFiles() as files:
         added, warnings = metrics.sync(job, log, files)
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {outside(warning)}", file=sys.stderr)
     points = metrics.logged_points(metrics.read_log(log))
-    print(f"{name}: {len(added)} new step record(s) in {log}")
+    print(f"{outside_name(name, 1000)}: {len(added)} new step record(s) in {log}")
     print(tables.render_summary(metrics.summarize(points)))
     png = Path(args.png or log.with_suffix(".png"))
     if charts.metrics_png(points, png, f"Training metrics of {job_id}"):
@@ -498,7 +498,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud import compare
     from vertex_rlhf.cloud.vertex import VertexTarget
     from vertex_rlhf.template.compiler import read_manifest
-    from vertex_rlhf.views import charts, tables
+    from vertex_rlhf.views import charts, comparison, tables
 
     # KEY=VALUE items are overrides; job ids and resource names never hold "=".
     args.overrides = [*[j for j in args.jobs if "=" in j], *args.overrides]
@@ -512,7 +512,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         names = compare.job_names(default, jobs)
     runs = compare.gather(default, names)
-    print(tables.render_table(compare.comparison_rows(runs)))
+    print(tables.render_table(comparison.comparison_rows(runs)))
     png = Path(args.png or "runs/compare.png")
     if charts.comparison_png([(r.job_id, r.points) for r in runs], png, "Runs compared"):
         print(f"  chart: {png}")
@@ -537,22 +537,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
         version = template.version.removesuffix(submission.NOTIFY_SUFFIX)
         record_publication(compiled, version, host, published.digest, variant)
         state = "published" if uploaded else "already published (same content)"
-        print(f"{template.name} {template.version}: {state}\n  {published.uri}")
+        print(f"{template.name} {template.version}: {state}\n  {outside_name(published.uri, 1000)}")
     return 0
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
     """Lists the published versions and their tags."""
     from vertex_rlhf.cloud import registry, submission
+    from vertex_rlhf.views import listings
 
     host = _registry_host(args)
     package = submission.local_template(compiled_dir(args)).name
     versions = registry.list_versions(host, package)
-    print(f"{'DIGEST':<73} {'TAGS':<24} CREATED")
-    for version in versions:
-        print(f"{version.digest:<73} {','.join(version.tags) or '-':<24} {version.created}")
-    if not versions:
-        print(f"(nothing published in {host}/{package})")
+    print(listings.versions_table(versions, f"(nothing published in {host}/{package})"))
     return 0
 
 
@@ -572,9 +569,10 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
     """Validates and profiles an environment's datasets, or one --path."""
     import json
 
-    from vertex_rlhf import live
     from vertex_rlhf.config.params import load_params
     from vertex_rlhf.data import report as data_report
+    from vertex_rlhf.views import datasets as dataset_view
+    from vertex_rlhf.views import live
 
     if args.path:
         if not args.kind:
@@ -603,7 +601,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
             )
     else:
         raise ConfigError(["name an environment (validate-data dev) or --path PATH --kind KIND"])
-    print(json.dumps(result, indent=2) if args.json else data_report.render(result))
+    print(json.dumps(result, indent=2) if args.json else dataset_view.render(result))
     if not result["valid"]:
         raise DataError("invalid rows found (listed above)", hint="correct or remove them")
     return 0
@@ -611,8 +609,8 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 
 def cmd_convert_data(args: argparse.Namespace) -> int:
     """Converts prompt/chosen/rejected rows to the Vertex RLHF format."""
-    from vertex_rlhf import live
     from vertex_rlhf.data.convert import convert
+    from vertex_rlhf.views import live
 
     rejects = args.rejects or (f"{args.output}.rejects.jsonl" if args.skip_invalid else None)
     with live.read_progress() as progress:
@@ -867,8 +865,9 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(message)s"
     )
-    if not debug:
-        for handler in logging.getLogger().handlers:
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(EscapingFormatter("%(levelname)s %(message)s"))
+        if not debug:
             handler.addFilter(_without_traceback)
     # google-api-core makes an unconfigured "google" logger stop propagating, so the SDK's
     # records (tracebacks included) bypass the handler above; configured, it leaves it be.
@@ -887,7 +886,8 @@ def _main(argv: Sequence[str] | None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(error.render(), file=sys.stderr)
+        # Messages quote names, rows and answers from outside: escaped and bounded here too.
+        print(outside(error.render(), ERROR_LIMIT), file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -328,14 +328,15 @@ class VertexStandIn(LoopbackServer):
             resource["error"] = {"code": 9, "message": current.job_error}
         tasks = self._with_exit_handler(tasks, state)
         details = []
-        for name, task_state in tasks.items():
+        for index, (name, task_state) in enumerate(tasks.items()):
             detail: dict[str, Any] = {
-                "taskId": TASK_IDS[name],
+                # A task the template does not have (a name a test made up) runs in the body.
+                "taskId": TASK_IDS.get(name, str(900 + index)),
                 "taskName": name,
                 "state": task_state,
                 "startTime": self.stamp(begin + self._first_seen(job, name)),
             }
-            parent = TASK_PARENTS[name]
+            parent = TASK_PARENTS.get(name, "exit-handler-1")
             if parent:
                 detail["parentTaskId"] = TASK_IDS[parent]
             if task_state in ("SUCCEEDED", "FAILED", "CANCELLED"):

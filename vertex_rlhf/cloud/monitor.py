@@ -1,8 +1,8 @@
 """Follow a pipeline job: status, progress, a final report, and a JSONL metrics log.
 
-``job_status`` and ``generate_monitoring_report`` are pure functions over the job
-resource (as ``PipelineJob.to_dict`` gives it); ``PipelineMonitor`` polls with a
-backoff, survives transient API errors and calls back on every change.
+``job_status`` is a pure function over the job resource (as ``PipelineJob.to_dict``
+gives it); ``PipelineMonitor`` polls with a backoff, survives transient API errors and
+calls back on every change. ``views.run_report`` draws the report people read.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from vertex_rlhf.cloud.vertex import (
 )
 from vertex_rlhf.data.writes import append_lines
 from vertex_rlhf.errors import DataError, PipelineError, RLHFError, TrainingError
+from vertex_rlhf.views.text import name as outside_name
+from vertex_rlhf.views.text import outside
 
 # Stages a person follows, with the share of a typical run's time they take.
 STAGES = (
@@ -206,35 +208,6 @@ def failure_hint(status: dict[str, Any]) -> str:
     return "open the failing task's logs from the console link"
 
 
-def generate_monitoring_report(status: dict[str, Any]) -> str:
-    """A human-readable report of a job's status (final or current)."""
-    lines = [
-        f"Pipeline job {status['job_id']}: {status['state']}"
-        f" ({status['progress']}%, {duration(status['elapsed_seconds'])})"
-    ]
-    if status.get("console_url"):
-        lines.append(f"  console: {status['console_url']}")
-    lines.append(
-        "  stages: " + " | ".join(f"{name} {state}" for name, state in status["stages"].items())
-    )
-    # The exit task last: it runs after the others.
-    leaves = sorted(
-        (t for t in status["tasks"] if t["leaf"]), key=lambda t: t["stage"] == NOTIFICATION
-    )
-    width = max((len(t["name"]) for t in leaves), default=0)
-    for task in leaves:
-        lines.append(
-            f"    {task['name']:<{width}}  {task['state']:<13} {duration(task['seconds'])}"
-        )
-    if status["failed_task"]:
-        lines.append(f"  failed task: {status['failed_task']} ({status['failed_stage']})")
-    if status["error"]:
-        lines.append(f"  error: {status['error']}")
-    for key in OUTPUTS:
-        lines.append(f"  {key}: {status['outputs'].get(key) or '(none)'}")
-    return "\n".join(lines)
-
-
 def final_error(status: dict[str, Any]) -> RLHFError | None:
     """The coded error for a run that ended badly (one line; the report says the rest)."""
     if status["state"] == "SUCCEEDED":
@@ -242,13 +215,14 @@ def final_error(status: dict[str, Any]) -> RLHFError | None:
     if status["state"] not in KNOWN_STATES:
         ended = "ended" if status.get("ended") else "is"
         return PipelineError(
-            f"{status['job_id']} {ended} in state {status['state']}, which this client"
-            " (google-cloud-aiplatform) does not know",
+            f"{outside_name(status['job_id'])} {ended} in state"
+            f" {outside_name(status['state'])}, which this client (google-cloud-aiplatform)"
+            " does not know",
             hint="look at the run in the console; upgrade google-cloud-aiplatform to follow it",
         )
-    where = f" at {status['failed_task']}" if status.get("failed_task") else ""
-    why = f": {status['error']}" if status.get("error") else ""
-    message = f"{status['job_id']} ended {status['state']}{where}{why}"
+    where = f" at {outside_name(status['failed_task'])}" if status.get("failed_task") else ""
+    why = f": {outside(status['error'])}" if status.get("error") else ""
+    message = f"{outside_name(status['job_id'])} ended {outside_name(status['state'])}{where}{why}"
     if status["state"] == "FAILED" and status.get("failed_stage") == NOTIFICATION:
         return TrainingError(
             f"{message} (the run's own tasks did not fail: only the e-mail notification did)",
@@ -415,8 +389,8 @@ class PipelineMonitor:
             elif unknown_since is None:
                 unknown_since = self.clock()
                 print(
-                    f"  state {status['state']} is unknown to this client; watching it for at"
-                    f" most {self.unknown_limit:.0f}s",
+                    f"  state {outside_name(status['state'])} is unknown to this client;"
+                    f" watching it for at most {self.unknown_limit:.0f}s",
                     file=self.out,
                 )
             elif self.clock() - unknown_since >= self.unknown_limit:
@@ -428,14 +402,16 @@ class PipelineMonitor:
             left = None if deadline is None else max(0.0, deadline - self.clock())
             self.sleep(interval if left is None else min(interval, left))
 
-    generate_monitoring_report = staticmethod(generate_monitoring_report)
-
     def _progress_line(self, status: dict[str, Any]) -> str:
-        running = [t["name"] for t in status["tasks"] if t["state"] == "RUNNING" and t["leaf"]]
+        running = [
+            outside_name(t["name"])
+            for t in status["tasks"]
+            if t["state"] == "RUNNING" and t["leaf"]
+        ]
         stage = next((n for n, s in status["stages"].items() if s == "running"), "")
         detail = f" {stage}: {', '.join(running)}" if running else (f" {stage}" if stage else "")
         return (
-            f"[{duration(status['elapsed_seconds'])}] {status['state']:<10}"
+            f"[{duration(status['elapsed_seconds'])}] {outside_name(status['state']):<10}"
             f" {status['progress']:>3}%{detail}"
         )
 
@@ -448,10 +424,16 @@ class PipelineMonitor:
             if self._task_states.get(task["name"]) == task["state"]:
                 continue
             self._task_states[task["name"]] = task["state"]
-            metrics: dict[str, Any] = {"task": task["name"], "state": task["state"]}
+            # Names and texts from the server are bounded here as anywhere they are shown.
+            metrics: dict[str, Any] = {
+                "task": outside_name(task["name"]),
+                "state": outside_name(task["state"]),
+            }
             if task["seconds"] is not None and task["state"] in TERMINAL:
                 metrics["duration_seconds"] = task["seconds"]
-            metrics.update(status["task_outputs"].get(task["name"], {}))
+            for key, value in status["task_outputs"].get(task["name"], {}).items():
+                shown = outside_name(value, 1000) if isinstance(value, str) else value
+                metrics[outside_name(key)] = shown
             records.append({"stage": task["stage"] or "pipeline", "metrics": metrics})
         records.append(
             {

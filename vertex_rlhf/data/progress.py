@@ -1,7 +1,7 @@
 """Progress of long dataset reads (bytes and rows), told to an optional sink.
 
 The data wing only counts; how progress is shown (a bar on a terminal, nothing in a
-log) is the faces' business (``vertex_rlhf/live.py``).
+log) is the faces' business (``vertex_rlhf/views/live.py``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""``rlhf validate-data``: validate and profile datasets, and say what steps they give."""
+"""``rlhf validate-data``: validate and profile datasets, and say what steps they give.
+
+The report people read is drawn by ``views.datasets``."""
 
 from __future__ import annotations
 
 import itertools
-import sys
 from typing import TYPE_CHECKING, Any
 
 from vertex_rlhf.data import files
@@ -14,8 +15,6 @@ from vertex_rlhf.data.rules import (
     check_lines,
     check_model_layout,
     new_dataset_report,
-    printable,
-    report_summary,
 )
 from vertex_rlhf.steps import calculate_training_steps
 
@@ -208,50 +207,3 @@ def check_environment(
             "text": f"Optimal training steps: {steps}",
         }
     return result
-
-
-def _lengths(name: str, summary: dict[str, Any], truncated: dict[str, Any]) -> str:
-    return (
-        f"  {name} length (chars): mean {summary['mean_chars']}, p50 <= "
-        f"{summary['p50_chars_at_most']}, p90 <= {summary['p90_chars_at_most']}, p99 <= "
-        f"{summary['p99_chars_at_most']}, max {summary['max_chars']};"
-        f" likely truncated: {truncated['rows']} ({truncated['share']:.1%})"
-    )
-
-
-def render(result: dict[str, Any]) -> str:
-    """The human report: per dataset its verdict, files and profile; then steps."""
-    lines = []
-    for entry in result["datasets"].values():
-        report, profile = entry["report"], entry["profile"]
-        lines.append(report_summary(report, max_files=10))
-        if profile is None:
-            continue
-        lines.append(
-            f"  duplicate prompts: {profile['duplicate_prompts']}; empty or whitespace-only"
-            f" texts: {profile['empty_texts']}"
-        )
-        lines.append(
-            _lengths("prompt", profile["prompt_length"], profile["prompts_likely_truncated"])
-        )
-        if "choice_balance" in profile:
-            balance = ", ".join(f"{k}: {v}" for k, v in profile["choice_balance"].items())
-            lines.append(
-                f"  duplicate pairs: {profile['duplicate_pairs']}; choice balance: {balance};"
-                f" identical candidates: {profile['identical_candidates']}"
-            )
-            lines.append(
-                _lengths(
-                    "candidate", profile["candidate_length"], profile["candidates_likely_truncated"]
-                )
-            )
-    if "eval_overlap" in result:
-        lines.append(f"eval prompts also in the training data: {result['eval_overlap']}")
-    if "steps" in result:
-        lines.append(result["steps"]["text"])
-        lines += [f"warning: {w}" for w in result["steps"]["warnings"]]
-    first = next(iter(result["datasets"].values()))["profile"]
-    if first is not None:
-        lines.append(f"note: truncation is an estimate ({first['truncation_estimate']})")
-    # File names may hold what the terminal cannot encode: escape rather than crash.
-    return printable("\n".join(lines), getattr(sys.stdout, "encoding", None))

@@ -14,11 +14,18 @@ from typing import Any
 
 from vertex_rlhf.cloud.metrics import STAGES, Point
 from vertex_rlhf.data.writes import replace_whole
+from vertex_rlhf.views.text import name as outside_name
 
 STAGE_LABELS = {"reward_model": "reward model", "reinforcement_learning": "reinforcement learning"}
 STAGE_COLOURS = {"reward_model": "tab:blue", "reinforcement_learning": "tab:orange"}
 PANEL_INCHES = (5.0, 3.2)
 DPI = 100
+
+
+def _label(text: str) -> str:
+    """A name from an event file or a server, as a chart label: escaped, bounded, and with
+    ``$`` kept literal (matplotlib reads ``$...$`` as mathtext, and a stray one fails)."""
+    return outside_name(text, 100).replace("$", r"\$")
 
 
 def _panels(series: list[dict[tuple[str, str], list[Point]]]) -> list[tuple[str, str]]:
@@ -49,19 +56,19 @@ def _draw(
     figure = Figure(
         figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows + 0.6), dpi=DPI, layout="tight"
     )
-    figure.suptitle(title)
+    figure.suptitle(_label(title))
     axes = figure.subplots(rows, columns, squeeze=False).flatten()
     titles: list[str] = []
     drawn: dict[str, list[str]] = {}
     for ax, (stage, name) in zip(axes, panels, strict=False):
-        panel = f"{STAGE_LABELS.get(stage, stage)}: {name}"
+        panel = f"{_label(STAGE_LABELS.get(stage, stage))}: {_label(name)}"
         drawn[panel] = []
         for (label, _), grouped in zip(lines, series, strict=True):
             data = grouped.get((stage, name))
             if not data:
                 continue
-            drawn[panel].append(label)
-            style: dict[str, Any] = {"label": label}
+            drawn[panel].append(_label(label))
+            style: dict[str, Any] = {"label": _label(label)}
             if colour_by_stage:
                 style["color"] = STAGE_COLOURS.get(stage)
             ax.plot([p.step for p in data], [p.value for p in data], **style)

@@ -1,9 +1,11 @@
 """The one renderer for text that came from outside (servers, datasets, event files, names).
 
 Everything such a text holds reaches a terminal, a log or a file only through
-:func:`outside`: control characters (C0 but newline and tab, DEL, C1) and the
-bidirectional controls are shown as backslash escapes, and the text is bounded in length.
-Markup is never read from it: views that use ``rich`` wrap it in ``rich.text.Text``.
+:func:`outside` (or :func:`name`, its one-line form for names, labels and table cells):
+control characters (C0 but newline and tab, DEL, C1), the bidirectional controls and lone
+surrogates (which no stream can encode) are shown as backslash escapes, and the text is
+bounded in length. Markup is never read from it: views that use ``rich`` wrap it in
+``rich.text.Text``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ import re
 
 #: How many characters of one outside text a view shows by default.
 DEFAULT_LIMIT = 2000
+#: How many characters of a name, label, key or table cell a view shows.
+NAME_LIMIT = 200
 
 # C0 but tab and newline, DEL, C1, and the bidirectional marks, embeddings, overrides and
-# isolates (U+061C, U+200E-F, U+202A-E, U+2066-9), which can make text read other than it is.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_OR_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# isolates (U+061C, U+200E-F, U+202A-E, U+2066-9), which can make text read other than it is;
+# lone surrogates (a JSON "\ud800", an undecodable byte of a file name), which no stream
+# can encode: printing one raises UnicodeEncodeError.
+_MARKS = "\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f{_MARKS}]")
+_CONTROL_OR_LINE = re.compile(f"[\x00-\x1f{_MARKS}]")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -44,3 +51,16 @@ def outside(value: object, limit: int = DEFAULT_LIMIT, *, one_line: bool = False
         cut += 1
         text = text[:limit]
     return f"{text}… [{cut:,} more characters]" if cut else text
+
+
+def name(value: object, limit: int = NAME_LIMIT) -> str:
+    """Renders a name from outside (a task, label, key, file name, table cell) on one line.
+
+    Args:
+        value: the name (anything else is turned into one with ``str``).
+        limit: the most characters shown.
+
+    Returns:
+        ``outside(value, limit, one_line=True)``.
+    """
+    return outside(value, limit, one_line=True)

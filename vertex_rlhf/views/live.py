@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -17,10 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, TextIO, cast
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -33,6 +35,9 @@ from rich.progress import (
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
+
+from vertex_rlhf.views.text import name as outside_name
+from vertex_rlhf.views.text import outside
 
 # Inputs smaller than this are read before a bar would be worth drawing.
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
@@ -98,7 +103,9 @@ class ReadBars:
                 if not self.started:  # nothing is drawn until a large input comes
                     self.progress.start()
                     self.started = True
-                self._task = self.progress.add_task(_shortened(label), total=total_bytes, rows=0)
+                # The description column reads markup: the file name is escaped for it.
+                description = escape(outside_name(_shortened(label)))
+                self._task = self.progress.add_task(description, total=total_bytes, rows=0)
 
     def advance(self, nbytes: int, rows: int) -> None:
         with self._lock:
@@ -146,29 +153,49 @@ def read_progress(stream: TextIO | None = None) -> Iterator[ReadBars | None]:
             progress.stop()
 
 
-class _Notes(io.StringIO):
-    """The monitor's ``out``: keeps the last line it printed, for the view's footer."""
+# The monitor's routine lines, which the live view itself shows: a progress line
+# (``[1m 05s] RUNNING  40% ...``) and the metrics follower's new points.
+_ROUTINE = re.compile(r"\[[^\]]*\] |metrics: \+\d+ step")
 
-    def __init__(self) -> None:
+
+class _Notes(io.StringIO):
+    """The monitor's ``out`` under the live view: keeps the last line (escaped) for the
+    view's footer, and prints every line that is not routine (an API error and its retry,
+    a state this client does not know, event files it cannot read) above the view, where
+    it stays after the view is gone, as in a pipe.
+
+    Args:
+        console: where lines are printed above the view (None: footer only).
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
         super().__init__()
         self.last = ""
+        self.console = console
 
     def write(self, text: str) -> int:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [outside_name(line.strip(), 500) for line in text.splitlines() if line.strip()]
         if lines:
             self.last = lines[-1]
+        if self.console is not None:
+            for line in lines:
+                if not _ROUTINE.match(line):
+                    self.console.print(Text(f"  {line}"))
         return len(text)
 
 
 class MonitorView:
     """A rich renderable of a run: state, progress, stages, running tasks, latest metrics.
 
-    Elapsed times tick between polls (the view is redrawn a few times a second).
+    Elapsed times tick between polls (the view is redrawn a few times a second). Every
+    text from the server or the metrics log is drawn as a ``Text`` of ``views.text.name``:
+    escaped, bounded, and never read as markup.
 
     Args:
         job: the job's resource name.
         metrics_log: the run's JSONL metrics log, read for the latest metric points.
         clock: monotonic seconds (injectable for tests).
+        console: where the monitor's non-routine lines are printed above the view.
     """
 
     def __init__(
@@ -176,11 +203,12 @@ class MonitorView:
         job: str,
         metrics_log: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        console: Console | None = None,
     ) -> None:
         self.job = job
         self.metrics_log = metrics_log
         self.clock = clock
-        self.notes = _Notes()
+        self.notes = _Notes(console)
         self.status: dict[str, Any] | None = None
         self.metrics: dict[str, dict[str, Any]] = {}  # stage -> latest point
         self._seen_at = clock()
@@ -224,10 +252,10 @@ class MonitorView:
 
     def _render(self) -> RenderableType:
         status = self.status
-        short = self.job.rsplit("/", 1)[-1]
+        short = outside_name(self.job.rsplit("/", 1)[-1])
         if status is None:
             return Text(f"Waiting for the first status of {short} ...", style="dim")
-        state = status["state"]
+        state = outside_name(status["state"])
         elapsed = self._ticking(status["elapsed_seconds"], state not in TERMINAL_STATES)
         head = Table.grid(padding=(0, 2))
         head.add_row(
@@ -239,7 +267,7 @@ class MonitorView:
         )
         parts: list[RenderableType] = [head]
         if status.get("console_url"):
-            parts.append(Text(f"console: {status['console_url']}", style="dim"))
+            parts.append(Text(f"console: {outside_name(status['console_url'], 1000)}", style="dim"))
         parts.append(self._stages(status))
         metrics = self._metrics(status)
         if metrics is not None:
@@ -253,7 +281,7 @@ class MonitorView:
         for task in status["tasks"]:
             if task["state"] == "RUNNING" and task["leaf"]:
                 seconds = self._ticking(task["seconds"], status["state"] not in TERMINAL_STATES)
-                entry = f"{task['name']} {duration(seconds)}"
+                entry = f"{outside_name(task['name'])} {duration(seconds)}"
                 running.setdefault(task["stage"] or "pipeline", []).append(entry)
         table = Table(box=None, padding=(0, 2), show_edge=False)
         table.add_column("stage")
@@ -262,32 +290,37 @@ class MonitorView:
         for stage, stage_state in status["stages"].items():
             mark, style = _STAGE_STYLE.get(stage_state, ("?", ""))
             table.add_row(
-                stage,
+                Text(stage),
                 Text(f"{mark} {stage_state}", style=style),
-                ", ".join(running.pop(stage, [])),
+                Text(", ".join(running.pop(stage, []))),
             )
         for stage, tasks in running.items():  # tasks of no known stage
-            table.add_row(stage, Text("● running", style="cyan"), ", ".join(tasks))
+            table.add_row(
+                Text(outside_name(stage)), Text("● running", style="cyan"), Text(", ".join(tasks))
+            )
         return table
 
     def _metrics(self, status: dict[str, Any]) -> Table | None:
         rows = []
         for stage, point in self.metrics.items():
             values = "  ".join(
-                f"{name} {_number(value)}" for name, value in point.items() if name != "step"
+                f"{outside_name(key)} {_number(value)}"
+                for key, value in point.items()
+                if key != "step"
             )
-            rows.append((stage, f"step {point.get('step')}  {values}"))
+            rows.append((stage, f"step {_number(point.get('step'))}  {values}"))
         for task, outputs in status.get("task_outputs", {}).items():
             shown = {k: v for k, v in outputs.items() if v not in ("", None)}
             if shown:
-                rows.append((task, "  ".join(f"{k} {_number(v)}" for k, v in shown.items())))
+                values = "  ".join(f"{outside_name(k)} {_number(v)}" for k, v in shown.items())
+                rows.append((task, values))
         if not rows:
             return None
         table = Table(box=None, padding=(0, 2), show_edge=False, title_justify="left")
         table.add_column("latest metrics")
         table.add_column("")
-        for name, text in rows:
-            table.add_row(name, text)
+        for label, text in rows:
+            table.add_row(Text(outside_name(label)), Text(text))
         return table
 
 
@@ -296,7 +329,31 @@ def _state_style(state: str) -> str:
 
 
 def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else outside_name(value)
+
+
+class EscapedLines(io.TextIOBase):
+    """A text stream that passes every write through ``views.text.outside`` first.
+
+    The monitor's lines (and the metrics follower's, which quote event files) go to a pipe
+    through it, so that no control character from a server or a file reaches the reader.
+
+    Args:
+        stream: where the escaped text goes.
+        limit: the most characters of one write (one ``print`` argument).
+    """
+
+    def __init__(self, stream: TextIO, limit: int = 4000) -> None:
+        super().__init__()
+        self.stream = stream
+        self.limit = limit
+
+    def write(self, text: str) -> int:
+        self.stream.write(outside(text, self.limit))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 @dataclass
@@ -323,10 +380,10 @@ def monitor_display(
     """
     stream = stream or sys.stdout
     if not interactive(stream):
-        yield MonitorDisplay(None, stream)
+        yield MonitorDisplay(None, cast(TextIO, EscapedLines(stream)))
         return
-    view = MonitorView(job, metrics_log)
     console = Console(file=stream, force_terminal=True)
+    view = MonitorView(job, metrics_log, console=console)
     # Transient: the final report replaces the view when the watch ends.
     with Live(view, console=console, refresh_per_second=4, transient=True):
         yield MonitorDisplay(view.update, view.notes)
