@@ -625,12 +625,9 @@ def _check_datasets(d: DatasetParams) -> Iterator[tuple[str, str]]:
 
 def _check_training(t: TrainingParams, region: str) -> Iterator[tuple[str, str]]:
     model = catalog.MODELS.get(catalog.canonical_model_name(t.large_model_reference))
-    if model is None:
-        supported = ", ".join(catalog.MODELS)
-        yield (
-            "training.large_model_reference",
-            (f"unsupported model {t.large_model_reference!r}; supported: {supported}"),
-        )
+    problem = catalog.model_problem(t.large_model_reference)
+    if problem:
+        yield "training.large_model_reference", problem
     accelerators = ", ".join(catalog.ACCELERATORS)
     if t.accelerator_type not in catalog.ACCELERATORS:
         yield "training.accelerator_type", f"must be {accelerators}, got {t.accelerator_type!r}"
