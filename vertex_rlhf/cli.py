@@ -1,20 +1,21 @@
 """The ``rlhf`` command line: thin wrappers over the library, one subcommand each.
 
 Heavy libraries (kfp, GCPC, aiplatform) are imported only by the subcommands that
-use them, so checking parameters and steps stays fast.
+use them, so checking parameters and steps stays fast. Every value a flag takes passes
+a ``vertex_rlhf.config.values`` parser (its argparse ``type=``) before a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vertex_rlhf.config import values
 from vertex_rlhf.data.rules import KINDS
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
 
@@ -44,7 +45,7 @@ ENV_HELP = (
 
 
 def _env_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("env", help=ENV_HELP)
+    parser.add_argument("env", type=values.environment_spec("environment"), help=ENV_HELP)
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="OmegaConf dotlist overrides"
     )
@@ -76,24 +77,7 @@ def environment(args: argparse.Namespace) -> Environment:
 
 def _path_problem(path: Path, flag: str, directory: bool) -> str | None:
     """Why ``path`` cannot be written as a file (or created as a directory), or None."""
-    if path.exists() and path.is_dir() != directory:
-        kind = "a directory" if path.is_dir() else "a file"
-        return f"{flag} {str(path)!r} is {kind}; give a {'directory' if directory else 'file'}"
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{flag} {str(path)!r} is under {str(parent)!r}, which is a file"
-            if not os.access(parent, os.W_OK | os.X_OK) and not path.exists():
-                return f"{flag} {str(path)!r} cannot be created: {str(parent)!r} is not writable"
-            return None
-    return None
-
-
-def _positive(value: float | None, flag: str) -> str | None:
-    """Why ``value`` is not a finite number above 0, or None (also for an unset flag)."""
-    if value is None or (math.isfinite(value) and value > 0):
-        return None
-    return f"{flag} {value}: must be a number of seconds above 0"
+    return values.output_problem(path, flag, directory)
 
 
 def _check_flags(problems: list[str | None]) -> None:
@@ -278,13 +262,7 @@ def _check_watch_flags(args: argparse.Namespace, job: str | None) -> None:
     """Refuses bad --poll-interval, --timeout and --metrics-log before anything is sent."""
     # Before a submit the job id is not known yet: check where its default log would go.
     log = _metrics_log(job or "JOB_ID", args)
-    _check_flags(
-        [
-            _positive(args.poll_interval, "--poll-interval"),
-            _positive(args.timeout, "--timeout"),
-            _path_problem(log, "--metrics-log", directory=False),
-        ]
-    )
+    _check_flags([_path_problem(log, "--metrics-log", directory=False)])
 
 
 def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
@@ -432,8 +410,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from vertex_rlhf.cloud.vertex import VertexTarget
     from vertex_rlhf.template.compiler import read_manifest
 
-    if args.limit < 1:
-        raise ConfigError([f"--limit {args.limit}: must be 1 or more"])
     target = VertexTarget.from_params(_vertex_params(args))
     pipeline = read_manifest(compiled_dir(args)).get("pipeline") or "rlhf-tuning"
     runs = monitor.list_runs(target, pipeline, args.limit)
@@ -493,7 +469,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     # KEY=VALUE items are overrides; job ids and resource names never hold "=".
     args.overrides = [*[j for j in args.jobs if "=" in j], *args.overrides]
-    jobs = [*[j for j in args.jobs if "=" not in j], *(args.jobs_text or "").split()]
+    jobs = [*[j for j in args.jobs if "=" not in j], *args.jobs_text]
     default = VertexTarget.from_params(_vertex_params(args))
     if args.last is not None and jobs:
         raise ConfigError(["name the runs (JOBS=) or ask for the newest ones (LAST=), not both"])
@@ -664,17 +640,22 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
     parser.add_argument(
-        "--env", default="dev", help="environment (name or file) whose project/region to use"
+        "--env",
+        default="dev",
+        type=values.environment_spec("--env"),
+        help="environment (name or file) whose project/region to use",
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
 
 
 def _watch_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
-    parser.add_argument("--timeout", type=float, help="stop watching after SECONDS")
+    parser.add_argument(
+        "--timeout", type=values.seconds("--timeout"), help="stop watching after SECONDS"
+    )
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=values.seconds("--poll-interval"),
         default=15.0,
         help="seconds between polls after a change (backs off to 60 while nothing changes)",
     )
@@ -711,13 +692,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate-data", help="validate and profile datasets, local or gs://")
     _common(p)
-    p.add_argument("env", nargs="?", help=ENV_HELP)
+    p.add_argument("env", nargs="?", type=values.environment_spec("environment"), help=ENV_HELP)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
-    p.add_argument("--path", help="a file or glob, local or gs://, instead of an environment")
+    p.add_argument(
+        "--path",
+        type=values.local_data_path("--path"),
+        help="a file or glob, local or gs://, instead of an environment",
+    )
     p.add_argument("--kind", choices=KINDS, help="with --path")
-    p.add_argument("--model", help="with --path: rows must have this model's layout")
+    p.add_argument(
+        "--model",
+        type=values.model_name("--model"),
+        help="with --path: rows must have this model's layout",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
+    p.add_argument(
+        "--max-reported",
+        type=values.count("--max-reported", minimum=0),
+        default=5,
+        help="problems shown per dataset",
+    )
     p.add_argument("--no-profile", action="store_true", help="validate only: no profile (faster)")
     p.set_defaults(func=cmd_validate_data)
 
@@ -730,18 +724,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "migrate-config", help="write params/<env>.yaml from an original-layout config file"
     )
-    p.add_argument("config", help="the original config file (dataset/training/vertex_ai)")
+    p.add_argument(
+        "config",
+        type=values.existing_file("migrate-config"),
+        help="the original config file (dataset/training/vertex_ai)",
+    )
     p.add_argument("--params-dir", default="params", help="where base.yaml is; written there")
     p.add_argument("--env", help="environment name (default: from the file name)")
     p.set_defaults(func=cmd_migrate_config)
 
     p = sub.add_parser("convert-data", help="convert prompt/chosen/rejected JSONL to Vertex's")
-    p.add_argument("input", help="input path or glob, local or gs://")
+    p.add_argument(
+        "input", type=values.local_data_path("input"), help="input path or glob, local or gs://"
+    )
     p.add_argument("output", help="output file, local or gs://")
     p.add_argument("--kind", required=True, choices=("preference", "prompt"))
-    p.add_argument("--seed", type=int, default=0, help="seeds candidate placement and split")
+    p.add_argument(
+        "--seed",
+        type=values.count("--seed", minimum=0),
+        default=0,
+        help="seeds candidate placement and split",
+    )
     p.add_argument("--eval-out", help="write an eval split here")
-    p.add_argument("--eval-fraction", type=float, default=0.0, help="share of prompts for eval")
+    p.add_argument(
+        "--eval-fraction",
+        type=values.fraction("--eval-fraction"),
+        default=0.0,
+        help="share of prompts for eval",
+    )
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad rows instead of stopping")
     p.add_argument("--rejects", help="skipped rows go here (default OUTPUT.rejects.jsonl)")
@@ -754,6 +764,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-id", help="reuse this job id (to retry a submit by hand)")
     p.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
     p.add_argument("--wait", action="store_true", help="follow the run to its end")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="submit without asking (a terminal is asked to confirm what the run books)",
+    )
     _watch_args(p)
     p.set_defaults(func=cmd_submit)
 
@@ -775,7 +790,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="a run's training metrics: JSONL log, summary, PNG")
     _job_args(p)
     p.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
-    p.add_argument("--png", help="chart to write (default: the log's name with .png)")
+    p.add_argument(
+        "--png",
+        type=values.output_path("--png"),
+        help="chart to write (default: the log's name with .png)",
+    )
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("compare", help="compare runs side by side: table and PNG")
@@ -783,16 +802,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "jobs", nargs="*", metavar="JOB", help="job ids or resource names (and overrides)"
     )
-    p.add_argument("--jobs", dest="jobs_text", help="job ids separated by spaces (make JOBS=)")
-    p.add_argument("--last", type=int, help="compare the newest N runs of --env instead")
-    p.add_argument("--env", default="dev", help="environment whose project/region to use")
-    p.add_argument("--png", help="chart to write (default runs/compare.png)")
+    p.add_argument(
+        "--jobs",
+        dest="jobs_text",
+        type=values.shell_words("--jobs"),
+        default=[],
+        help="job ids separated by spaces, shell quoting rules (make JOBS=)",
+    )
+    p.add_argument(
+        "--last",
+        type=values.count("--last"),
+        help="compare the newest N runs of --env instead",
+    )
+    p.add_argument(
+        "--env",
+        default="dev",
+        type=values.environment_spec("--env"),
+        help="environment whose project/region to use",
+    )
+    p.add_argument(
+        "--png", type=values.output_path("--png"), help="chart to write (default runs/compare.png)"
+    )
     p.set_defaults(func=cmd_compare, overrides=[])
 
     p = sub.add_parser("runs", help="list recent runs with state and version")
     _common(p)
     _env_args(p)
-    p.add_argument("--limit", type=int, default=20, help="how many runs at most")
+    p.add_argument(
+        "--limit", type=values.count("--limit"), default=20, help="how many runs at most"
+    )
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("cancel", help="cancel a run")
@@ -809,6 +847,18 @@ def build_parser() -> argparse.ArgumentParser:
     _env_args(p)
     p.set_defaults(func=cmd_versions)
     return parser
+
+
+def yes_no_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """The yes/no flags of every subcommand (``--dry-run``, ``--wait``, ``--yes``, ...)."""
+    flags = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags += yes_no_flags(sub)
+        elif isinstance(action, argparse._StoreTrueAction):
+            flags += action.option_strings
+    return sorted(set(flags))
 
 
 def subcommands() -> list[str]:
@@ -847,6 +897,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parses the arguments; each flag's value passes its ``values`` type on the way.
+
+    ``--flag=VALUE`` for a yes/no flag and ``--shell-words TEXT`` (how make passes
+    DRY_RUN=, OVERRIDES=, ARGS=) are read by the same door first.
+    """
+    args, extra = parser.parse_known_args(values.expand_argv(argv, yes_no_flags(parser)))
+    # Overrides may also follow the flags: `rlhf submit dev --dry-run training.kl_coeff=0.2`.
+    if extra and hasattr(args, "overrides") and not any(x.startswith("-") for x in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def _main(argv: Sequence[str] | None) -> int:
     debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
     logging.basicConfig(
@@ -859,13 +924,8 @@ def _main(argv: Sequence[str] | None) -> int:
     # records (tracebacks included) bypass the handler above; configured, it leaves it be.
     logging.getLogger("google").setLevel(logging.DEBUG if debug else logging.INFO)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # Overrides may also follow the flags: `rlhf submit dev --dry-run training.kl_coeff=0.2`.
-    if extra and hasattr(args, "overrides") and not any(x.startswith("-") for x in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        args = _parse(parser, sys.argv[1:] if argv is None else argv)
         status: int = args.func(args)
     except RLHFError as error:
         if debug:  # the traceback too, but the same exit status as without it

@@ -63,8 +63,7 @@ class Lifecycle:
 PALM_RETIREMENT = Lifecycle(
     date(2024, 10, 9),
     date(2025, 4, 9),
-    'Vertex AI\'s "Pathways Language Model (PaLM)" deprecation page'
-    " (https://cloud.google.com/vertex-ai/generative-ai/docs/deprecations/palm)",
+    'Vertex AI\'s "Pathways Language Model (PaLM)" deprecation page',
 )
 
 

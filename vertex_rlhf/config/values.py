@@ -282,3 +282,31 @@ def expand_argv(argv: Sequence[str], yes_no_flags: Sequence[str]) -> list[str]:
             continue
         out.append(item)
     return out
+
+
+def run_script(argv: Sequence[str]) -> int:
+    """``python -m vertex_rlhf.config.values SCRIPT TEXT``: runs SCRIPT with TEXT's words.
+
+    How make passes ``ARGS`` to a script that is not the ``rlhf`` CLI.
+    """
+    import runpy
+    import sys
+
+    if len(argv) != 2:
+        print("usage: python -m vertex_rlhf.config.values SCRIPT TEXT", file=sys.stderr)
+        return 2
+    script, text = argv
+    try:
+        words = split_words(text, "ARGS")
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return error.exit_status
+    sys.argv = [script, *words]
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(run_script(sys.argv[1:]))
