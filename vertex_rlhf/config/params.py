@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
+import stat
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -162,11 +164,22 @@ def read_parameter_text(path: Path) -> str:
         ConfigError: unreadable, larger than ``MAX_PARAMETER_FILE_BYTES``, or not UTF-8
             (naming the line and column).
     """
+    from vertex_rlhf.config.values import path_kind
+
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_PARAMETER_FILE_BYTES + 1)
+        # O_NONBLOCK: a FIFO with no writer opens at once instead of waiting for one.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(
+                [f"{path}: is {path_kind(path)}, not a parameter file; give a .yaml file"]
+            )
+        try:
+            data = file.read(MAX_PARAMETER_FILE_BYTES + 1)
+        except OSError as error:
+            raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
     if len(data) > MAX_PARAMETER_FILE_BYTES:
         raise ConfigError(
             [
