@@ -101,6 +101,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"{directory}/ is up to date with the sources")
         return 0
     _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
+    if args.amend:
+        _refuse_amending_main(directory)
     fingerprint = compiler.source_fingerprint()
     unchanged = None if args.amend else compiler.unchanged_since_stamp(directory, fingerprint)
     if unchanged:  # the same sources and pins as the last compile: its answer holds
@@ -111,6 +113,45 @@ def cmd_compile(args: argparse.Namespace) -> int:
     state = "written" if changed else "unchanged"
     print(f"{directory / template.file_name} ({state}, sha256 {template.sha256[:12]})")
     return 0
+
+
+MAIN_BRANCHES = ("main", "master", "origin/main", "origin/master")
+
+
+def _refuse_amending_main(directory: Path) -> None:
+    """``compile --amend`` rewrites a version only while it is not on the main branch.
+
+    Raises:
+        PipelineError: the current version's template is committed on the main branch
+            (others may have pulled, published or released it).
+    """
+    import subprocess
+
+    from pipelines.rlhf_tuning import PIPELINE_VERSION
+    from vertex_rlhf.template import compiler
+
+    name = compiler.read_manifest(directory).get("pipeline") or "rlhf-tuning"
+    template = directory.resolve() / f"{name}-{PIPELINE_VERSION}.yaml"
+
+    def git(*argv: str) -> bool:
+        try:
+            done = subprocess.run(
+                ["git", *argv], cwd=template.parent, capture_output=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode == 0
+
+    for branch in MAIN_BRANCHES:
+        if git("rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"):
+            if git("cat-file", "-e", f"{branch}:./{template.name}"):
+                raise PipelineError(
+                    f"version {PIPELINE_VERSION} is committed on the {branch} branch"
+                    f" ({directory / template.name}): --amend rewrites only a version that is"
+                    " not yet on the main branch",
+                    hint=compiler.BUMP_HINT,
+                )
+            return
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -352,6 +393,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 )
         else:
             template = submission.local_template(compiled, v.template_version)
+            if v.template_version:
+                print(
+                    f"note: vertex_ai.template_registry is not set, so version"
+                    f" {v.template_version} is the one compiled in {compiled}/"
+                    f" ({template.path}), not a published one",
+                    file=sys.stderr,
+                )
         request = submission.build_request(params, env.name, template, commit, args.job_id)
         _warn(params, params.dataset.preference_size, params.dataset.prompt_size)
         if args.dry_run:
@@ -360,12 +408,33 @@ def cmd_submit(args: argparse.Namespace) -> int:
             print(yaml.safe_dump(described, sort_keys=False), end="")
             print("dry run: nothing was sent", file=sys.stderr)
             return 0
+        if not args.yes and sys.stdin.isatty() and not _confirmed(params, compiled, request):
+            print("not submitted: nothing was sent", file=sys.stderr)
+            return 1
         name = submission.submit(request)
     print(f"Submitted {name}\n  console: {request.target.console_url(name)}")
     if not args.wait:
         print(f"  follow it with: {_resume_hint(name, args.env)}")
         return 0
     return _follow(request.target, name, args)
+
+
+def _confirmed(params: RLHFParams, compiled: Path, request: Any) -> bool:
+    """Shows a terminal what the run books and asks to go on (default: no)."""
+    from vertex_rlhf.views.booking import render_booking
+
+    plan = _run_plan(params, compiled)
+    print(
+        render_booking(plan, request.template, params.vertex_ai.project_id, request.job_id),
+        file=sys.stderr,
+    )
+    print("Submit it? [y/N] (--yes or YES=1 skips this question) ", end="", file=sys.stderr)
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _run_plan(params: RLHFParams, compiled: Path) -> Any:

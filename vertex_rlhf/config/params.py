@@ -460,6 +460,7 @@ def load_params(
 
     keys = [key for key in _leaf_keys(RLHFParams) if key.split(".")[0] in sections]
     problems = _resolve_problems(merged, sources, keys)
+    problems += _interpolated_type_problems(merged, sources, keys) if not problems else []
     if problems:
         raise ConfigError(problems, source=" + ".join(s.label for s in sources))
     for section in SECTIONS:
@@ -520,6 +521,39 @@ def _resolve_problems(merged: DictConfig, sources: list[Source], keys: list[str]
             f"{_locate(sources, needed_by[0])}: environment variable {variable} is not set"
             f" (needed by {', '.join(needed_by)}); export it or pass {needed_by[0]}=..."
         )
+    return problems
+
+
+def _interpolated_type_problems(
+    merged: DictConfig, sources: list[Source], keys: list[str]
+) -> list[str]:
+    """Text keys set by an interpolation that gives a number or a boolean.
+
+    OmegaConf turns such a value into text silently (``${oc.decode:123}`` -> ``'123'``);
+    a literal ``123`` is refused by ``_shape_problems``, so this one is too.
+    """
+    untyped: DictConfig | None = None
+    problems = []
+    for key in keys:
+        section, name = key.split(".", 1)
+        if not OmegaConf.is_interpolation(merged[section], name):
+            continue
+        schema = _field_class({f.name: f for f in dataclasses.fields(RLHFParams)}[section])
+        if _schema_kind(schema, name)[0] != "text":
+            continue
+        if untyped is None:  # resolves without converting to the schema's types
+            untyped = OmegaConf.create(OmegaConf.to_container(merged, resolve=False))
+        try:
+            value = OmegaConf.select(untyped, key)
+        except OmegaConfBaseException:
+            continue  # reported by _resolve_problems
+        if value is not None and not isinstance(value, str):
+            written = next((s.raw[key] for s in reversed(sources) if key in s.raw), "")
+            problems.append(
+                f"{_locate(sources, key)}: {written!r} gives {_describe(value)}, but this key"
+                " takes text; write the text itself, quoted, or make the interpolation give"
+                " text"
+            )
     return problems
 
 
