@@ -124,7 +124,7 @@ def model_problem(reference: str) -> str | None:
         return (
             f"{model.name} can no longer be tuned: Google blocked new tuning on"
             f" {life.tuning_blocked.isoformat()} and made it inaccessible on"
-            f" {life.inaccessible.isoformat()} ({life.source}); choose a model that can be"
+            f" {life.inaccessible.isoformat()} ({life.source}); models that can be"
             f" tuned: {tunable}"
         )
     return None
