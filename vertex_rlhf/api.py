@@ -616,7 +616,7 @@ def _validate_data_command(config_path: Path, migration: legacy.Migration | None
     if migration is None:
         return f"`make validate-data ENV={config_path}`"
     name = legacy.default_env_name(config_path)
-    return f"`make migrate-config CONFIG={config_path}` once, then `make validate-data ENV={name}`"
+    return f"`rlhf migrate-config {config_path}` once, then `make validate-data ENV={name}`"
 
 
 def submit_config(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -171,8 +172,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         raise DataError(
             "\n".join(problems),
-            hint="give every dataset the layout of the model (run `rlhf validate-data` for"
-            " every row)",
+            hint="give every dataset the layout of the model (`"
+            + " ".join(
+                ["rlhf validate-data", shlex.quote(args.env), *map(shlex.quote, args.overrides)]
+            )
+            + "` lists every row)",
         )
     if args.print:
         print(
@@ -381,6 +385,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     params = load_params(env, overrides)
     v = params.vertex_ai
     compiled = compiled_dir(args)
+    if v.template_version and not v.template_registry:
+        _check_compiled_version(v.template_version, compiled)
     commit = submission.git_commit(env.root)
     with tempfile.TemporaryDirectory(prefix="rlhf-template-") as downloads:
         if v.template_registry and v.template_version:
@@ -417,6 +423,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"  follow it with: {_resume_hint(name, args.env)}")
         return 0
     return _follow(request.target, name, args)
+
+
+def _check_compiled_version(version: str, compiled: Path) -> None:
+    """Without a registry a version is compiled/'s: it must be one compiled there.
+
+    Raises:
+        ConfigError: it is not, listing the versions compiled/ holds.
+    """
+    from vertex_rlhf.template.compiler import read_manifest
+
+    known = sorted(read_manifest(compiled).get("templates", {}))
+    if version not in known:
+        raise ConfigError(
+            [
+                f"version {version!r}: vertex_ai.template_registry is not set, so versions"
+                f" come from {compiled}/, which holds {', '.join(known) or 'none'}; give one"
+                " of those, or set vertex_ai.template_registry to run a published version"
+            ]
+        )
 
 
 def _confirmed(params: RLHFParams, compiled: Path, request: Any) -> bool:
@@ -677,7 +702,7 @@ def cmd_migrate_config(args: argparse.Namespace) -> int:
     print(f"wrote {target} from {args.config} (not modified)")
     for note in migration.notes:
         print(f"  {note}")
-    print(f"  check it with: make check ENV={target.stem}")
+    print(f"  check it with: `make check ENV={shlex.quote(str(target))}`")
     return 0
 
 
