@@ -510,8 +510,8 @@ def _relabelled(labels: dict[str, str]) -> Iterator[None]:
     import sys
 
     saved = sys.stdout, sys.stderr
-    sys.stdout = _Relabelling(saved[0], labels)  # type: ignore[assignment]
-    sys.stderr = _Relabelling(saved[1], labels)  # type: ignore[assignment]
+    sys.stdout = _Relabelling(saved[0], labels)
+    sys.stderr = _Relabelling(saved[1], labels)
     try:
         yield
     finally:

@@ -532,7 +532,7 @@ def _interpolated_type_problems(
     OmegaConf turns such a value into text silently (``${oc.decode:123}`` -> ``'123'``);
     a literal ``123`` is refused by ``_shape_problems``, so this one is too.
     """
-    untyped: DictConfig | None = None
+    untyped: Any = None
     problems = []
     for key in keys:
         section, name = key.split(".", 1)
