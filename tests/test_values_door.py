@@ -252,3 +252,14 @@ def test_config_error_carries_its_problems_in_str() -> None:
     assert "first problem" in str(error) and "second problem" in str(error)
     assert error.render() == f"error[CONFIG_002]: {error}"
     assert str(ConfigError(["only one"])) == "only one"
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device", "socket"])
+@pytest.mark.parametrize("key", ["preference_dataset", "prompt_dataset", "eval_dataset"])
+@pytest.mark.parametrize("command", ["steps", "validate-data", "check"])
+def test_a_dataset_in_the_parameters_that_is_not_a_file_says_what_it_is(
+    tmp_path: Path, kind: str, key: str, command: str
+) -> None:
+    path, called = kinds(tmp_path)[kind]
+    result = run(command, "local", f"dataset.{key}={path}")
+    refused(result, f"command-line override: dataset.{key}: '{path}': is {called}")

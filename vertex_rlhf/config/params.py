@@ -475,7 +475,25 @@ def load_params(
     if problems:
         raise ConfigError(problems, source=" + ".join(s.label for s in sources))
     _absolutize_local_paths(params, env.root)
+    if "dataset" in sections:
+        problems = [
+            f"{_locate(sources, key)}: {problem}"
+            for key, problem in _dataset_kind_problems(params.dataset)
+        ]
+        if problems:
+            raise ConfigError(problems, source=" + ".join(s.label for s in sources))
     return params
+
+
+def _dataset_kind_problems(d: DatasetParams) -> Iterator[tuple[str, str]]:
+    """Local dataset paths that exist but are not files (a directory, FIFO, device)."""
+    from vertex_rlhf.config.values import dataset_path_kind_problem
+
+    for name in ("preference_dataset", "prompt_dataset", "eval_dataset"):
+        path = getattr(d, name)
+        problem = dataset_path_kind_problem(path, "") if path else None
+        if problem:
+            yield f"dataset.{name}", problem.strip()
 
 
 # What an unrequested section is returned as: its defaults, with required values empty.
