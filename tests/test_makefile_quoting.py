@@ -212,3 +212,28 @@ def test_other_yes_no_values_are_refused_before_anything_runs(variable: str, tex
     assert result.stderr.startswith("error[CONFIG_002]: "), result.stderr
     assert f"(make {variable}): {text!r} is not a yes/no value" in result.stderr
     assert "1/0, true/false, yes/no or on/off" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["1", "true", "TRUE", "yes", "on", "On"])
+def test_make_submit_with_any_yes_word_is_a_dry_run(text: str) -> None:
+    import os
+
+    result = subprocess.run(
+        [
+            shutil.which("make") or "make",
+            "-s",
+            "--no-print-directory",
+            "submit",
+            "ENV=prod",
+            f"DRY_RUN={text}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "GOOGLE_CLOUD_PROJECT": "rlhf-test-project"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dry run: nothing was sent" in result.stderr
+    assert "pipelineJobId=rlhf-tuning-prod-" in result.stdout
