@@ -31,6 +31,7 @@ log = logging.getLogger("rlhf")
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params-dir",
+        type=values.existing_directory("--params-dir"),
         help="where base.yaml and <env>.yaml are (default: the project's params/, found"
         " from the current directory upwards, then beside the installed package)",
     )
@@ -743,7 +744,11 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _watch_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
+    parser.add_argument(
+        "--metrics-log",
+        type=values.output_path("--metrics-log"),
+        help="JSONL metrics log (default runs/JOB_ID.jsonl)",
+    )
     parser.add_argument(
         "--timeout", type=values.seconds("--timeout"), help="stop watching after SECONDS"
     )
@@ -811,7 +816,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reference", help="write the parameter reference (docs/parameters.md)")
     _common(p)
-    p.add_argument("--output", default="docs/parameters.md", help="where to write it")
+    p.add_argument(
+        "--output",
+        type=values.output_path("--output"),
+        default="docs/parameters.md",
+        help="where to write it",
+    )
     p.add_argument("--check", action="store_true", help="fail if it is stale")
     p.set_defaults(func=cmd_reference)
 
@@ -883,7 +893,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="a run's training metrics: JSONL log, summary, PNG")
     _job_args(p)
-    p.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
+    p.add_argument(
+        "--metrics-log",
+        type=values.output_path("--metrics-log"),
+        help="JSONL metrics log (default runs/JOB_ID.jsonl)",
+    )
     p.add_argument(
         "--png",
         type=values.output_path("--png"),
@@ -905,7 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--last",
-        type=values.count("--last"),
+        type=values.count("--last", minimum=0),  # the range is compare's (LAST=1..10)
         help="compare the newest N runs of --env instead",
     )
     p.add_argument(

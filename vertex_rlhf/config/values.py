@@ -201,6 +201,19 @@ def existing_file(what: str) -> Callable[[str], Path]:
     return parse
 
 
+def existing_directory(what: str) -> Callable[[str], Path]:
+    """An argparse type: an existing directory."""
+
+    def parse(text: str) -> Path:
+        kind = path_kind(Path(text))
+        if kind != "a directory":
+            state = "no such directory" if kind is None else f"is {kind}, not a directory"
+            raise ConfigError([f"{what} {text!r}: {state}; give a directory"])
+        return Path(text)
+
+    return parse
+
+
 def local_data_path(what: str) -> Callable[[str], str]:
     """An argparse type: a dataset path or glob; an existing local path must be a file."""
 
