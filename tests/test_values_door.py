@@ -264,3 +264,19 @@ def test_a_dataset_in_the_parameters_that_is_not_a_file_says_what_it_is(
     path, called = kinds(tmp_path)[kind]
     result = run(command, "local", f"dataset.{key}={path}")
     refused(result, f"command-line override: dataset.{key}: '{path}': is {called}")
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device", "socket"])
+@pytest.mark.parametrize("flag", ["output", "--eval-out", "--rejects"])
+def test_an_output_that_is_not_a_file_is_never_replaced(
+    tmp_path: Path, kind: str, flag: str
+) -> None:
+    path, called = kinds(tmp_path)[kind]
+    argv = ["convert-data", str(SAMPLES / "preference.jsonl")]
+    if flag == "output":
+        argv += [str(path)]
+    else:
+        argv += [str(tmp_path / "out.jsonl"), flag, str(path)]
+    refused(run(*argv, "--kind", "preference", "--force"), f"'{path}' is {called}; give a file")
+    assert values.path_kind(path) == called
+    assert not (tmp_path / "out.jsonl").exists()

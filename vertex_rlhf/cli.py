@@ -841,7 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "input", type=values.local_data_path("input"), help="input path or glob, local or gs://"
     )
-    p.add_argument("output", help="output file, local or gs://")
+    p.add_argument("output", type=values.data_output("output"), help="output file, local or gs://")
     p.add_argument("--kind", required=True, choices=("preference", "prompt"))
     p.add_argument(
         "--seed",
@@ -849,7 +849,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="seeds candidate placement and split",
     )
-    p.add_argument("--eval-out", help="write an eval split here")
+    p.add_argument(
+        "--eval-out", type=values.data_output("--eval-out"), help="write an eval split here"
+    )
     p.add_argument(
         "--eval-fraction",
         type=values.fraction("--eval-fraction"),
@@ -858,7 +860,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad rows instead of stopping")
-    p.add_argument("--rejects", help="skipped rows go here (default OUTPUT.rejects.jsonl)")
+    p.add_argument(
+        "--rejects",
+        type=values.data_output("--rejects"),
+        help="skipped rows go here (default OUTPUT.rejects.jsonl)",
+    )
     p.set_defaults(func=cmd_convert_data)
 
     p = sub.add_parser("submit", help="submit a run of an environment to Vertex AI")

@@ -249,7 +249,10 @@ def output_problem(path: Path, what: str, directory: bool = False) -> str | None
         if parent_kind is None:
             continue
         if parent_kind != "a directory":
-            return f"{what} {str(path)!r} is under {str(parent)!r}, which is {parent_kind}"
+            return (
+                f"{what} {str(path)!r} is under {str(parent)!r}, which is {parent_kind}"
+                f" ({str(parent)!r} is not a directory)"
+            )
         if not os.access(parent, os.W_OK | os.X_OK) and kind is None:
             return f"{what} {str(path)!r} cannot be created: {str(parent)!r} is not writable"
         return None
@@ -264,6 +267,18 @@ def output_path(what: str, directory: bool = False) -> Callable[[str], Path]:
         if problem:
             raise ConfigError([problem])
         return Path(text)
+
+    return parse
+
+
+def data_output(what: str) -> Callable[[str], str]:
+    """An argparse type: a dataset to write, ``gs://`` or a local file that can be written."""
+
+    def parse(text: str) -> str:
+        problem = None if text.startswith("gs://") else output_problem(Path(text), what)
+        if problem:
+            raise ConfigError([problem])
+        return text
 
     return parse
 
