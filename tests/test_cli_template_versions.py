@@ -88,3 +88,14 @@ def test_a_version_without_a_registry_says_it_is_compiled_s(
 def test_no_note_without_a_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["submit", "dev", "--dry-run"]) == 0
     assert "template_registry is not set" not in capsys.readouterr().err
+
+
+def test_amend_refuses_a_version_on_the_remote_main_branch(tmp_path: Path) -> None:
+    origin = repository(tmp_path, "main", committed=True).parent
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+    git(clone, "checkout", "-q", "-b", "feature")
+    git(clone, "branch", "-q", "-D", "main")
+    with pytest.raises(PipelineError) as caught:
+        cli._refuse_amending_main(clone / "compiled")
+    assert "committed on the origin/main branch" in caught.value.message

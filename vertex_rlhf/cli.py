@@ -145,15 +145,15 @@ def _refuse_amending_main(directory: Path) -> None:
         return done.returncode == 0
 
     for branch in MAIN_BRANCHES:
-        if git("rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"):
-            if git("cat-file", "-e", f"{branch}:./{template.name}"):
-                raise PipelineError(
-                    f"version {PIPELINE_VERSION} is committed on the {branch} branch"
-                    f" ({directory / template.name}): --amend rewrites only a version that is"
-                    " not yet on the main branch",
-                    hint=compiler.BUMP_HINT,
-                )
-            return
+        if git("rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}") and git(
+            "cat-file", "-e", f"{branch}:./{template.name}"
+        ):
+            raise PipelineError(
+                f"version {PIPELINE_VERSION} is committed on the {branch} branch"
+                f" ({directory / template.name}): --amend rewrites only a version that is"
+                " not yet on the main branch",
+                hint=compiler.BUMP_HINT,
+            )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
