@@ -839,7 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert-data", help="convert prompt/chosen/rejected JSONL to Vertex's")
     p.add_argument(
-        "input", type=values.local_data_path("input"), help="input path or glob, local or gs://"
+        "input",
+        type=values.local_data_path("input", directory_ok=False),
+        help="input path or glob, local or gs://",
     )
     p.add_argument("output", type=values.data_output("output"), help="output file, local or gs://")
     p.add_argument("--kind", required=True, choices=("preference", "prompt"))

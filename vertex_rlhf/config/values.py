@@ -214,11 +214,23 @@ def existing_directory(what: str) -> Callable[[str], Path]:
     return parse
 
 
-def local_data_path(what: str) -> Callable[[str], str]:
-    """An argparse type: a dataset path or glob; an existing local path must be a file."""
+def local_data_path(what: str, directory_ok: bool = True) -> Callable[[str], str]:
+    """An argparse type: a dataset path or glob; an existing local path must be a file.
+
+    Args:
+        what: the flag, for messages.
+        directory_ok: let a directory through to the validator, which reports it as the
+            pipeline's component does (``validate-data``); else refuse it here.
+    """
 
     def parse(text: str) -> str:
         problem = dataset_path_kind_problem(text, what)
+        if not problem and not directory_ok and not text.startswith("gs://"):
+            if path_kind(Path(text)) == "a directory" and not any(c in text for c in "*?["):
+                problem = (
+                    f"{what} {text!r}: is a directory; give a file or a glob such as"
+                    f" {text.rstrip('/')}/*.jsonl"
+                )
         if problem:
             raise ConfigError([problem])
         return text
@@ -227,14 +239,16 @@ def local_data_path(what: str) -> Callable[[str], str]:
 
 
 def dataset_path_kind_problem(text: str, what: str) -> str | None:
-    """Why a local dataset path (no glob) names something that is not a file, or None."""
+    """Why a local dataset path (no glob) names a FIFO, device or socket, or None.
+
+    A missing path, or a directory, is the dataset validator's to report (the pipeline's
+    component says the same: "is a directory; give a glob such as ...").
+    """
     if text.startswith("gs://") or any(c in text for c in "*?["):
         return None
     kind = path_kind(Path(text))
-    if kind in (None, "a file"):
+    if kind in (None, "a file", "a directory"):
         return None
-    if kind == "a directory":
-        return f"{what} {text!r}: is a directory; give a file or a glob such as {text}/*.jsonl"
     return f"{what} {text!r}: is {kind}, not a dataset file; give a JSONL file or a glob"
 
 
