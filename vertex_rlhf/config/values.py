@@ -225,12 +225,12 @@ def local_data_path(what: str, directory_ok: bool = True) -> Callable[[str], str
 
     def parse(text: str) -> str:
         problem = dataset_path_kind_problem(text, what)
-        if not problem and not directory_ok and not text.startswith("gs://"):
-            if path_kind(Path(text)) == "a directory" and not any(c in text for c in "*?["):
-                problem = (
-                    f"{what} {text!r}: is a directory; give a file or a glob such as"
-                    f" {text.rstrip('/')}/*.jsonl"
-                )
+        literal = not text.startswith("gs://") and not any(c in text for c in "*?[")
+        if not (problem or directory_ok) and literal and path_kind(Path(text)) == "a directory":
+            problem = (
+                f"{what} {text!r}: is a directory; give a file or a glob such as"
+                f" {text.rstrip('/')}/*.jsonl"
+            )
         if problem:
             raise ConfigError([problem])
         return text
