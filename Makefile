@@ -50,10 +50,15 @@ PY_NEEDED := $(shell sed -n 's/^requires-python *= *">= *\([0-9.]*\)".*/\1/p' py
 
 # Checks the interpreter before anything is created, and removes .venv again if any step
 # fails, so a failed setup never leaves a half-made .venv for later runs to trip over.
+# The fix names an interpreter on PATH that is new enough, so it works as printed.
+PY_OK := import sys; sys.exit(sys.version_info[:2] < tuple(int(p) for p in "$(PY_NEEDED)".split(".")))
 $(VENV)/.installed: pyproject.toml constraints.txt
-	@'$(PYTHON)' -c 'import sys; sys.exit(sys.version_info[:2] < tuple(int(p) for p in "$(PY_NEEDED)".split(".")))' 2>/dev/null || { \
+	@'$(PYTHON)' -c '$(PY_OK)' 2>/dev/null || { \
 	  echo "error[CONFIG_002]: PYTHON=$(PYTHON) is $$(command -v '$(PYTHON)' >/dev/null && '$(PYTHON)' --version 2>&1 || echo 'not found'); this project needs Python $(PY_NEEDED) or newer (requires-python in pyproject.toml)" >&2; \
-	  echo "  fix: choose another interpreter, e.g. make setup PYTHON=python3.11 (or a full path: PYTHON=/usr/bin/python3.11)" >&2; \
+	  found=; for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3; do \
+	    command -v $$p >/dev/null 2>&1 && $$p -c '$(PY_OK)' 2>/dev/null && { found=$$(command -v $$p); break; }; done; \
+	  if [ -n "$$found" ]; then echo "  fix: make setup PYTHON=$$found" >&2; \
+	  else echo "  fix: install Python $(PY_NEEDED) or newer, then run make setup PYTHON=/path/to/that/python3" >&2; fi; \
 	  exit 12; }
 	'$(PYTHON)' -m venv --clear $(VENV) || { rm -rf $(VENV); exit 1; }
 	$(BIN)/pip install --quiet --upgrade "pip>=24" || { rm -rf $(VENV); exit 1; }
