@@ -296,8 +296,12 @@ def _vertex_params(args: argparse.Namespace) -> RLHFParams:
     return load_params(environment(args), args.overrides, sections=("vertex_ai",))
 
 
-def _resume_hint(job: str, env: str) -> str:
-    return f"make monitor JOB={job.rsplit('/', 1)[-1]} ENV={env}"
+def _resume_hint(job: str, env: str, overrides: Sequence[str] = ()) -> str:
+    """The make command that follows ``job`` again, with the same environment and overrides."""
+    command = f"make monitor JOB={shlex.quote(job.rsplit('/', 1)[-1])} ENV={shlex.quote(env)}"
+    if overrides:
+        command += " OVERRIDES=" + shlex.quote(" ".join(shlex.quote(o) for o in overrides))
+    return command
 
 
 def _metrics_log(job: str, args: argparse.Namespace) -> Path:
@@ -343,7 +347,7 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(
             "\nStopped watching; the job keeps running."
-            f" Resume with: {_resume_hint(job, args.env)}",
+            f" Resume with: {_resume_hint(job, args.env, args.overrides)}",
             file=sys.stderr,
         )
         return 130
@@ -355,7 +359,7 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     if status.get("timed_out"):
         print(
             f"Stopped watching after {args.timeout:.0f}s; resume with: "
-            f"{_resume_hint(job, args.env)}",
+            f"{_resume_hint(job, args.env, args.overrides)}",
             file=sys.stderr,
         )
         return 0
@@ -421,7 +425,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         name = submission.submit(request)
     print(f"Submitted {name}\n  console: {request.target.console_url(name)}")
     if not args.wait:
-        print(f"  follow it with: {_resume_hint(name, args.env)}")
+        print(f"  follow it with: {_resume_hint(name, args.env, args.overrides)}")
         return 0
     return _follow(request.target, name, args)
 
