@@ -151,6 +151,7 @@ def test_printed_commands_work_as_printed(scratch: Path, name: str) -> None:
     first = run(scratch, case.argv)
     output = first.stdout + first.stderr
     assert "Traceback" not in output
+    assert "rlhf-legacy-" not in output  # names the user's file, never a scratch copy
     if case.problem:
         assert first.returncode != 0 and case.problem in first.stderr, output
     commands = printed_commands(output)

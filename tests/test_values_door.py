@@ -286,3 +286,25 @@ def test_an_output_that_is_not_a_file_is_never_replaced(
     refused(run(*argv, "--kind", "preference", "--force"), f"'{path}' is {called}; give a file")
     assert values.path_kind(path) == called
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "fifo", "device", "socket"])
+@pytest.mark.parametrize("action", ["--calculate-steps", "--validate", "--health-check"])
+def test_original_config_flag_says_what_the_path_is(tmp_path: Path, kind: str, action: str) -> None:
+    if kind == "missing":
+        path, called = Path("configs/base_config.yaml"), "no such file"
+    else:
+        path, called = kinds(tmp_path)[kind]
+        called = f"is {called}"
+    result = subprocess.run(
+        [sys.executable, "scripts/main.py", "--config", str(path), action],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "GOOGLE_CLOUD_PROJECT": TEST_PROJECT},
+        timeout=60,
+    )
+    refused(
+        result, f"config file '{path}': {called}", "give a parameter file (e.g. params/dev.yaml)"
+    )
+    assert "not a valid environment name" not in result.stderr
