@@ -76,3 +76,19 @@ def test_interpolations_that_give_text_pass(
     monkeypatch.setenv("RLHF_TEST_NUMBER", "5")
     params = load_params("dev", [f"training.instruction={interpolation}"], REPO / "params")
     assert params.training.instruction == value
+
+
+@pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ('vertex_ai.labels.team=${oc.decode:"7"}', "vertex_ai.labels.team"),
+        ("vertex_ai.notify_emails=['${oc.decode:\"7\"}']", "vertex_ai.notify_emails.0"),
+    ],
+)
+def test_label_values_and_list_items_from_interpolation_are_checked_too(
+    override: str, key: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_params("dev", [override], REPO / "params")
+    assert f"{key}: " in str(caught.value) and "gives the number 7" in str(caught.value)

@@ -545,19 +545,16 @@ def _resolve_problems(merged: DictConfig, sources: list[Source], keys: list[str]
 def _interpolated_type_problems(
     merged: DictConfig, sources: list[Source], keys: list[str]
 ) -> list[str]:
-    """Text keys set by an interpolation that gives a number or a boolean.
+    """Text values set by an interpolation that gives a number or a boolean.
 
     OmegaConf turns such a value into text silently (``${oc.decode:123}`` -> ``'123'``);
-    a literal ``123`` is refused by ``_shape_problems``, so this one is too.
+    a literal ``123`` is refused by ``_shape_problems``, so this one is too. Covers text
+    keys, label values and the items of text lists.
     """
     untyped: Any = None
     problems = []
-    for key in keys:
-        section, name = key.split(".", 1)
-        if not OmegaConf.is_interpolation(merged[section], name):
-            continue
-        schema = _field_class({f.name: f for f in dataclasses.fields(RLHFParams)}[section])
-        if _schema_kind(schema, name)[0] != "text":
+    for key, node, child in _text_slots(merged, keys):
+        if not OmegaConf.is_interpolation(node, child):
             continue
         if untyped is None:  # resolves without converting to the schema's types
             untyped = OmegaConf.create(OmegaConf.to_container(merged, resolve=False))
@@ -566,13 +563,35 @@ def _interpolated_type_problems(
         except OmegaConfBaseException:
             continue  # reported by _resolve_problems
         if value is not None and not isinstance(value, str):
+            parent = key if key in keys else key.rsplit(".", 1)[0]
+            located = _locate(sources, parent)
+            if parent != key:  # a label or list item: where its mapping or list is set
+                located = f"{located.removesuffix(parent).rstrip(': ')}: {key}"
             written = next((s.raw[key] for s in reversed(sources) if key in s.raw), "")
+            shown = f"{written!r} gives" if written else "its interpolation gives"
             problems.append(
-                f"{_locate(sources, key)}: {written!r} gives {_describe(value)}, but this key"
-                " takes text; write the text itself, quoted, or make the interpolation give"
-                " text"
+                f"{located}: {shown} {_describe(value)}, but this takes text; write the text"
+                " itself, quoted, or make the interpolation give text"
             )
     return problems
+
+
+def _text_slots(merged: DictConfig, keys: list[str]) -> Iterator[tuple[str, Any, Any]]:
+    """``(dotted key, container, child)`` for every text value of the requested keys."""
+    sections = {f.name: _field_class(f) for f in dataclasses.fields(RLHFParams)}
+    for key in keys:
+        section, name = key.split(".", 1)
+        kind = _schema_kind(sections[section], name)[0]
+        if kind == "text":
+            yield key, merged[section], name
+        elif kind in ("mapping", "list") and not OmegaConf.is_interpolation(merged[section], name):
+            container = merged[section][name]
+            if OmegaConf.is_dict(container):
+                for child in container:
+                    yield f"{key}.{child}", container, child
+            elif OmegaConf.is_list(container):
+                for index in range(len(container)):
+                    yield f"{key}.{index}", container, index
 
 
 # Label rules (PipelineJob.labels and Google Cloud's label rules): at most 63 characters
