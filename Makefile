@@ -1,7 +1,11 @@
 # Every target calls the `rlhf` CLI (vertex_rlhf/cli.py) or a script in scripts/.
 # Variables: ENV=dev|prod|local|path/to/file.yaml  OVERRIDES="training.kl_coeff=0.2 ..."
-#            VERSION=1.0.0 (a registry tag)  WAIT=1  DRY_RUN=1  JOB=<job id or resource name>
+#            VERSION=1.0.0 (a registry tag)  WAIT=1  DRY_RUN=1  YES=1  JOB=<job id or resource name>
 #            JOBS="<id> <id> ..."  LAST=<N>  (make compare)
+# make passes every value to the CLI as raw text, and the CLI's one door reads it
+# (vertex_rlhf/config/values.py): WAIT, DRY_RUN and YES take 1/0, true/false, yes/no,
+# on/off; OVERRIDES, ARGS and JOBS are split with shell quoting rules
+# (OVERRIDES="training.instruction='Summarize briefly'"), never by a shell.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,17 +15,25 @@ OVERRIDES ?=
 JOB    ?=
 JOBS   ?=
 LAST   ?=
-# User-set variables reach the shell only through $(call q,VAR) (one word) or
-# $(call qw,VAR) (one word per whitespace-separated item): their raw text ($(value),
-# so make never expands $(...) in them) in single quotes. They are not exported to
-# recipes either, which would expand them.
-USER_VARS := ENV OVERRIDES JOB JOB_ID JOBS LAST VERSION WAIT DRY_RUN IN OUT KIND ARGS CONFIG
+# User-set variables reach the shell only through $(call q,VAR): their raw text
+# ($(value), so make never expands $(...) in them) as one single-quoted word, which the
+# CLI reads. They are not exported to recipes either, which would expand them.
+USER_VARS := ENV OVERRIDES JOB JOB_ID JOBS LAST VERSION WAIT DRY_RUN YES IN OUT KIND ARGS CONFIG
 unexport $(USER_VARS)
 q  = '$(subst ','\'',$(value $(1)))'
-qw = $(foreach w,$(value $(1)),'$(subst ','\'',$(w))')
+# A list variable as one argument, split by the CLI with shell quoting rules (a newline,
+# which would end the recipe line, counts as a space).
+define newline
+
+
+endef
+qwords = '$(subst $(newline), ,$(subst ','\'',$(value $(1))))'
+qlist = $(if $(value $(1)),--shell-words $(call qwords,$(1)))
+# A yes/no variable as --flag=RAW (the CLI reads RAW; empty means unset).
+qflag = $(if $(value $(1)),$(2)=$(call q,$(1)))
 # Flags for `rlhf submit`, from the make variables that are set.
 SUBMIT_FLAGS = $(if $(value VERSION),--version $(call q,VERSION)) \
-               $(if $(filter 1,$(value WAIT)),--wait) $(if $(filter 1,$(value DRY_RUN)),--dry-run) \
+               $(call qflag,WAIT,--wait) $(call qflag,DRY_RUN,--dry-run) $(call qflag,YES,--yes) \
                $(if $(value JOB_ID),--job-id $(call q,JOB_ID))
 
 .DEFAULT_GOAL := help
@@ -38,10 +50,15 @@ PY_NEEDED := $(shell sed -n 's/^requires-python *= *">= *\([0-9.]*\)".*/\1/p' py
 
 # Checks the interpreter before anything is created, and removes .venv again if any step
 # fails, so a failed setup never leaves a half-made .venv for later runs to trip over.
+# The fix names an interpreter on PATH that is new enough, so it works as printed.
+PY_OK := import sys; sys.exit(sys.version_info[:2] < tuple(int(p) for p in "$(PY_NEEDED)".split(".")))
 $(VENV)/.installed: pyproject.toml constraints.txt
-	@'$(PYTHON)' -c 'import sys; sys.exit(sys.version_info[:2] < tuple(int(p) for p in "$(PY_NEEDED)".split(".")))' 2>/dev/null || { \
+	@'$(PYTHON)' -c '$(PY_OK)' 2>/dev/null || { \
 	  echo "error[CONFIG_002]: PYTHON=$(PYTHON) is $$(command -v '$(PYTHON)' >/dev/null && '$(PYTHON)' --version 2>&1 || echo 'not found'); this project needs Python $(PY_NEEDED) or newer (requires-python in pyproject.toml)" >&2; \
-	  echo "  fix: choose another interpreter, e.g. make setup PYTHON=python3.11 (or a full path: PYTHON=/usr/bin/python3.11)" >&2; \
+	  found=; for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3; do \
+	    command -v $$p >/dev/null 2>&1 && $$p -c '$(PY_OK)' 2>/dev/null && { found=$$(command -v $$p); break; }; done; \
+	  if [ -n "$$found" ]; then echo "  fix: make setup PYTHON=$$found" >&2; \
+	  else echo "  fix: install Python $(PY_NEEDED) or newer, then run make setup PYTHON=/path/to/that/python3" >&2; fi; \
 	  exit 12; }
 	'$(PYTHON)' -m venv --clear $(VENV) || { rm -rf $(VENV); exit 1; }
 	$(BIN)/pip install --quiet --upgrade "pip>=24" || { rm -rf $(VENV); exit 1; }
@@ -78,53 +95,53 @@ docs: setup ## regenerate docs/parameters.md from the schema
 	$(RLHF) reference
 
 check: setup ## check params/ENV.yaml against the schema and the compiled pipeline
-	$(RLHF) check $(call q,ENV) $(call qw,OVERRIDES) --print
+	$(RLHF) check $(call q,ENV) $(call qlist,OVERRIDES) --print
 
 steps: setup ## print the training steps a run of ENV will get
-	$(RLHF) steps $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) steps $(call q,ENV) $(call qlist,OVERRIDES)
 
 validate-data: setup ## validate and profile the datasets of ENV (local or gs://)
-	$(RLHF) validate-data $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) validate-data $(call q,ENV) $(call qlist,OVERRIDES)
 
 convert-data: setup ## convert IN=... to OUT=... (KIND=preference|prompt; ARGS="--seed 1 ...")
 	@test -n $(call q,IN) -a -n $(call q,OUT) || { echo "error[CONFIG_002]: set IN=, OUT= and KIND=" >&2; exit 12; }
-	$(RLHF) convert-data $(call q,IN) $(call q,OUT) --kind $(if $(value KIND),$(call q,KIND),preference) $(call qw,ARGS)
+	$(RLHF) convert-data $(call q,IN) $(call q,OUT) --kind $(if $(value KIND),$(call q,KIND),preference) $(call qlist,ARGS)
 
 bench-data: setup ## benchmark validation and conversion on realistic rows (10 MB-1 GB, gs:// shards, no-op compile)
-	$(BIN)/python scripts/bench_data.py $(call qw,ARGS)
+	$(BIN)/python -m vertex_rlhf.config.values scripts/bench_data.py $(call qwords,ARGS)
 
 plan: setup ## print what a run of ENV will book (machines from GCPC's specs, steps, stages, cache)
-	$(RLHF) plan $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) plan $(call q,ENV) $(call qlist,OVERRIDES)
 
 doctor: setup ## check ENV can run: credentials, project, APIs, bucket, service account, quota
-	$(RLHF) doctor $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) doctor $(call q,ENV) $(call qlist,OVERRIDES)
 
-submit: setup ## submit a run of ENV [VERSION=tag] [WAIT=1] [DRY_RUN=1] [JOB_ID=id]
-	$(RLHF) submit $(call q,ENV) $(call qw,OVERRIDES) $(SUBMIT_FLAGS)
+submit: setup ## submit a run of ENV [VERSION=tag] [WAIT=1] [DRY_RUN=1] [YES=1] [JOB_ID=id]
+	$(RLHF) submit $(call q,ENV) $(call qlist,OVERRIDES) $(SUBMIT_FLAGS)
 
 publish: setup ## publish the compiled template to vertex_ai.template_registry of ENV
-	$(RLHF) publish $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) publish $(call q,ENV) $(call qlist,OVERRIDES)
 
 versions: setup ## list the published template versions and their tags
-	$(RLHF) versions $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) versions $(call q,ENV) $(call qlist,OVERRIDES)
 
 monitor: setup ## follow run JOB=... to its end (Ctrl-C stops watching, never cancels)
 	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
-	$(RLHF) monitor $(call q,JOB) --env $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) monitor $(call q,JOB) --env $(call q,ENV) $(call qlist,OVERRIDES)
 
 metrics: setup ## training metrics of run JOB=...: runs/JOB.jsonl, a summary, runs/JOB.png
 	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
-	$(RLHF) metrics $(call q,JOB) --env $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) metrics $(call q,JOB) --env $(call q,ENV) $(call qlist,OVERRIDES)
 
 compare: setup ## compare runs JOBS="a b ..." (or the LAST=N runs of ENV): table, runs/compare.png
-	$(RLHF) compare --jobs $(call q,JOBS) $(if $(value LAST),--last $(call q,LAST)) --env $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) compare --jobs $(call q,JOBS) $(if $(value LAST),--last $(call q,LAST)) --env $(call q,ENV) $(call qlist,OVERRIDES)
 
 runs: setup ## list recent runs of the pipeline in ENV's project and region
-	$(RLHF) runs $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) runs $(call q,ENV) $(call qlist,OVERRIDES)
 
 cancel: setup ## cancel run JOB=...
 	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
-	$(RLHF) cancel $(call q,JOB) --env $(call q,ENV) $(call qw,OVERRIDES)
+	$(RLHF) cancel $(call q,JOB) --env $(call q,ENV) $(call qlist,OVERRIDES)
 
 migrate-config: setup ## write params/<env>.yaml from an original-layout CONFIG=old.yaml [ENV=name]
 	@test -n $(call q,CONFIG) || { echo "error[CONFIG_002]: set CONFIG=<original config file>" >&2; exit 12; }

@@ -87,8 +87,8 @@ def run(argv: list[str] | None = None) -> int:
     from vertex_rlhf import api
     from vertex_rlhf.errors import RLHFError
 
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         if args.calculate_steps:
             return api.calculate_steps(args.config)
         if args.validate:

@@ -111,7 +111,7 @@ _USER_ENV_NAMES = {
     "MAKELEVEL",
     "GNUMAKEFLAGS",
     # The Makefile's user variables (USER_VARS) and its interpreter, read from the environment.
-    *("ENV", "OVERRIDES", "JOB", "JOB_ID", "JOBS", "LAST", "VERSION", "WAIT", "DRY_RUN"),
+    *("ENV", "OVERRIDES", "JOB", "JOB_ID", "JOBS", "LAST", "VERSION", "WAIT", "DRY_RUN", "YES"),
     *("IN", "OUT", "KIND", "ARGS", "CONFIG"),
     "PYTHON",
 }

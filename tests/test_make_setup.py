@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -58,7 +59,36 @@ def test_an_old_python_stops_setup_with_the_version_needed(project: Path) -> Non
     assert result.returncode == 2  # make's status for a failed recipe
     assert f"this project needs Python {needed()} or newer" in result.stderr
     assert "is Python 3.8.18" in result.stderr
-    assert "make setup PYTHON=python3.11" in result.stderr
+    assert not (project / ".venv").exists()
+    # The fix names an interpreter on PATH that is new enough: it works as printed.
+    fix = re.search(r"fix: make setup PYTHON=(\S+)", result.stderr)
+    assert fix, result.stderr
+    version = subprocess.run(
+        [fix.group(1), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split(".")
+    assert tuple(map(int, version)) >= tuple(map(int, needed().split(".")))
+
+
+def test_without_a_new_enough_python_on_path_the_fix_says_to_install_one(project: Path) -> None:
+    fake = project / "python3.8"
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable), encoding="utf-8")
+    fake.chmod(0o755)
+    tools = project / "tools"  # a PATH with what the Makefile uses, and no python
+    tools.mkdir()
+    (tools / "sed").symlink_to(shutil.which("sed") or "/usr/bin/sed")
+    result = subprocess.run(
+        [shutil.which("make") or "make", "-s", "--no-print-directory", "setup", f"PYTHON={fake}"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=60,
+        env={**os.environ, "PATH": str(tools)},
+    )
+    assert result.returncode == 2
+    assert f"fix: install Python {needed()} or newer" in result.stderr
     assert not (project / ".venv").exists()
 
 

@@ -190,7 +190,7 @@ def test_config_manager_reads_parameter_files_and_original_ones(
     assert original.get_parameter_values()["reinforcement_learning_train_steps"] == 8000
     assert original.env == "production"
 
-    with pytest.raises(ConfigError, match="no such parameter file"):
+    with pytest.raises(ConfigError, match="no such file"):
         ConfigManager("params/nope.yaml").get_rlhf_config()
     with pytest.raises(ConfigError) as caught:
         ConfigManager("params/dev.yaml", ["training.kl_coef=1"]).get_rlhf_config()

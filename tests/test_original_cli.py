@@ -210,7 +210,7 @@ def test_validate_gs_data_without_credentials_says_where_to_check(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert "params/dev.yaml: valid for" in result.stderr
     assert "datasets not checked: Cloud Storage is not reachable" in result.stderr
-    assert "run `make validate-data ENV=dev` where it is" in result.stderr
+    assert "run `make validate-data ENV=params/dev.yaml` where it is" in result.stderr
 
 
 def test_validate_gs_data_where_reachable(

@@ -62,7 +62,7 @@ def load_config_file(
     Raises:
         ConfigError: naming the file, line and key.
     """
-    file = Path(path)
+    file = _config_file(path)
     if legacy.reads_as_legacy(file):
         return legacy.load(file, overrides, params_dir or find_project_root() / "params", sections)
     if file.suffix not in (".yaml", ".yml"):
@@ -457,7 +457,7 @@ def cli_arguments(
     Yields:
         The arguments, and the migration for an original-layout file (None otherwise).
     """
-    path = Path(config_path)
+    path = _config_file(config_path)
     if not legacy.reads_as_legacy(path):
         if path.suffix not in (".yaml", ".yml"):
             raise ConfigError([f"{path}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
@@ -467,7 +467,60 @@ def cli_arguments(
     _, migration = legacy.load(path, (), params_dir, sections)
     with tempfile.TemporaryDirectory(prefix="rlhf-legacy-") as scratch:
         env = legacy.materialize(migration, Path(scratch), params_dir)
-        yield [env, "--params-dir", scratch], migration
+        # What the commands print names the user's file, not the scratch copy.
+        with _relabelled({f"{scratch}/{env}.yaml": str(path), scratch: str(params_dir)}):
+            yield [env, "--params-dir", scratch], migration
+
+
+def _config_file(config_path: str | Path) -> Path:
+    """The config file's path, if it is an existing regular file (never opened here).
+
+    Raises:
+        ConfigError: missing, or a directory, FIFO or device, saying which.
+    """
+    from vertex_rlhf.config import values
+
+    path = Path(config_path)
+    problem = values.regular_file_problem(path, "config file")
+    if problem:
+        looked = "" if path.is_absolute() else f" (looked at {path.absolute()})"
+        raise ConfigError(
+            [
+                f"{problem}{looked}; give a parameter file (e.g. params/dev.yaml) or a config"
+                " file in the original layout"
+            ]
+        )
+    return path
+
+
+class _Relabelling:
+    """A text stream that writes through ``stream`` with some paths replaced."""
+
+    def __init__(self, stream: Any, labels: dict[str, str]) -> None:
+        self._stream = stream
+        self._labels = labels
+
+    def write(self, text: str) -> int:
+        for old, new in self._labels.items():
+            text = text.replace(old, new)
+        return int(self._stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _relabelled(labels: dict[str, str]) -> Iterator[None]:
+    """Replaces scratch paths in what is printed to stdout and stderr meanwhile."""
+    import sys
+
+    saved = sys.stdout, sys.stderr
+    sys.stdout = _Relabelling(saved[0], labels)
+    sys.stderr = _Relabelling(saved[1], labels)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def run_health_check(config_path: str | Path, extra: Sequence[str] = ()) -> int:
@@ -556,11 +609,19 @@ def validate_config(config_path: str | Path) -> int:
             if reason:
                 print(
                     f"datasets not checked: Cloud Storage is not reachable ({reason}); run"
-                    f" `make validate-data ENV={arguments[0]}` where it is",
+                    f" {_validate_data_command(Path(config_path), migration)} where it is",
                     file=sys.stderr,
                 )
                 return 0
         return cli.main(["validate-data", *arguments])
+
+
+def _validate_data_command(config_path: Path, migration: legacy.Migration | None) -> str:
+    """The command that validates a config file's datasets, as a user runs it."""
+    if migration is None:
+        return f"`make validate-data ENV={config_path}`"
+    name = legacy.default_env_name(config_path)
+    return f"`rlhf migrate-config {config_path}` once, then `make validate-data ENV={name}`"
 
 
 def submit_config(

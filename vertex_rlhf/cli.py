@@ -1,20 +1,22 @@
 """The ``rlhf`` command line: thin wrappers over the library, one subcommand each.
 
 Heavy libraries (kfp, GCPC, aiplatform) are imported only by the subcommands that
-use them, so checking parameters and steps stays fast.
+use them, so checking parameters and steps stays fast. Every value a flag takes passes
+a ``vertex_rlhf.config.values`` parser (its argparse ``type=``) before a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vertex_rlhf.config import values
 from vertex_rlhf.data.rules import KINDS
 from vertex_rlhf.errors import ConfigError, DataError, PipelineError, RLHFError
 from vertex_rlhf.views.logs import EscapingFormatter
@@ -34,6 +36,7 @@ ERROR_LIMIT = 10_000
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params-dir",
+        type=values.existing_directory("--params-dir"),
         help="where base.yaml and <env>.yaml are (default: the project's params/, found"
         " from the current directory upwards, then beside the installed package)",
     )
@@ -49,7 +52,7 @@ ENV_HELP = (
 
 
 def _env_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("env", help=ENV_HELP)
+    parser.add_argument("env", type=values.environment_spec("environment"), help=ENV_HELP)
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="OmegaConf dotlist overrides"
     )
@@ -81,24 +84,7 @@ def environment(args: argparse.Namespace) -> Environment:
 
 def _path_problem(path: Path, flag: str, directory: bool) -> str | None:
     """Why ``path`` cannot be written as a file (or created as a directory), or None."""
-    if path.exists() and path.is_dir() != directory:
-        kind = "a directory" if path.is_dir() else "a file"
-        return f"{flag} {str(path)!r} is {kind}; give a {'directory' if directory else 'file'}"
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{flag} {str(path)!r} is under {str(parent)!r}, which is a file"
-            if not os.access(parent, os.W_OK | os.X_OK) and not path.exists():
-                return f"{flag} {str(path)!r} cannot be created: {str(parent)!r} is not writable"
-            return None
-    return None
-
-
-def _positive(value: float | None, flag: str) -> str | None:
-    """Why ``value`` is not a finite number above 0, or None (also for an unset flag)."""
-    if value is None or (math.isfinite(value) and value > 0):
-        return None
-    return f"{flag} {value}: must be a number of seconds above 0"
+    return values.output_problem(path, flag, directory)
 
 
 def _check_flags(problems: list[str | None]) -> None:
@@ -122,6 +108,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"{directory}/ is up to date with the sources")
         return 0
     _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
+    if args.amend:
+        _refuse_amending_main(directory)
     fingerprint = compiler.source_fingerprint()
     unchanged = None if args.amend else compiler.unchanged_since_stamp(directory, fingerprint)
     if unchanged:  # the same sources and pins as the last compile: its answer holds
@@ -133,6 +121,45 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for variant in template.files:
         print(f"{directory / variant.file_name} ({state}, sha256 {variant.sha256[:12]})")
     return 0
+
+
+MAIN_BRANCHES = ("main", "master", "origin/main", "origin/master")
+
+
+def _refuse_amending_main(directory: Path) -> None:
+    """``compile --amend`` rewrites a version only while it is not on the main branch.
+
+    Raises:
+        PipelineError: the current version's template is committed on the main branch
+            (others may have pulled, published or released it).
+    """
+    import subprocess
+
+    from pipelines.rlhf_tuning import PIPELINE_VERSION
+    from vertex_rlhf.template import compiler
+
+    name = compiler.read_manifest(directory).get("pipeline") or "rlhf-tuning"
+    template = directory.resolve() / f"{name}-{PIPELINE_VERSION}.yaml"
+
+    def git(*argv: str) -> bool:
+        try:
+            done = subprocess.run(
+                ["git", *argv], cwd=template.parent, capture_output=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode == 0
+
+    for branch in MAIN_BRANCHES:
+        if git("rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}") and git(
+            "cat-file", "-e", f"{branch}:./{template.name}"
+        ):
+            raise PipelineError(
+                f"version {PIPELINE_VERSION} is committed on the {branch} branch"
+                f" ({directory / template.name}): --amend rewrites only a version that is"
+                " not yet on the main branch",
+                hint=compiler.BUMP_HINT,
+            )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -153,8 +180,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         raise DataError(
             "\n".join(problems),
-            hint="give every dataset the layout of the model (run `rlhf validate-data` for"
-            " every row)",
+            hint="give every dataset the layout of the model (`"
+            + " ".join(
+                ["rlhf validate-data", shlex.quote(args.env), *map(shlex.quote, args.overrides)]
+            )
+            + "` lists every row)",
         )
     if args.print:
         print(
@@ -273,8 +303,12 @@ def _vertex_params(args: argparse.Namespace) -> RLHFParams:
     return load_params(environment(args), args.overrides, sections=("vertex_ai",))
 
 
-def _resume_hint(job: str, env: str) -> str:
-    return f"make monitor JOB={job.rsplit('/', 1)[-1]} ENV={env}"
+def _resume_hint(job: str, env: str, overrides: Sequence[str] = ()) -> str:
+    """The make command that follows ``job`` again, with the same environment and overrides."""
+    command = f"make monitor JOB={shlex.quote(job.rsplit('/', 1)[-1])} ENV={shlex.quote(env)}"
+    if overrides:
+        command += " OVERRIDES=" + shlex.quote(" ".join(shlex.quote(o) for o in overrides))
+    return command
 
 
 def _metrics_log(job: str, args: argparse.Namespace) -> Path:
@@ -285,13 +319,7 @@ def _check_watch_flags(args: argparse.Namespace, job: str | None) -> None:
     """Refuses bad --poll-interval, --timeout and --metrics-log before anything is sent."""
     # Before a submit the job id is not known yet: check where its default log would go.
     log = _metrics_log(job or "JOB_ID", args)
-    _check_flags(
-        [
-            _positive(args.poll_interval, "--poll-interval"),
-            _positive(args.timeout, "--timeout"),
-            _path_problem(log, "--metrics-log", directory=False),
-        ]
-    )
+    _check_flags([_path_problem(log, "--metrics-log", directory=False)])
 
 
 def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
@@ -326,7 +354,7 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(
             "\nStopped watching; the job keeps running."
-            f" Resume with: {_resume_hint(job, args.env)}",
+            f" Resume with: {_resume_hint(job, args.env, args.overrides)}",
             file=sys.stderr,
         )
         return 130
@@ -338,7 +366,7 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     if status.get("timed_out"):
         print(
             f"Stopped watching after {args.timeout:.0f}s; resume with: "
-            f"{_resume_hint(job, args.env)}",
+            f"{_resume_hint(job, args.env, args.overrides)}",
             file=sys.stderr,
         )
         return 0
@@ -369,6 +397,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     params = load_params(env, overrides)
     v = params.vertex_ai
     compiled = compiled_dir(args)
+    if v.template_version and not v.template_registry:
+        _check_compiled_version(v.template_version, compiled)
     commit = submission.git_commit(env.root)
     with tempfile.TemporaryDirectory(prefix="rlhf-template-") as downloads:
         if v.template_registry and v.template_version:
@@ -388,6 +418,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
             template = submission.local_template(
                 compiled, v.template_version, notify=bool(v.notify_emails)
             )
+            if v.template_version:
+                print(
+                    f"note: vertex_ai.template_registry is not set, so version"
+                    f" {v.template_version} is the one compiled in {compiled}/"
+                    f" ({template.path}), not a published one",
+                    file=sys.stderr,
+                )
         request = submission.build_request(params, env.name, template, commit, args.job_id)
         _warn(params, params.dataset.preference_size, params.dataset.prompt_size)
         if args.dry_run:
@@ -396,13 +433,53 @@ def cmd_submit(args: argparse.Namespace) -> int:
             print(yaml.safe_dump(described, sort_keys=False), end="")
             print("dry run: nothing was sent", file=sys.stderr)
             return 0
+        if not args.yes and sys.stdin.isatty() and not _confirmed(params, compiled, request):
+            print("not submitted: nothing was sent", file=sys.stderr)
+            return 1
         name = submission.submit(request)
     shown = outside_name(name, 1000)
     print(f"Submitted {shown}\n  console: {outside_name(request.target.console_url(name), 1000)}")
     if not args.wait:
-        print(f"  follow it with: {_resume_hint(name, args.env)}")
+        print(f"  follow it with: {_resume_hint(name, args.env, args.overrides)}")
         return 0
     return _follow(request.target, name, args)
+
+
+def _check_compiled_version(version: str, compiled: Path) -> None:
+    """Without a registry a version is compiled/'s: it must be one compiled there.
+
+    Raises:
+        ConfigError: it is not, listing the versions compiled/ holds.
+    """
+    from vertex_rlhf.template.compiler import read_manifest
+
+    known = sorted(read_manifest(compiled).get("templates", {}))
+    if version not in known:
+        raise ConfigError(
+            [
+                f"version {version!r}: vertex_ai.template_registry is not set, so versions"
+                f" come from {compiled}/, which holds {', '.join(known) or 'none'}; give one"
+                " of those, or set vertex_ai.template_registry to run a published version"
+            ]
+        )
+
+
+def _confirmed(params: RLHFParams, compiled: Path, request: Any) -> bool:
+    """Shows a terminal what the run books and asks to go on (default: no)."""
+    from vertex_rlhf.views.booking import render_booking
+
+    plan = _run_plan(params, compiled)
+    print(
+        render_booking(plan, request.template, params.vertex_ai.project_id, request.job_id),
+        file=sys.stderr,
+    )
+    print("Submit it? [y/N] (--yes or YES=1 skips this question) ", end="", file=sys.stderr)
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _run_plan(params: RLHFParams, compiled: Path) -> Any:
@@ -448,8 +525,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from vertex_rlhf.template.compiler import read_manifest
     from vertex_rlhf.views import listings
 
-    if args.limit < 1:
-        raise ConfigError([f"--limit {args.limit}: must be 1 or more"])
     target = VertexTarget.from_params(_vertex_params(args))
     pipeline = read_manifest(compiled_dir(args)).get("pipeline") or "rlhf-tuning"
     runs = monitor.list_runs(target, pipeline, args.limit)
@@ -502,7 +577,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     # KEY=VALUE items are overrides; job ids and resource names never hold "=".
     args.overrides = [*[j for j in args.jobs if "=" in j], *args.overrides]
-    jobs = [*[j for j in args.jobs if "=" not in j], *(args.jobs_text or "").split()]
+    jobs = [*[j for j in args.jobs if "=" not in j], *args.jobs_text]
     default = VertexTarget.from_params(_vertex_params(args))
     if args.last is not None and jobs:
         raise ConfigError(["name the runs (JOBS=) or ask for the newest ones (LAST=), not both"])
@@ -645,7 +720,7 @@ def cmd_migrate_config(args: argparse.Namespace) -> int:
     print(f"wrote {target} from {args.config} (not modified)")
     for note in migration.notes:
         print(f"  {note}")
-    print(f"  check it with: make check ENV={target.stem}")
+    print(f"  check it with: `make check ENV={shlex.quote(str(target))}`")
     return 0
 
 
@@ -677,17 +752,26 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("job", help="job id or projects/P/locations/L/pipelineJobs/ID")
     parser.add_argument(
-        "--env", default="dev", help="environment (name or file) whose project/region to use"
+        "--env",
+        default="dev",
+        type=values.environment_spec("--env"),
+        help="environment (name or file) whose project/region to use",
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
 
 
 def _watch_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
-    parser.add_argument("--timeout", type=float, help="stop watching after SECONDS")
+    parser.add_argument(
+        "--metrics-log",
+        type=values.output_path("--metrics-log"),
+        help="JSONL metrics log (default runs/JOB_ID.jsonl)",
+    )
+    parser.add_argument(
+        "--timeout", type=values.seconds("--timeout"), help="stop watching after SECONDS"
+    )
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=values.seconds("--poll-interval"),
         default=15.0,
         help="seconds between polls after a change (backs off to 60 while nothing changes)",
     )
@@ -724,40 +808,82 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate-data", help="validate and profile datasets, local or gs://")
     _common(p)
-    p.add_argument("env", nargs="?", help=ENV_HELP)
+    p.add_argument("env", nargs="?", type=values.environment_spec("environment"), help=ENV_HELP)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides")
-    p.add_argument("--path", help="a file or glob, local or gs://, instead of an environment")
+    p.add_argument(
+        "--path",
+        type=values.local_data_path("--path"),
+        help="a file or glob, local or gs://, instead of an environment",
+    )
     p.add_argument("--kind", choices=KINDS, help="with --path")
-    p.add_argument("--model", help="with --path: rows must have this model's layout")
+    p.add_argument(
+        "--model",
+        type=values.model_name("--model"),
+        help="with --path: rows must have this model's layout",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--max-reported", type=int, default=5, help="problems shown per dataset")
+    p.add_argument(
+        "--max-reported",
+        type=values.count("--max-reported", minimum=0),
+        default=5,
+        help="problems shown per dataset",
+    )
     p.add_argument("--no-profile", action="store_true", help="validate only: no profile (faster)")
     p.set_defaults(func=cmd_validate_data)
 
     p = sub.add_parser("reference", help="write the parameter reference (docs/parameters.md)")
     _common(p)
-    p.add_argument("--output", default="docs/parameters.md", help="where to write it")
+    p.add_argument(
+        "--output",
+        type=values.output_path("--output"),
+        default="docs/parameters.md",
+        help="where to write it",
+    )
     p.add_argument("--check", action="store_true", help="fail if it is stale")
     p.set_defaults(func=cmd_reference)
 
     p = sub.add_parser(
         "migrate-config", help="write params/<env>.yaml from an original-layout config file"
     )
-    p.add_argument("config", help="the original config file (dataset/training/vertex_ai)")
+    p.add_argument(
+        "config",
+        type=values.existing_file("migrate-config"),
+        help="the original config file (dataset/training/vertex_ai)",
+    )
     p.add_argument("--params-dir", default="params", help="where base.yaml is; written there")
     p.add_argument("--env", help="environment name (default: from the file name)")
     p.set_defaults(func=cmd_migrate_config)
 
     p = sub.add_parser("convert-data", help="convert prompt/chosen/rejected JSONL to Vertex's")
-    p.add_argument("input", help="input path or glob, local or gs://")
-    p.add_argument("output", help="output file, local or gs://")
+    p.add_argument(
+        "input",
+        type=values.local_data_path("input", directory_ok=False),
+        help="input path or glob, local or gs://",
+    )
+    p.add_argument("output", type=values.data_output("output"), help="output file, local or gs://")
     p.add_argument("--kind", required=True, choices=("preference", "prompt"))
-    p.add_argument("--seed", type=int, default=0, help="seeds candidate placement and split")
-    p.add_argument("--eval-out", help="write an eval split here")
-    p.add_argument("--eval-fraction", type=float, default=0.0, help="share of prompts for eval")
+    p.add_argument(
+        "--seed",
+        type=values.count("--seed", minimum=0),
+        default=0,
+        help="seeds candidate placement and split",
+    )
+    p.add_argument(
+        "--eval-out", type=values.data_output("--eval-out"), help="write an eval split here"
+    )
+    p.add_argument(
+        "--eval-fraction",
+        type=values.fraction("--eval-fraction"),
+        default=0.0,
+        help="share of prompts for eval",
+    )
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad rows instead of stopping")
-    p.add_argument("--rejects", help="skipped rows go here (default OUTPUT.rejects.jsonl)")
+    p.add_argument(
+        "--rejects",
+        type=values.data_output("--rejects"),
+        help="skipped rows go here (default OUTPUT.rejects.jsonl)",
+    )
     p.set_defaults(func=cmd_convert_data)
 
     p = sub.add_parser("submit", help="submit a run of an environment to Vertex AI")
@@ -767,6 +893,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-id", help="reuse this job id (to retry a submit by hand)")
     p.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
     p.add_argument("--wait", action="store_true", help="follow the run to its end")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="submit without asking (a terminal is asked to confirm what the run books)",
+    )
     _watch_args(p)
     p.set_defaults(func=cmd_submit)
 
@@ -787,8 +918,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="a run's training metrics: JSONL log, summary, PNG")
     _job_args(p)
-    p.add_argument("--metrics-log", help="JSONL metrics log (default runs/JOB_ID.jsonl)")
-    p.add_argument("--png", help="chart to write (default: the log's name with .png)")
+    p.add_argument(
+        "--metrics-log",
+        type=values.output_path("--metrics-log"),
+        help="JSONL metrics log (default runs/JOB_ID.jsonl)",
+    )
+    p.add_argument(
+        "--png",
+        type=values.output_path("--png"),
+        help="chart to write (default: the log's name with .png)",
+    )
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("compare", help="compare runs side by side: table and PNG")
@@ -796,16 +935,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "jobs", nargs="*", metavar="JOB", help="job ids or resource names (and overrides)"
     )
-    p.add_argument("--jobs", dest="jobs_text", help="job ids separated by spaces (make JOBS=)")
-    p.add_argument("--last", type=int, help="compare the newest N runs of --env instead")
-    p.add_argument("--env", default="dev", help="environment whose project/region to use")
-    p.add_argument("--png", help="chart to write (default runs/compare.png)")
+    p.add_argument(
+        "--jobs",
+        dest="jobs_text",
+        type=values.shell_words("--jobs"),
+        default=[],
+        help="job ids separated by spaces, shell quoting rules (make JOBS=)",
+    )
+    p.add_argument(
+        "--last",
+        type=values.count("--last", minimum=0),  # the range is compare's (LAST=1..10)
+        help="compare the newest N runs of --env instead",
+    )
+    p.add_argument(
+        "--env",
+        default="dev",
+        type=values.environment_spec("--env"),
+        help="environment whose project/region to use",
+    )
+    p.add_argument(
+        "--png", type=values.output_path("--png"), help="chart to write (default runs/compare.png)"
+    )
     p.set_defaults(func=cmd_compare, overrides=[])
 
     p = sub.add_parser("runs", help="list recent runs with state and version")
     _common(p)
     _env_args(p)
-    p.add_argument("--limit", type=int, default=20, help="how many runs at most")
+    p.add_argument(
+        "--limit", type=values.count("--limit"), default=20, help="how many runs at most"
+    )
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("cancel", help="cancel a run")
@@ -822,6 +980,18 @@ def build_parser() -> argparse.ArgumentParser:
     _env_args(p)
     p.set_defaults(func=cmd_versions)
     return parser
+
+
+def yes_no_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """The yes/no flags of every subcommand (``--dry-run``, ``--wait``, ``--yes``, ...)."""
+    flags = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags += yes_no_flags(sub)
+        elif isinstance(action, argparse._StoreTrueAction):
+            flags += action.option_strings
+    return sorted(set(flags))
 
 
 def subcommands() -> list[str]:
@@ -860,6 +1030,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parses the arguments; each flag's value passes its ``values`` type on the way.
+
+    ``--flag=VALUE`` for a yes/no flag and ``--shell-words TEXT`` (how make passes
+    DRY_RUN=, OVERRIDES=, ARGS=) are read by the same door first.
+    """
+    args, extra = parser.parse_known_args(values.expand_argv(argv, yes_no_flags(parser)))
+    # Overrides may also follow the flags: `rlhf submit dev --dry-run training.kl_coeff=0.2`.
+    if extra and hasattr(args, "overrides") and not any(x.startswith("-") for x in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def _main(argv: Sequence[str] | None) -> int:
     debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
     logging.basicConfig(
@@ -873,13 +1058,8 @@ def _main(argv: Sequence[str] | None) -> int:
     # records (tracebacks included) bypass the handler above; configured, it leaves it be.
     logging.getLogger("google").setLevel(logging.DEBUG if debug else logging.INFO)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # Overrides may also follow the flags: `rlhf submit dev --dry-run training.kl_coeff=0.2`.
-    if extra and hasattr(args, "overrides") and not any(x.startswith("-") for x in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        args = _parse(parser, sys.argv[1:] if argv is None else argv)
         status: int = args.func(args)
     except RLHFError as error:
         if debug:  # the traceback too, but the same exit status as without it

@@ -53,12 +53,14 @@ class ConfigError(RLHFError):
         head = f"{len(problems)} problem(s){where}" if len(problems) > 1 else problems[0]
         super().__init__(head)
 
-    def render(self) -> str:
+    def __str__(self) -> str:
+        """Every problem, so ``str(error)`` in Python says what ``render`` says."""
         if len(self.problems) == 1:
-            return f"error[{self.code}]: {self.problems[0]}"
-        lines = [f"error[{self.code}]: {self.message}"]
-        lines += [f"  - {p}" for p in self.problems]
-        return "\n".join(lines)
+            return self.problems[0]
+        return "\n".join([self.message, *(f"  - {p}" for p in self.problems)])
+
+    def render(self) -> str:
+        return f"error[{self.code}]: {self}"
 
 
 class PipelineError(RLHFError):

@@ -2,8 +2,11 @@
 
 An environment is named (``dev``: ``params/dev.yaml`` over ``params/base.yaml``) or given
 as the path of a parameter file (``params/dev.yaml``, ``/abs/team.yaml``: that file over
-the ``base.yaml`` beside it, if there is one). A name is strict because it becomes part
-of job ids and labels; a path is told apart by a ``/`` or a ``.yaml``/``.yml`` ending.
+the ``base.yaml`` beside it, or over the project's ``params/base.yaml`` when there is none
+beside it, as ``scripts/main.py --config`` reads it). A name is strict because it becomes
+part of job ids and labels; a path is told apart by a ``/`` or a ``.yaml``/``.yml`` ending.
+Only regular files are parameter files: a directory, FIFO or device is named for what it
+is, and never opened.
 """
 
 from __future__ import annotations
@@ -71,8 +74,23 @@ def check_name(name: str, what: str = "environment") -> str:
 def _available(directory: Path) -> str:
     if not directory.is_dir():
         return "none"
-    names = sorted(p.stem for p in directory.glob("*.yaml") if p.stem != BASE)
+    names = sorted(p.stem for p in directory.glob("*.yaml") if p.stem != BASE and p.is_file())
     return ", ".join(names) or "none"
+
+
+def _not_a_file(path: Path, spec: str, directory: Path) -> ConfigError | None:
+    """The error for a parameter-file path that exists but is not a regular file."""
+    from vertex_rlhf.config.values import path_kind
+
+    kind = path_kind(path)
+    if kind in (None, "a file"):
+        return None
+    return ConfigError(
+        [
+            f"{spec}: {path} is {kind}, not a parameter file; environments in"
+            f" {directory}: {_available(directory)}"
+        ]
+    )
 
 
 def resolve_environment(spec: str, params_dir: str | Path | None = None) -> Environment:
@@ -94,6 +112,9 @@ def resolve_environment(spec: str, params_dir: str | Path | None = None) -> Envi
         name = check_name(spec)
         directory = Path(params_dir) if params_dir else find_project_root() / "params"
         path = directory / f"{name}.yaml"
+        error = _not_a_file(path, spec, directory)
+        if error:
+            raise error
         if not path.is_file():
             raise ConfigError(
                 [
@@ -111,6 +132,9 @@ def resolve_environment(spec: str, params_dir: str | Path | None = None) -> Envi
                     f" (environments there: {_available(path)})"
                 ]
             )
+        error = _not_a_file(path, spec, path.parent)
+        if error:
+            raise error
         if not path.is_file():
             looked = "" if path.is_absolute() else f" (looked at {path.absolute()})"
             raise ConfigError(
@@ -125,7 +149,18 @@ def resolve_environment(spec: str, params_dir: str | Path | None = None) -> Envi
     base = path.parent / f"{BASE}.yaml"
     if name == BASE:
         return Environment(name, (path,))
+    if not base.is_file() and is_path_form(spec):
+        base = _project_base(params_dir)
     return Environment(name, (base, path) if base.is_file() else (path,))
+
+
+def _project_base(params_dir: str | Path | None) -> Path:
+    """The base a parameter file with no ``base.yaml`` beside it is read over."""
+    try:
+        directory = Path(params_dir) if params_dir else find_project_root() / "params"
+    except ConfigError:
+        return Path(BASE)  # no project: the file stands alone
+    return directory / f"{BASE}.yaml"
 
 
 def _did_you_mean(path: Path, params_dir: str | Path | None) -> str:

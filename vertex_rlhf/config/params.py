@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
+import stat
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -170,11 +172,22 @@ def read_parameter_text(path: Path) -> str:
         ConfigError: unreadable, larger than ``MAX_PARAMETER_FILE_BYTES``, or not UTF-8
             (naming the line and column).
     """
+    from vertex_rlhf.config.values import path_kind
+
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_PARAMETER_FILE_BYTES + 1)
+        # O_NONBLOCK: a FIFO with no writer opens at once instead of waiting for one.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(
+                [f"{path}: is {path_kind(path)}, not a parameter file; give a .yaml file"]
+            )
+        try:
+            data = file.read(MAX_PARAMETER_FILE_BYTES + 1)
+        except OSError as error:
+            raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
     if len(data) > MAX_PARAMETER_FILE_BYTES:
         raise ConfigError(
             [
@@ -455,6 +468,7 @@ def load_params(
 
     keys = [key for key in _leaf_keys(RLHFParams) if key.split(".")[0] in sections]
     problems = _resolve_problems(merged, sources, keys)
+    problems += _interpolated_type_problems(merged, sources, keys) if not problems else []
     if problems:
         raise ConfigError(problems, source=" + ".join(s.label for s in sources))
     for section in SECTIONS:
@@ -469,7 +483,25 @@ def load_params(
     if problems:
         raise ConfigError(problems, source=" + ".join(s.label for s in sources))
     _absolutize_local_paths(params, env.root)
+    if "dataset" in sections:
+        problems = [
+            f"{_locate(sources, key)}: {problem}"
+            for key, problem in _dataset_kind_problems(params.dataset)
+        ]
+        if problems:
+            raise ConfigError(problems, source=" + ".join(s.label for s in sources))
     return params
+
+
+def _dataset_kind_problems(d: DatasetParams) -> Iterator[tuple[str, str]]:
+    """Local dataset paths that exist but are not files (a directory, FIFO, device)."""
+    from vertex_rlhf.config.values import dataset_path_kind_problem
+
+    for name in ("preference_dataset", "prompt_dataset", "eval_dataset"):
+        path = getattr(d, name)
+        problem = dataset_path_kind_problem(path, "") if path else None
+        if problem:
+            yield f"dataset.{name}", problem.strip()
 
 
 # What an unrequested section is returned as: its defaults, with required values empty.
@@ -516,6 +548,58 @@ def _resolve_problems(merged: DictConfig, sources: list[Source], keys: list[str]
             f" (needed by {', '.join(needed_by)}); export it or pass {needed_by[0]}=..."
         )
     return problems
+
+
+def _interpolated_type_problems(
+    merged: DictConfig, sources: list[Source], keys: list[str]
+) -> list[str]:
+    """Text values set by an interpolation that gives a number or a boolean.
+
+    OmegaConf turns such a value into text silently (``${oc.decode:123}`` -> ``'123'``);
+    a literal ``123`` is refused by ``_shape_problems``, so this one is too. Covers text
+    keys, label values and the items of text lists.
+    """
+    untyped: Any = None
+    problems = []
+    for key, node, child in _text_slots(merged, keys):
+        if not OmegaConf.is_interpolation(node, child):
+            continue
+        if untyped is None:  # resolves without converting to the schema's types
+            untyped = OmegaConf.create(OmegaConf.to_container(merged, resolve=False))
+        try:
+            value = OmegaConf.select(untyped, key)
+        except OmegaConfBaseException:
+            continue  # reported by _resolve_problems
+        if value is not None and not isinstance(value, str):
+            parent = key if key in keys else key.rsplit(".", 1)[0]
+            located = _locate(sources, parent)
+            if parent != key:  # a label or list item: where its mapping or list is set
+                located = f"{located.removesuffix(parent).rstrip(': ')}: {key}"
+            written = next((s.raw[key] for s in reversed(sources) if key in s.raw), "")
+            shown = f"{written!r} gives" if written else "its interpolation gives"
+            problems.append(
+                f"{located}: {shown} {_describe(value)}, but this takes text; write the text"
+                " itself, quoted, or make the interpolation give text"
+            )
+    return problems
+
+
+def _text_slots(merged: DictConfig, keys: list[str]) -> Iterator[tuple[str, Any, Any]]:
+    """``(dotted key, container, child)`` for every text value of the requested keys."""
+    sections = {f.name: _field_class(f) for f in dataclasses.fields(RLHFParams)}
+    for key in keys:
+        section, name = key.split(".", 1)
+        kind = _schema_kind(sections[section], name)[0]
+        if kind == "text":
+            yield key, merged[section], name
+        elif kind in ("mapping", "list") and not OmegaConf.is_interpolation(merged[section], name):
+            container = merged[section][name]
+            if OmegaConf.is_dict(container):
+                for child in container:
+                    yield f"{key}.{child}", container, child
+            elif OmegaConf.is_list(container):
+                for index in range(len(container)):
+                    yield f"{key}.{index}", container, index
 
 
 # Label rules (PipelineJob.labels and Google Cloud's label rules): at most 63 characters
@@ -633,12 +717,9 @@ def _check_datasets(d: DatasetParams) -> Iterator[tuple[str, str]]:
 
 def _check_training(t: TrainingParams, region: str) -> Iterator[tuple[str, str]]:
     model = catalog.MODELS.get(catalog.canonical_model_name(t.large_model_reference))
-    if model is None:
-        supported = ", ".join(catalog.MODELS)
-        yield (
-            "training.large_model_reference",
-            (f"unsupported model {t.large_model_reference!r}; supported: {supported}"),
-        )
+    problem = catalog.model_problem(t.large_model_reference)
+    if problem:
+        yield "training.large_model_reference", problem
     accelerators = ", ".join(catalog.ACCELERATORS)
     if t.accelerator_type not in catalog.ACCELERATORS:
         yield "training.accelerator_type", f"must be {accelerators}, got {t.accelerator_type!r}"

@@ -38,7 +38,7 @@ DESCRIPTIONS = {
     "vertex_ai.labels": "extra run labels (Vertex label rules: a-z, 0-9, _ and -).",
 }
 ALLOWED = {
-    "training.large_model_reference": ", ".join(catalog.MODELS),
+    "training.large_model_reference": ", ".join(catalog.tunable_models()),
     "training.accelerator_type": ", ".join(
         f"{name} ({catalog.HARDWARE[name]})" for name in catalog.ACCELERATORS
     ),

@@ -1,0 +1,354 @@
+"""The one door for values a user sets: flags, make variables, environment names, paths.
+
+Each parser turns raw text into a typed value or raises ``ConfigError`` (CONFIG_002)
+naming the flag or variable and saying how to fix it. They are argparse ``type=``
+callables (``type=values.seconds("--timeout")``), so every flag is checked where it is
+declared, before any command runs, any credential is looked up or any request is built.
+argparse rather than click: the CLI is argparse already (and stays fast to start, with no
+extra dependency), and ``type=`` is exactly one typed conversion per declared value. The
+Makefile passes raw text only (``--dry-run=$(DRY_RUN)``, ``--shell-words $(OVERRIDES)``);
+the meaning is decided here, once, for make and the CLI alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import stat
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from vertex_rlhf.errors import ConfigError
+
+YES = ("1", "true", "yes", "on")
+NO = ("0", "false", "no", "off")
+YES_NO_RULE = "1/0, true/false, yes/no or on/off (any case; empty means unset)"
+# The argv item whose next item is split with shell quoting rules (make's OVERRIDES, ARGS).
+SHELL_WORDS = "--shell-words"
+# The make variable behind each yes/no flag, for messages.
+LIST_TEXT = "the text of OVERRIDES, ARGS or JOBS"
+MAKE_VARIABLES = {"--dry-run": "DRY_RUN", "--wait": "WAIT", "--yes": "YES"}
+
+
+def yes_no(text: str, what: str) -> bool | None:
+    """Reads a yes/no value: True, False, or None for empty (unset).
+
+    Raises:
+        ConfigError: anything else, naming ``what``.
+    """
+    word = text.strip().lower()
+    if not word:
+        return None
+    if word in YES:
+        return True
+    if word in NO:
+        return False
+    raise ConfigError([f"{what}: {text!r} is not a yes/no value; use {YES_NO_RULE}"])
+
+
+def seconds(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds above 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError([f"{what} {text!r}: must be a number of seconds above 0, e.g. 30"])
+        return value
+
+    return parse
+
+
+def count(what: str, minimum: int = 1, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``minimum`` (to ``maximum``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            upper = f" to {maximum}" if maximum is not None else " or more"
+            raise ConfigError([f"{what} {text!r}: must be a whole number from {minimum}{upper}"])
+        return value
+
+    return parse
+
+
+def fraction(what: str) -> Callable[[str], float]:
+    """An argparse type: a number from 0 up to (not including) 1."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 <= value < 1):
+            raise ConfigError([f"{what} {text!r}: must be a number from 0 up to 1, e.g. 0.1"])
+        return value
+
+    return parse
+
+
+def model_name(what: str) -> Callable[[str], str]:
+    """An argparse type: a model of the catalog that can be tuned today (its canonical name)."""
+    from vertex_rlhf.config import catalog
+
+    def parse(text: str) -> str:
+        problem = catalog.model_problem(text)
+        if problem:
+            raise ConfigError([f"{what}: {problem}"])
+        return catalog.canonical_model_name(text)
+
+    return parse
+
+
+def environment_spec(what: str) -> Callable[[str], str]:
+    """An argparse type: an environment name (``dev``) or a parameter file's path.
+
+    The name rule and the kind of an existing path are checked here; which file a name
+    means is decided by ``environment.resolve_environment`` (it needs ``--params-dir``).
+    """
+    from vertex_rlhf.config import environment
+
+    def parse(text: str) -> str:
+        if not environment.is_path_form(text) and not os.path.isdir(text):
+            environment.check_name(text, what=what)
+            return text
+        kind = path_kind(Path(text))
+        if kind not in (None, "a file", "a directory"):
+            raise ConfigError(
+                [f"{what} {text!r}: is {kind}, not a parameter file; give a .yaml file"]
+            )
+        return text
+
+    return parse
+
+
+def shell_words(what: str) -> Callable[[str], list[str]]:
+    """An argparse type: text split with shell quoting rules (no shell ever runs it)."""
+
+    def parse(text: str) -> list[str]:
+        return split_words(text, what)
+
+    return parse
+
+
+def split_words(text: str, what: str) -> list[str]:
+    """Splits ``text`` as a shell would (``a='b c'`` is one word); nothing is expanded.
+
+    Raises:
+        ConfigError: unbalanced quotes, naming ``what``.
+    """
+    try:
+        return shlex.split(text, comments=False, posix=True)
+    except ValueError as error:
+        raise ConfigError(
+            [
+                f"{what} {text!r}: cannot be split into words ({error}); close every quote,"
+                " e.g. OVERRIDES=\"training.instruction='Summarize briefly'\""
+            ]
+        ) from None
+
+
+def path_kind(path: Path) -> str | None:
+    """What is at ``path`` without opening it: "a file", "a directory", "a FIFO", ... or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None
+    except OSError as error:
+        return f"unreadable ({error.strerror})"
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def regular_file_problem(path: Path, what: str) -> str | None:
+    """Why ``path`` is not an existing regular file to read, or None."""
+    kind = path_kind(path)
+    if kind == "a file":
+        return None
+    if kind is None:
+        return f"{what} {str(path)!r}: no such file"
+    return f"{what} {str(path)!r}: is {kind}, not a regular file; give the path of a file"
+
+
+def existing_file(what: str) -> Callable[[str], Path]:
+    """An argparse type: an existing regular file (never opened here: a FIFO never blocks)."""
+
+    def parse(text: str) -> Path:
+        problem = regular_file_problem(Path(text), what)
+        if problem:
+            raise ConfigError([problem])
+        return Path(text)
+
+    return parse
+
+
+def existing_directory(what: str) -> Callable[[str], Path]:
+    """An argparse type: an existing directory."""
+
+    def parse(text: str) -> Path:
+        kind = path_kind(Path(text))
+        if kind != "a directory":
+            state = "no such directory" if kind is None else f"is {kind}, not a directory"
+            raise ConfigError([f"{what} {text!r}: {state}; give a directory"])
+        return Path(text)
+
+    return parse
+
+
+def local_data_path(what: str, directory_ok: bool = True) -> Callable[[str], str]:
+    """An argparse type: a dataset path or glob; an existing local path must be a file.
+
+    Args:
+        what: the flag, for messages.
+        directory_ok: let a directory through to the validator, which reports it as the
+            pipeline's component does (``validate-data``); else refuse it here.
+    """
+
+    def parse(text: str) -> str:
+        problem = dataset_path_kind_problem(text, what)
+        literal = not text.startswith("gs://") and not any(c in text for c in "*?[")
+        if not (problem or directory_ok) and literal and path_kind(Path(text)) == "a directory":
+            problem = (
+                f"{what} {text!r}: is a directory; give a file or a glob such as"
+                f" {text.rstrip('/')}/*.jsonl"
+            )
+        if problem:
+            raise ConfigError([problem])
+        return text
+
+    return parse
+
+
+def dataset_path_kind_problem(text: str, what: str) -> str | None:
+    """Why a local dataset path (no glob) names a FIFO, device or socket, or None.
+
+    A missing path, or a directory, is the dataset validator's to report (the pipeline's
+    component says the same: "is a directory; give a glob such as ...").
+    """
+    if text.startswith("gs://") or any(c in text for c in "*?["):
+        return None
+    kind = path_kind(Path(text))
+    if kind in (None, "a file", "a directory"):
+        return None
+    return f"{what} {text!r}: is {kind}, not a dataset file; give a JSONL file or a glob"
+
+
+def output_problem(path: Path, what: str, directory: bool = False) -> str | None:
+    """Why ``path`` cannot be written as a file (or created as a directory), or None."""
+    kind = path_kind(path)
+    wanted = "a directory" if directory else "a file"
+    if kind is not None and kind != wanted:
+        return f"{what} {str(path)!r} is {kind}; give {wanted}"
+    for parent in path.parents:
+        parent_kind = path_kind(parent)
+        if parent_kind is None:
+            continue
+        if parent_kind != "a directory":
+            return (
+                f"{what} {str(path)!r} is under {str(parent)!r}, which is {parent_kind}"
+                f" ({str(parent)!r} is not a directory)"
+            )
+        if not os.access(parent, os.W_OK | os.X_OK) and kind is None:
+            return f"{what} {str(path)!r} cannot be created: {str(parent)!r} is not writable"
+        return None
+    return None
+
+
+def output_path(what: str, directory: bool = False) -> Callable[[str], Path]:
+    """An argparse type: a file (or directory) that can be written."""
+
+    def parse(text: str) -> Path:
+        problem = output_problem(Path(text), what, directory)
+        if problem:
+            raise ConfigError([problem])
+        return Path(text)
+
+    return parse
+
+
+def data_output(what: str) -> Callable[[str], str]:
+    """An argparse type: a dataset to write, ``gs://`` or a local file that can be written."""
+
+    def parse(text: str) -> str:
+        problem = None if text.startswith("gs://") else output_problem(Path(text), what)
+        if problem:
+            raise ConfigError([problem])
+        return text
+
+    return parse
+
+
+def expand_argv(argv: Sequence[str], yes_no_flags: Sequence[str]) -> list[str]:
+    """Applies the two raw-text forms make uses before argparse sees the arguments.
+
+    ``--shell-words TEXT`` becomes TEXT's words (shell quoting rules), and
+    ``--flag=VALUE`` for a yes/no flag becomes ``--flag`` (yes) or nothing (no, empty).
+
+    Raises:
+        ConfigError: unbalanced quotes, or a yes/no value that is neither.
+    """
+    out: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == SHELL_WORDS:
+            out += split_words(next(items, ""), LIST_TEXT)
+            continue
+        if item.startswith(f"{SHELL_WORDS}="):
+            out += split_words(item.split("=", 1)[1], LIST_TEXT)
+            continue
+        flag, equals, value = item.partition("=")
+        if equals and flag in yes_no_flags:
+            variable = MAKE_VARIABLES.get(flag)
+            what = f"{flag} (make {variable})" if variable else flag
+            if yes_no(value, what):
+                out.append(flag)
+            continue
+        out.append(item)
+    return out
+
+
+def run_script(argv: Sequence[str]) -> int:
+    """``python -m vertex_rlhf.config.values SCRIPT TEXT``: runs SCRIPT with TEXT's words.
+
+    How make passes ``ARGS`` to a script that is not the ``rlhf`` CLI.
+    """
+    import runpy
+    import sys
+
+    if len(argv) != 2:
+        print("usage: python -m vertex_rlhf.config.values SCRIPT TEXT", file=sys.stderr)
+        return 2
+    script, text = argv
+    try:
+        words = split_words(text, "ARGS")
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return error.exit_status
+    sys.argv = [script, *words]
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(run_script(sys.argv[1:]))
