@@ -170,7 +170,7 @@ def test_stages_follow_gcpcs_rules() -> None:
     stages = {name: runs for name, runs, _ in bison.stages}
     assert stages["upload"] and stages["deploy"] and not stages["eval inference"]
     assert "eval inference" not in bison.machines
-    no_deploy = retired_model_plan("chat-bison@001")
+    no_deploy = retired_model_plan("chat-bison@001", "training.deploy_model=false")
     stages = {name: runs for name, runs, _ in no_deploy.stages}
     assert stages["upload"] and not stages["deploy"]
 
