@@ -254,6 +254,7 @@ class VertexStandIn(LoopbackServer):
         self.jobs: dict[str, Job] = {}
         self.next_timeline: list[Step] = timeline_success(60.0)
         self._faults: list[tuple[str, int]] = []  # (method, status; 0 = drop, -1 = hang)
+        self._after_create: list[tuple[str, int]] = []
         self.hang_seconds = 1.0  # how long a -1 fault holds the request before dropping it
         self.create_mode = "normal"  # or "timeout-after-create", "503-after-create"
         self.create_delay = 0.0
@@ -270,6 +271,11 @@ class VertexStandIn(LoopbackServer):
         """
         with self.lock:
             self._faults += [(method, status)] * count
+
+    def fail_after_create(self, count: int, status: int, method: str = "GET") -> None:
+        """Like ``fail_next``, armed once the next job has been created."""
+        with self.lock:
+            self._after_create += [(method, status)] * count
 
     def stamp(self, seconds: float) -> str:
         """The timestamp of a moment on this stand-in's clock."""
@@ -495,6 +501,9 @@ class VertexStandIn(LoopbackServer):
                     "createTime": standin.stamp(standin.clock()),
                 }
                 standin.jobs[full] = Job(resource, standin.clock(), standin.next_timeline)
+                with standin.lock:
+                    standin._faults += standin._after_create
+                    standin._after_create = []
                 if standin.create_mode == "timeout-after-create":
                     standin.create_mode = "normal"
                     time.sleep(standin.create_delay)

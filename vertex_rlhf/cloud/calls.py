@@ -103,6 +103,26 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, transient)
 
 
+class RetryPredicate:
+    """Which failures to retry: transient ones, but a host that stays unreachable for
+    ``UNREACHABLE_SECONDS`` is given up on (for ``google.api_core.retry.Retry`` too)."""
+
+    def __init__(self) -> None:
+        self.unreachable_since: float | None = None
+
+    def __call__(self, error: BaseException) -> bool:
+        error = _cause(error)
+        if not is_transient(error):
+            return False
+        if not unreachable(error):
+            self.unreachable_since = None
+            return True
+        now = _clock()
+        if self.unreachable_since is None:
+            self.unreachable_since = now
+        return now - self.unreachable_since < UNREACHABLE_SECONDS
+
+
 def _cause(error: BaseException) -> BaseException:
     """The failure under a RetryError (api_core's "retry ran out")."""
     from google.api_core import exceptions
@@ -237,7 +257,7 @@ def call(
 
     deadline = _clock() + remaining(budget)
     delays = exponential_sleep_generator(1.0, 10.0, 2.0)
-    unreachable_since: float | None = None
+    worth_retrying = RetryPredicate()
     attempts = 0
     while True:
         attempts += 1
@@ -249,16 +269,8 @@ def call(
             if not retried or not is_transient(_cause(error)):
                 log.debug("%s failed", what, exc_info=True)
                 raise coded(error, what) from None
-            now = _clock()
-            if unreachable(_cause(error)):
-                unreachable_since = now if unreachable_since is None else unreachable_since
-            else:
-                unreachable_since = None
             delay = next(delays)
-            cut = unreachable_since is not None and now + delay - unreachable_since > (
-                UNREACHABLE_SECONDS
-            )
-            if now + delay > deadline or cut:
+            if _clock() + delay > deadline or not worth_retrying(error):
                 log.debug("%s failed %d time(s), giving up", what, attempts, exc_info=True)
                 found = coded(error, what)
                 found.message = f"{found.message}; {attempts} attempt(s)"

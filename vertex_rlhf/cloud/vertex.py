@@ -197,7 +197,7 @@ def transient_retry(initial: float, maximum: float, timeout: float) -> Retry:
     from vertex_rlhf.cloud import calls
 
     return Retry(
-        predicate=calls.is_transient,
+        predicate=calls.RetryPredicate(),
         initial=initial,
         maximum=maximum,
         multiplier=2.0,
