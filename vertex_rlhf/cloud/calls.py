@@ -308,7 +308,11 @@ def job_answer(resource: Any, asked: str, what: str) -> dict[str, Any]:
 
 
 def bounded_pages(
-    what: str, pages: Iterable[Any], items: Callable[[Any], Iterable[T]], limit: int
+    what: str,
+    pages: Iterable[Any],
+    items: Callable[[Any], Iterable[T]],
+    limit: int,
+    token: Callable[[Any], str] | None = None,
 ) -> list[T]:
     """Reads the items of a paged list, at most ``limit``, refusing endless pages.
 
@@ -317,6 +321,7 @@ def bounded_pages(
         pages: the pages (a GAPIC pager's ``pages``); each has ``next_page_token``.
         items: the items of one page.
         limit: how many items are wanted.
+        token: the next page token after a page (default its ``next_page_token``).
 
     Raises:
         PipelineError: a page token repeats, or more than ``MAX_PAGES`` pages.
@@ -335,10 +340,10 @@ def bounded_pages(
         if number > MAX_PAGES:
             raise malformed(what, f"more than {MAX_PAGES} pages")
         found.extend(items(page))
-        token = str(getattr(page, "next_page_token", "") or "")
-        if len(found) >= limit or not token:
+        following = str((token(page) if token else page.next_page_token) or "")
+        if len(found) >= limit or not following:
             return found[:limit]
-        if token in tokens:
-            raise malformed(what, f"the page token {token[:40]!r} repeats")
-        tokens.add(token)
+        if following in tokens:
+            raise malformed(what, f"the page token {following[:40]!r} repeats")
+        tokens.add(following)
     raise malformed(what, f"more than {MAX_PAGES} pages")

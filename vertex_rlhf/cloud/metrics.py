@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vertex_rlhf.cloud.monitor import TERMINAL, job_status
-from vertex_rlhf.cloud.vertex import VertexTarget, domain_error, pipeline_service
+from vertex_rlhf.cloud import calls
+from vertex_rlhf.cloud.vertex import VertexTarget, pipeline_service, read_retry
 from vertex_rlhf.errors import RLHFError
 
 # Stages of the metrics log, in run order, and the monitor's stage names they come from.
@@ -36,6 +37,7 @@ OUTPUT = "tensorboard_metrics"
 # Cloud Storage bucket names: 3-63 characters (up to 222 with dots), lower case.
 GS_URI = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(.+)$")
 EVENT_FILE = ".tfevents."
+MAX_EVENT_OBJECTS = 10_000  # objects listed under one metrics artifact, at most
 # Names where a lower value is better; every other metric (reward, accuracy) is higher-better.
 LOWER_IS_BETTER = re.compile(r"loss|error|kl|perplexity", re.IGNORECASE)
 
@@ -193,12 +195,19 @@ class EventFiles:
         try:
             return self._read(source, split_gs(source.uri))
         except Exception as error:
-            raise domain_error(error, f"read {source.uri}") or error from None
+            raise calls.coded(error, f"read {source.uri}") from None
 
     def _read(self, source: MetricSource, location: tuple[str, str]) -> list[Point]:
         bucket, prefix = location
         points: list[Point] = []
-        for blob in self.client.list_blobs(bucket, prefix=prefix + "/"):
+        what = f"read {source.uri}"
+        found = self.client.list_blobs(
+            bucket, prefix=prefix + "/", timeout=calls.remaining(60.0), retry=read_retry()
+        )
+        listed = calls.bounded_pages(
+            what, found.pages, list, MAX_EVENT_OBJECTS, lambda _: found.next_page_token
+        )
+        for blob in listed:
             relative = blob.name[len(prefix) + 1 :]
             if EVENT_FILE not in relative.rsplit("/", 1)[-1]:
                 continue
@@ -208,7 +217,14 @@ class EventFiles:
                 continue
             # The local name is a hash: object names never become paths.
             local = self.folder / hashlib.sha256(key.encode()).hexdigest()
-            blob.download_to_filename(str(local))
+            calls.call(
+                f"download {key}",
+                blob.download_to_filename,
+                str(local),
+                timeout=calls.remaining(120.0),
+                retry=read_retry(),
+                retried=False,
+            )
             self._seen[key] = version
             run = relative.rsplit("/", 1)[0] if "/" in relative else ""
             points.extend(read_scalars(local, source.stage, run))
@@ -344,13 +360,17 @@ def summarize(points: Iterable[Point]) -> list[MetricSummary]:
 
 def read_job(target: VertexTarget, name: str) -> dict[str, Any]:
     """Reads a job resource as a dict (``PipelineJob.to_dict``)."""
-    from google.cloud.aiplatform_v1 import PipelineJob
-
-    try:
-        resource = pipeline_service(target).get_pipeline_job(name=name, timeout=60.0)
-    except Exception as error:
-        raise domain_error(error, f"read {name}") or error from None
-    return dict(PipelineJob.to_dict(resource, use_integers_for_enums=False))
+    what = f"read {name}"
+    client = pipeline_service(target)
+    resource = calls.call(
+        what,
+        client.get_pipeline_job,
+        name=name,
+        retry=read_retry(),
+        timeout=calls.remaining(60.0),
+        retried=False,
+    )
+    return calls.job_answer(resource, name, what)
 
 
 class MetricsFollower:
