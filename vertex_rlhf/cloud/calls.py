@@ -280,6 +280,35 @@ def call(
             _sleep(delay)
 
 
+def in_time(function: Callable[..., T], *args: Any, seconds: float, **kwargs: Any) -> T:
+    """Runs a call that sets no timeout of its own (kfp's registry client) in a thread,
+    waiting at most ``seconds`` (less when the budget ends sooner).
+
+    Raises:
+        TimeoutError: no answer in time (the thread is left to the process's end).
+    """
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = function(*args, **kwargs)
+        except BaseException as error:  # handed to the caller's thread
+            box["error"] = error
+
+    worker = threading.Thread(target=run, daemon=True, name="rlhf-api-call")
+    worker.start()
+    wait = remaining(seconds)
+    worker.join(wait)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer in {wait:.0f}s")
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
 def job_answer(resource: Any, asked: str, what: str) -> dict[str, Any]:
     """A PipelineJob answer as a dict (``PipelineJob.to_dict``), if it is the job asked for.
 
