@@ -239,6 +239,7 @@ def call(
     *args: Any,
     budget: float = 120.0,
     retried: bool = True,
+    passthrough: tuple[type[BaseException], ...] = (),
     **kwargs: Any,
 ) -> T:
     """Calls a Google API through the door.
@@ -248,6 +249,8 @@ def call(
         function: the client method.
         budget: seconds all attempts may take (less if the command's budget ends first).
         retried: retry transient failures (False for calls that are not safe to repeat).
+        passthrough: failures raised as they came (after retries), for a caller that
+            reads their HTTP status itself.
         *args, **kwargs: passed to ``function``.
 
     Raises:
@@ -268,10 +271,14 @@ def call(
         except Exception as error:
             if not retried or not is_transient(_cause(error)):
                 log.debug("%s failed", what, exc_info=True)
+                if isinstance(error, passthrough):
+                    raise
                 raise coded(error, what) from None
             delay = next(delays)
             if _clock() + delay > deadline or not worth_retrying(error):
                 log.debug("%s failed %d time(s), giving up", what, attempts, exc_info=True)
+                if isinstance(error, passthrough):
+                    raise
                 found = coded(error, what)
                 found.message = f"{found.message}; {attempts} attempt(s)"
                 found.args = (found.message,)
