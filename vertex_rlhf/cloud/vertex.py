@@ -113,12 +113,17 @@ def credentials(target: VertexTarget) -> Any:
 
     Raises:
         AuthError: no credentials could be found, or they were refused.
+        ConfigError: ``STORAGE_EMULATOR_HOST`` is neither loopback nor a Google host.
         NetworkError: the token endpoint could not be reached.
     """
     import google.auth
     from google.auth.credentials import AnonymousCredentials
     from google.auth.exceptions import DefaultCredentialsError
 
+    from vertex_rlhf.cloud import endpoints
+
+    # google-cloud-storage (and the SDK's bucket check) would send the token there.
+    endpoints.storage_emulator()
     if target.is_emulator:
         return AnonymousCredentials()
     try:
