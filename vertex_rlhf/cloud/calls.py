@@ -72,9 +72,7 @@ def unreachable(error: BaseException) -> bool:
 
     if isinstance(error, (requests.exceptions.Timeout, TimeoutError)):
         return False
-    return isinstance(
-        error, (TransportError, requests.exceptions.ConnectionError, ConnectionError)
-    )
+    return isinstance(error, (TransportError, requests.exceptions.ConnectionError, ConnectionError))
 
 
 def is_transient(error: BaseException) -> bool:
@@ -336,8 +334,7 @@ def job_answer(resource: Any, asked: str, what: str) -> dict[str, Any]:
     name = job.get("name")
     if name != asked:
         raise PipelineError(
-            f"{what}: the answer is about another job ({str(name)[:200]!r}), not {asked};"
-            " refused",
+            f"{what}: the answer is about another job ({str(name)[:200]!r}), not {asked}; refused",
             hint=MALFORMED_HINT,
         )
     return job
@@ -349,6 +346,7 @@ def bounded_pages(
     items: Callable[[Any], Iterable[T]],
     limit: int,
     token: Callable[[Any], str] | None = None,
+    key: Callable[[T], Any] | None = None,
 ) -> list[T]:
     """Reads the items of a paged list, at most ``limit``, refusing endless pages.
 
@@ -358,12 +356,15 @@ def bounded_pages(
         items: the items of one page.
         limit: how many items are wanted.
         token: the next page token after a page (default its ``next_page_token``).
+        key: what makes an item unique: an item seen before is dropped (a list that
+            repeats itself never fills ``limit``).
 
     Raises:
         PipelineError: a page token repeats, or more than ``MAX_PAGES`` pages.
         RLHFError: a page could not be read (as ``coded``).
     """
     found: list[T] = []
+    keys: set[Any] = set()
     tokens: set[str] = set()
     iterator = iter(pages)
     for number in range(1, MAX_PAGES + 2):
@@ -375,7 +376,13 @@ def bounded_pages(
             return found
         if number > MAX_PAGES:
             raise malformed(what, f"more than {MAX_PAGES} pages")
-        found.extend(items(page))
+        for item in items(page):
+            if key is not None:
+                unique = key(item)
+                if unique in keys:
+                    continue
+                keys.add(unique)
+            found.append(item)
         following = str((token(page) if token else page.next_page_token) or "")
         if len(found) >= limit or not following:
             return found[:limit]

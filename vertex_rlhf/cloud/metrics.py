@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from vertex_rlhf.cloud.monitor import TERMINAL, job_status
 from vertex_rlhf.cloud import calls
+from vertex_rlhf.cloud.monitor import TERMINAL, job_status
 from vertex_rlhf.cloud.vertex import VertexTarget, pipeline_service, read_retry
 from vertex_rlhf.errors import RLHFError
 

@@ -516,7 +516,9 @@ def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict
         retry=read_retry(),
         timeout=calls.remaining(60.0),
     )
-    listed = calls.bounded_pages(what, pager.pages, lambda page: page.pipeline_jobs, limit * 2)
+    listed = calls.bounded_pages(
+        what, pager.pages, lambda page: page.pipeline_jobs, limit, key=lambda job: job.name
+    )
     prefix = f"{target.parent}/pipelineJobs/"
     runs: dict[str, dict[str, Any]] = {}
     for resource in listed:
