@@ -290,3 +290,36 @@ def test_a_job_listed_twice_is_listed_and_compared_once(
     assert status == 0, err
     [ids] = [line.split()[2:] for line in out.splitlines() if line.startswith("job id")]
     assert ids == [JOB_ID, OTHER_ID]
+
+
+def test_submit_with_the_network_down_ends_coded_in_one_screen_within_its_bound(
+    tmp_path: Path, token_standin: TokenStandIn
+) -> None:
+    """A fresh process, as a user runs it: real-looking credentials, every host behind a
+    closed proxy. One error and its fix, no warning per retry, nothing created."""
+    import os
+    import subprocess
+    import sys
+
+    key = token_standin.write_key(tmp_path / "key.json", TEST_PROJECT)
+    env = {
+        **os.environ,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key),
+        "GOOGLE_CLOUD_PROJECT": TEST_PROJECT,
+    }
+    env.pop("STORAGE_EMULATOR_HOST", None)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "vertex_rlhf", "submit", "dev", fresh_pipeline_root()],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 16, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("error[NETWORK_006]: look up ") and "nothing was created" in lines[0]
+    assert lines[1].startswith("  fix: ") and len(lines) == 2
+    assert took < calls.UNREACHABLE_SECONDS + 30

@@ -515,6 +515,7 @@ def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict
         request=request,
         retry=read_retry(),
         timeout=calls.remaining(60.0),
+        retried=False,  # the client retries (read_retry): not twice
     )
     listed = calls.bounded_pages(
         what, pager.pages, lambda page: page.pipeline_jobs, limit, key=lambda job: job.name
@@ -551,5 +552,6 @@ def cancel(target: VertexTarget, job: str) -> str:
         name=name,
         retry=read_retry(),
         timeout=calls.remaining(60.0),
+        retried=False,  # the client retries (read_retry): not twice
     )
     return name
