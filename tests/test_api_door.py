@@ -15,8 +15,9 @@ from google.protobuf.json_format import ParseError
 from tests.conftest import REPO, TEST_PROJECT
 from tests.standins.auth import Listener, TokenStandIn
 from vertex_rlhf import cli
-from vertex_rlhf.cloud import calls, endpoints
+from vertex_rlhf.cloud import calls
 from vertex_rlhf.cloud.vertex import VertexTarget
+from vertex_rlhf.config import endpoints
 from vertex_rlhf.errors import ConfigError, RLHFError
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from vertex_rlhf.cloud import calls, endpoints
-from vertex_rlhf.config import catalog
+from vertex_rlhf.cloud import calls
+from vertex_rlhf.config import catalog, endpoints
 from vertex_rlhf.config.params import RLHFParams, check_params
 from vertex_rlhf.errors import (
     AuthError,

@@ -43,7 +43,7 @@ class VertexTarget:
         names.check_target(self.project, self.location, self.api_endpoint)
         if self.api_endpoint and self.api_endpoint.startswith("http:"):
             # Plain http only to a local stand-in (credentials are never sent there).
-            from vertex_rlhf.cloud import endpoints
+            from vertex_rlhf.config import endpoints
 
             endpoints.check_endpoint("vertex_ai.api_endpoint", self.api_endpoint)
 
@@ -58,7 +58,7 @@ class VertexTarget:
 
     @property
     def is_emulator(self) -> bool:
-        from vertex_rlhf.cloud import endpoints
+        from vertex_rlhf.config import endpoints
 
         return bool(self.api_endpoint and endpoints.is_local_standin(self.api_endpoint))
 
@@ -120,7 +120,7 @@ def credentials(target: VertexTarget) -> Any:
     from google.auth.credentials import AnonymousCredentials
     from google.auth.exceptions import DefaultCredentialsError
 
-    from vertex_rlhf.cloud import endpoints
+    from vertex_rlhf.config import endpoints
 
     # google-cloud-storage (and the SDK's bucket check) would send the token there.
     endpoints.storage_emulator()

@@ -62,7 +62,7 @@ def storage_client() -> Any:
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import storage  # type: ignore[attr-defined]
 
-    from vertex_rlhf.cloud import endpoints
+    from vertex_rlhf.config import endpoints
 
     try:
         if endpoints.storage_emulator():
