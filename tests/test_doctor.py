@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO, TEST_PROJECT
 from tests.standins.auth import write_service_account_key
 from tests.standins.google_apis import PROJECT_NUMBER, GoogleApisStandIn
-from vertex_rlhf.cloud import health
+from vertex_rlhf.cloud import calls, health
 from vertex_rlhf.config.params import RLHFParams, load_params
 from vertex_rlhf.errors import ConfigError
 
@@ -409,7 +409,7 @@ def test_make_doctor_prints_a_line_per_check_and_exits_with_the_failure_code(
     assert "Traceback" not in result.stderr
 
 
-def test_an_unreachable_endpoint_is_a_failure_not_a_traceback(
+def test_an_unreachable_endpoint_is_a_network_failure_not_a_traceback(
     apis: GoogleApisStandIn, bucket: str
 ) -> None:
     closed = health.Endpoints(
@@ -418,10 +418,14 @@ def test_an_unreachable_endpoint_is_a_failure_not_a_traceback(
             "resource_manager": "http://127.0.0.1:9",
         }
     )
-    results = {r.name: r for r in health.run_checks(params_for(bucket), REPO / "compiled", closed)}
+    with calls.within(2.0):
+        checked = health.run_checks(params_for(bucket), REPO / "compiled", closed)
+    results = {r.name: r for r in checked}
     assert results["project"].status == health.FAIL
-    assert results["project"].detail.startswith("could not be checked: ConnectionError")
+    assert results["project"].code == "NETWORK_006"
+    assert "the connection failed" in results["project"].detail
     assert results["service account"].status == health.SKIP
+    assert health.exit_status(checked) == 16
 
 
 def test_names_that_go_into_api_paths_are_checked_first(

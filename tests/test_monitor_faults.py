@@ -15,7 +15,7 @@ from tests.conftest import REPO, TEST_PROJECT, FakeClock
 from tests.standins.vertex import Step, VertexStandIn, timeline_long_running, timeline_success
 from vertex_rlhf.cloud import monitor
 from vertex_rlhf.cloud.vertex import VertexTarget
-from vertex_rlhf.errors import AuthError, ConfigError, PipelineError
+from vertex_rlhf.errors import AuthError, ConfigError, NetworkError, PipelineError
 from vertex_rlhf.views import run_report
 
 JOB = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-1"
@@ -32,16 +32,16 @@ def output(watch: monitor.PipelineMonitor) -> str:
     return watch.out.getvalue()  # type: ignore[attr-defined]
 
 
-def test_timeout_bounds_the_watch_while_every_call_fails(
+def test_a_watch_that_never_read_the_job_ends_in_a_coded_error_within_its_timeout(
     vertex_on_fake_clock: VertexStandIn, clock: FakeClock
 ) -> None:
     vertex = vertex_on_fake_clock
     vertex.add_job(JOB, timeline_long_running())
     vertex.fail_next(200, 503)
-    status = watcher(vertex, clock).monitor_job_with_updates(JOB, timeout=600)
-    assert status["timed_out"] and status["state"] == "UNKNOWN"
-    assert status["api_error"].startswith("ServiceUnavailable")
-    assert 600 <= clock.t <= 660
+    with pytest.raises(NetworkError) as raised:
+        watcher(vertex, clock).monitor_job_with_updates(JOB, timeout=300)
+    assert "HTTP 503" in raised.value.message and "never read" in raised.value.message
+    assert 300 <= clock.t <= 330
     assert len(vertex.calls("GET")) < 20
 
 
@@ -146,7 +146,9 @@ def cli(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_cli_timeout_holds_during_an_outage(vertex: VertexStandIn, tmp_path: Path) -> None:
+def test_cli_outage_from_the_start_ends_coded_within_the_timeout(
+    vertex: VertexStandIn, tmp_path: Path
+) -> None:
     vertex.add_job(JOB, timeline_long_running())
     vertex.fail_next(100_000, 503)
     process = cli(
@@ -162,13 +164,16 @@ def test_cli_timeout_holds_during_an_outage(vertex: VertexStandIn, tmp_path: Pat
         "--metrics-log",
         str(tmp_path / "m.jsonl"),
     )
+    started = time.monotonic()
     try:
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 0, err
-    assert "Stopped watching after 2s" in err and "Traceback" not in err
+    assert process.returncode == 16, err
+    assert "error[NETWORK_006]" in err and "never read" in err and "fix:" in err
+    assert "Traceback" not in err + out
     assert "API error (ServiceUnavailable)" in out
+    assert time.monotonic() - started < 20
 
 
 def test_cli_shows_an_integer_state_without_a_traceback(

@@ -41,14 +41,15 @@ pytestmark = pytest.mark.usefixtures("project_env", "storage_emulator")
 def test_the_lookup_after_a_failed_create_is_retried(vertex: VertexStandIn) -> None:
     vertex.create_mode = "timeout-after-create"
     vertex.create_delay = 2.0
-    vertex.fail_next(3, 503, "GET")
-    vertex.fail_next(1, 0, "GET")  # and a dropped connection
+    vertex.fail_after_create(3, 503, "GET")
+    vertex.fail_after_create(1, 0, "GET")  # and a dropped connection
     request = make_request(vertex)
     name = submission.submit(request, retry=fast(), read_retry=fast(), create_timeout=0.5)
     assert name == request.job_name
     assert list(vertex.jobs) == [request.job_name]
     assert len(vertex.calls("POST")) == 1  # found by id after the retried reads
-    assert len(vertex.calls("GET")) == 5
+    # the lookup before the create (not found), 4 failed reads, the one that found it
+    assert len(vertex.calls("GET")) == 6
 
 
 def test_labels_the_service_adds_do_not_block_adoption(vertex: VertexStandIn) -> None:
@@ -65,7 +66,7 @@ def test_when_in_doubt_the_error_names_the_job_and_says_it_may_exist(
     vertex: VertexStandIn,
 ) -> None:
     vertex.create_mode = "503-after-create"  # the job is made, the answer lost
-    vertex.fail_next(10_000, 503, "GET")  # and it cannot be read back
+    vertex.fail_after_create(10_000, 503, "GET")  # and it cannot be read back
     request = make_request(vertex)
     with pytest.raises(PipelineError) as caught:
         submission.submit(request, retry=fast(3.0), read_retry=fast(0.5))
@@ -99,4 +100,5 @@ def test_many_faulty_submits_make_one_job_each_and_answer_honestly(
         assert request.job_name in vertex.jobs  # a failure above never means "no job"
         with vertex.lock:
             vertex._faults.clear()
+            vertex._after_create.clear()
     assert len(vertex.jobs) == 12 and outcomes["created"] >= 10

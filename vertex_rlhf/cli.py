@@ -777,6 +777,14 @@ def _watch_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _api_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=values.seconds("--timeout"),
+        help="give up on the Google APIs after SECONDS, retries included",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the ``rlhf`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -909,6 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check that ENV can run: credentials, APIs, bucket, ...")
     _common(p)
     _env_args(p)
+    _api_timeout(p)
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("monitor", help="follow a run to its end and report")
@@ -928,6 +937,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=values.output_path("--png"),
         help="chart to write (default: the log's name with .png)",
     )
+    _api_timeout(p)
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("compare", help="compare runs side by side: table and PNG")
@@ -956,6 +966,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--png", type=values.output_path("--png"), help="chart to write (default runs/compare.png)"
     )
+    _api_timeout(p)
     p.set_defaults(func=cmd_compare, overrides=[])
 
     p = sub.add_parser("runs", help="list recent runs with state and version")
@@ -964,20 +975,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=values.count("--limit"), default=20, help="how many runs at most"
     )
+    _api_timeout(p)
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("cancel", help="cancel a run")
     _job_args(p)
+    _api_timeout(p)
     p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser("publish", help="publish the compiled template to the registry")
     _common(p)
     _env_args(p)
+    _api_timeout(p)
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("versions", help="list the published template versions and tags")
     _common(p)
     _env_args(p)
+    _api_timeout(p)
     p.set_defaults(func=cmd_versions)
     return parser
 
@@ -1060,7 +1075,12 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = _parse(parser, sys.argv[1:] if argv is None else argv)
-        status: int = args.func(args)
+        from vertex_rlhf.cloud import calls
+
+        # --timeout bounds every API call and retry (submit's bounds only its watch).
+        budget = None if args.command == "submit" else getattr(args, "timeout", None)
+        with calls.within(budget):
+            status: int = args.func(args)
     except RLHFError as error:
         if debug:  # the traceback too, but the same exit status as without it
             import traceback

@@ -82,3 +82,18 @@ class DataError(RLHFError):
 
     code = "DATA_005"
     exit_status = 15
+
+
+class NetworkError(RLHFError):
+    """NETWORK_006: a Google API could not be reached or did not answer in time.
+
+    Kept apart from AUTH_001: an unreachable token endpoint, a refused connection, a
+    proxy, TLS or DNS failure says nothing about the credentials.
+    """
+
+    code = "NETWORK_006"
+    exit_status = 16
+    hint = (
+        "check the network, the proxy (HTTPS_PROXY) and that the endpoint is reachable,"
+        " then run the same command again"
+    )

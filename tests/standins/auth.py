@@ -25,6 +25,7 @@ class TokenStandIn(LoopbackServer):
 
     def __init__(self) -> None:
         self.grants = 0
+        self.refuse = False  # answer every grant as Google does a revoked key
         super().__init__()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -36,11 +37,19 @@ class TokenStandIn(LoopbackServer):
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                standin.grants += 1
-                body = json.dumps(
-                    {"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"}
-                ).encode()
-                self.send_response(200)
+                if standin.refuse:
+                    status = 400
+                    answer = {"error": "invalid_grant", "error_description": "Invalid JWT."}
+                else:
+                    standin.grants += 1
+                    status = 200
+                    answer = {
+                        "access_token": ACCESS_TOKEN,
+                        "expires_in": 3600,
+                        "token_type": "Bearer",
+                    }
+                body = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

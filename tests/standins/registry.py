@@ -20,6 +20,36 @@ import yaml
 
 from tests.standins import LoopbackServer
 
+# Answers that break the registry's promises, for ``RegistryStandIn.hostile``.
+HOSTILE = (
+    "truncated",  # the JSON body cut in half
+    "tag-without-version",  # a tag answer with no ``version``
+    "tag-not-a-digest",  # a tag answer whose version is not sha256:...
+    "nameless",  # list items without a name
+    "wrong-types",  # a list that is not a list
+)
+
+
+def spoil(mode: str, body: Any) -> bytes:
+    """A metadata answer as a hostile registry in ``mode`` gives it."""
+    data = json.dumps(body).encode()
+    if mode == "truncated":
+        return data[: max(1, len(data) // 2)]
+    if isinstance(body, dict) and "version" in body and "name" in body:  # a tag
+        if mode == "tag-without-version":
+            body = {"name": body["name"]}
+        elif mode == "tag-not-a-digest":
+            body = {**body, "version": body["version"].rsplit("/", 1)[0] + "/latest"}
+    for key in ("versions", "tags"):
+        if isinstance(body, dict) and isinstance(body.get(key), list):
+            if mode == "nameless":
+                body = {key: [{k: v for k, v in i.items() if k != "name"} for i in body[key]]}
+            elif mode == "wrong-types":
+                body = {key: {"not": "a list"}}
+            elif mode == "tag-not-a-digest" and key == "tags":
+                body = {key: [{**i, "version": "packages/x/versions/latest"} for i in body[key]]}
+    return json.dumps(body).encode()
+
 
 class RegistryStandIn(LoopbackServer):
     """The server; ``packages[pkg]`` holds ``versions`` (digest -> bytes) and ``tags``."""
@@ -31,6 +61,8 @@ class RegistryStandIn(LoopbackServer):
         # Called once after the next request of a kind ("upload", "create_tag"): a test's
         # concurrent publisher lands there.
         self.after: dict[str, Callable[[], None]] = {}
+        # A hostile answer to the metadata calls (see ``HOSTILE``), or None.
+        self.hostile: str | None = None
         super().__init__()
 
     def upload(self, content: bytes, tags: list[str]) -> tuple[str, str]:
@@ -59,7 +91,10 @@ class RegistryStandIn(LoopbackServer):
                 self.wfile.write(body)
 
             def _json(self, status: int, body: Any) -> None:
-                self._reply(status, json.dumps(body).encode())
+                hostile = standin.hostile and status == 200
+                self._reply(
+                    status, spoil(standin.hostile, body) if hostile else json.dumps(body).encode()
+                )
 
             def _then(self, kind: str) -> None:
                 hook = standin.after.pop(kind, None)

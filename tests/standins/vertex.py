@@ -242,6 +242,42 @@ class Job:
     cancelled_at: float | None = None
 
 
+# Answers that break the API's promises, for ``VertexStandIn.hostile``.
+HOSTILE = (
+    "truncated",  # the JSON body cut in half
+    "wrong-types",  # fields of the wrong type or format
+    "repeat-page-token",  # every list page says there is a next one, with the same token
+    "endless-pages",  # every list page has a new next token
+    "other-job",  # a get or create answers with another job's name
+    "duplicates",  # a list names every job twice
+    "nameless",  # list items without a name
+)
+OTHER_JOB = "projects/rlhf-test-project/locations/us-central1/pipelineJobs/someone-elses-job"
+
+
+def spoil(mode: str, body: dict[str, Any], listing: bool) -> dict[str, Any] | bytes:
+    """The answer ``body`` as a hostile server in ``mode`` gives it."""
+    if mode == "truncated":
+        data = json.dumps(body).encode()
+        return data[: max(1, len(data) // 2)]
+    if mode == "wrong-types":
+        if listing:
+            return {"pipelineJobs": "not a list", "nextPageToken": 7}
+        return {**body, "createTime": "yesterday", "state": {"not": "a state"}}
+    if mode == "other-job" and not listing:
+        return {**body, "name": OTHER_JOB}
+    if listing and mode in ("repeat-page-token", "endless-pages"):
+        # The same token (or a new one that is not a number) over the same page.
+        token = "again" if mode == "repeat-page-token" else f"page-{time.monotonic_ns()}"
+        return {**body, "nextPageToken": token}
+    if listing and mode == "duplicates":
+        return {**body, "pipelineJobs": [j for j in body["pipelineJobs"] for _ in (0, 1)]}
+    if listing and mode == "nameless":
+        jobs = [{k: v for k, v in j.items() if k != "name"} for j in body["pipelineJobs"]]
+        return {**body, "pipelineJobs": jobs}
+    return body
+
+
 class VertexStandIn(LoopbackServer):
     """The server. ``clock`` gives the seconds the scripted timelines run on."""
 
@@ -254,11 +290,14 @@ class VertexStandIn(LoopbackServer):
         self.jobs: dict[str, Job] = {}
         self.next_timeline: list[Step] = timeline_success(60.0)
         self._faults: list[tuple[str, int]] = []  # (method, status; 0 = drop, -1 = hang)
+        self._after_create: list[tuple[str, int]] = []
         self.hang_seconds = 1.0  # how long a -1 fault holds the request before dropping it
         self.create_mode = "normal"  # or "timeout-after-create", "503-after-create"
         self.create_delay = 0.0
         # Labels the service adds to every job it creates (the real one adds this).
         self.service_labels = {"vertex-ai-pipelines-run-billing-id": "8106518047893254144"}
+        # A hostile answer to every request (see ``HOSTILE``), or None.
+        self.hostile: str | None = None
         self.lock = threading.Lock()
         super().__init__()
 
@@ -270,6 +309,11 @@ class VertexStandIn(LoopbackServer):
         """
         with self.lock:
             self._faults += [(method, status)] * count
+
+    def fail_after_create(self, count: int, status: int, method: str = "GET") -> None:
+        """Like ``fail_next``, armed once the next job has been created."""
+        with self.lock:
+            self._after_create += [(method, status)] * count
 
     def stamp(self, seconds: float) -> str:
         """The timestamp of a moment on this stand-in's clock."""
@@ -394,8 +438,9 @@ class VertexStandIn(LoopbackServer):
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
+            def _reply(self, status: int, body: dict[str, Any], listing: bool = False) -> None:
+                spoilt = spoil(standin.hostile, body, listing) if standin.hostile else body
+                data = spoilt if isinstance(spoilt, bytes) else json.dumps(spoilt).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -463,7 +508,13 @@ class VertexStandIn(LoopbackServer):
                     if wanted.startswith("labels."):
                         key, value = wanted[len("labels.") :].split("=", 1)
                         jobs = [j for j in jobs if j["labels"].get(key) == value.strip('"')]
-                    self._reply(200, {"pipelineJobs": jobs})
+                    size = int(query.get("pageSize", ["0"])[0]) or len(jobs) or 1
+                    token = query.get("pageToken", ["0"])[0]
+                    start = int(token) if token.isdigit() else 0  # hostile tokens: page 1
+                    page: dict[str, Any] = {"pipelineJobs": jobs[start : start + size]}
+                    if start + size < len(jobs):
+                        page["nextPageToken"] = str(start + size)
+                    self._reply(200, page, listing=True)
                     return
                 job = standin.jobs.get(name)
                 if job is None:
@@ -496,6 +547,9 @@ class VertexStandIn(LoopbackServer):
                     "createTime": standin.stamp(standin.clock()),
                 }
                 standin.jobs[full] = Job(resource, standin.clock(), standin.next_timeline)
+                with standin.lock:
+                    standin._faults += standin._after_create
+                    standin._after_create = []
                 if standin.create_mode == "timeout-after-create":
                     standin.create_mode = "normal"
                     time.sleep(standin.create_delay)

@@ -158,9 +158,12 @@ def last_runs(target: VertexTarget, pipeline: str, env: str, count: int) -> list
 
 
 def gather(default: VertexTarget, names: list[str]) -> list[RunFacts]:
-    """Reads each job and its event files, and returns their facts in the order given."""
+    """Reads each job and its event files, and returns their facts in the order given.
+
+    A job named twice is read and compared once.
+    """
     facts = []
-    for name in names:
+    for name in dict.fromkeys(names):
         job = metrics.read_job(target_of(name, default), name)
         sources, _ = metrics.metric_sources(job)
         with metrics.EventFiles() as files:

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from vertex_rlhf.config import catalog
+from vertex_rlhf.cloud import calls
+from vertex_rlhf.config import catalog, endpoints
 from vertex_rlhf.config.params import RLHFParams, check_params
 from vertex_rlhf.errors import (
     AuthError,
     ConfigError,
     DataError,
+    NetworkError,
     PipelineError,
     RLHFError,
     TrainingError,
@@ -35,9 +37,6 @@ from vertex_rlhf.template import plan
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-_ENDPOINT = re.compile(
-    r"^(https://[a-z0-9.-]+\.googleapis\.com|http://(127\.0\.0\.1|localhost)(:\d{1,5})?)$"
-)
 _AR_REGISTRY = re.compile(
     r"^https://([a-z0-9-]+)-kfp\.pkg\.dev/([a-z][-a-z0-9]{4,28}[a-z0-9])/([a-z][-a-z0-9]*)$"
 )
@@ -83,30 +82,49 @@ class Endpoints:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Endpoints:
         """Reads ``RLHF_<API>_ENDPOINT`` (e.g. ``RLHF_IAM_ENDPOINT``) overrides.
 
+        ``STORAGE_EMULATOR_HOST`` is checked by the same rule (``endpoints``): the
+        doctor's storage client sends it the credentials' token.
+
         Raises:
             ConfigError: an override is neither ``https://*.googleapis.com`` nor a
                 loopback ``http://`` address.
         """
         values = {}
+        problems = []
         for f in fields(cls):
             variable = f"RLHF_{f.name.upper()}_ENDPOINT"
             value = environ.get(variable)
             if value is None:
                 continue
-            if not _ENDPOINT.match(value):
-                raise ConfigError(
-                    [
-                        f"{variable}={value!r}: must be https://NAME.googleapis.com or a"
-                        " loopback http://127.0.0.1:PORT (a local stand-in)"
-                    ]
-                )
+            problem = endpoints.endpoint_problem(variable, value)
+            if problem:
+                problems.append(problem)
             values[f.name] = value
+        emulator = environ.get(endpoints.STORAGE_EMULATOR, "")
+        if emulator:
+            problem = endpoints.endpoint_problem(endpoints.STORAGE_EMULATOR, emulator)
+            problems += [problem] if problem else []
+        if problems:
+            raise ConfigError(problems)
         return cls(**values)
 
 
 _EXIT = {
-    c.code: c.exit_status for c in (AuthError, ConfigError, PipelineError, TrainingError, DataError)
+    c.code: c.exit_status
+    for c in (AuthError, ConfigError, PipelineError, TrainingError, DataError, NetworkError)
 }
+# Answers with an HTTP status that the checks read themselves (after retries).
+_STATUS_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _status_errors() -> tuple[type[BaseException], ...]:
+    global _STATUS_ERRORS
+    if not _STATUS_ERRORS:
+        import requests
+        from google.api_core import exceptions
+
+        _STATUS_ERRORS = (exceptions.GoogleAPICallError, requests.HTTPError)
+    return _STATUS_ERRORS
 
 
 def healthy(results: list[CheckResult]) -> bool:
@@ -172,17 +190,27 @@ class _Checker:
 
         return AuthorizedSession(self.credentials)
 
+    def api(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Calls a Google API through the door; answers with an HTTP status come back raw."""
+        return calls.call(what, function, *args, passthrough=_status_errors(), **kwargs)
+
     def get_json(self, base: str, path: str) -> dict[str, Any]:
-        response = self.session.get(f"{base}{path}", timeout=30)
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
-        return body
+        def get() -> dict[str, Any]:
+            response = self.session.get(f"{base}{path}", timeout=calls.remaining(30.0))
+            response.raise_for_status()
+            body = response.json()
+            if not isinstance(body, dict):
+                raise TypeError(f"the answer is {type(body).__name__}, not an object")
+            return body
+
+        found: dict[str, Any] = self.api(f"GET {base}{path}", get)
+        return found
 
     # -- credentials and project --------------------------------------------------
 
     def check_credentials(self) -> bool:
         import google.auth
-        from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
+        from google.auth.exceptions import DefaultCredentialsError
         from google.auth.transport.requests import Request
 
         name = "credentials"
@@ -192,10 +220,25 @@ class _Checker:
         except DefaultCredentialsError as error:
             self.add(name, FAIL, f"none found ({str(error).splitlines()[0]})", fix, AuthError.code)
             return False
+        transport = Request()
+
+        def request(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", calls.remaining(30.0))
+            return transport(*args, **kwargs)
+
         try:
-            credentials.refresh(Request())
-        except (RefreshError, TransportError, OSError) as error:
-            self.add(name, FAIL, f"found but refused: {error}", fix, AuthError.code)
+            calls.call("get an access token", credentials.refresh, request, budget=60.0)
+        except NetworkError as error:
+            self.add(
+                name,
+                FAIL,
+                f"found, but the token endpoint could not be reached: {error.message}",
+                error.hint,
+                NetworkError.code,
+            )
+            return False
+        except RLHFError as error:
+            self.add(name, FAIL, f"found but refused: {error.message}", fix, AuthError.code)
             return False
         self.credentials = credentials
         email = getattr(credentials, "service_account_email", None)
@@ -218,7 +261,13 @@ class _Checker:
             transport="rest",
         )
         try:
-            found = client.get_project(name=f"projects/{project}", timeout=30, retry=None)
+            found = self.api(
+                f"get projects/{project}",
+                client.get_project,
+                name=f"projects/{project}",
+                timeout=calls.remaining(30.0),
+                retry=None,
+            )
         except exceptions.GoogleAPICallError as error:
             status, message = _api_error(error)
             self.add(
@@ -256,6 +305,8 @@ class _Checker:
                     self.endpoints.service_usage,
                     f"/v1/projects/{self.v.project_id}/services/{service}",
                 )
+            except RLHFError:
+                raise
             except Exception as error:
                 status, message = _api_error(error)
                 self.add(
@@ -291,7 +342,13 @@ class _Checker:
             f" --project={self.v.project_id}"
         )
         try:
-            bucket = client.lookup_bucket(bucket_name, timeout=30)
+            bucket = self.api(
+                f"look up gs://{bucket_name}",
+                client.lookup_bucket,
+                bucket_name,
+                timeout=calls.remaining(30.0),
+                retry=None,
+            )
         except exceptions.GoogleAPICallError as error:
             status, message = _api_error(error)
             self.add(
@@ -363,7 +420,13 @@ class _Checker:
         )
         blob = bucket.blob(probe)
         try:
-            blob.upload_from_string(b"rlhf doctor write probe\n", timeout=30)
+            self.api(
+                f"write gs://{bucket.name}/{probe}",
+                blob.upload_from_string,
+                b"rlhf doctor write probe\n",
+                timeout=calls.remaining(30.0),
+                retry=None,
+            )
         except exceptions.GoogleAPICallError as error:
             status, message = _api_error(error)
             self.add(
@@ -376,7 +439,12 @@ class _Checker:
             )
             return
         try:
-            blob.delete(timeout=30)
+            self.api(
+                f"delete gs://{bucket.name}/{probe}",
+                blob.delete,
+                timeout=calls.remaining(30.0),
+                retry=None,
+            )
         except exceptions.GoogleAPICallError:
             self.add(
                 name,
@@ -400,6 +468,8 @@ class _Checker:
         path = f"/v1/projects/-/serviceAccounts/{quote(email, safe='@')}"
         try:
             account = self.get_json(self.endpoints.iam, path)
+        except RLHFError:
+            raise
         except Exception as error:
             status, message = _api_error(error)
             if status == 404:
@@ -435,13 +505,20 @@ class _Checker:
         name = "act as service account"
         wanted = "iam.serviceAccounts.actAs"
         try:
-            response = self.session.post(
-                f"{self.endpoints.iam}{path}:testIamPermissions",
-                json={"permissions": [wanted]},
-                timeout=30,
-            )
-            response.raise_for_status()
-            granted = response.json().get("permissions", [])
+            url = f"{self.endpoints.iam}{path}:testIamPermissions"
+
+            def post() -> Any:
+                response = self.session.post(
+                    url, json={"permissions": [wanted]}, timeout=calls.remaining(30.0)
+                )
+                response.raise_for_status()
+                return response.json().get("permissions", [])
+
+            granted = self.api(f"POST {url}", post)
+            if not isinstance(granted, list):
+                raise calls.malformed(f"POST {url}", "permissions is not a list")
+        except RLHFError:
+            raise
         except Exception as error:
             status, message = _api_error(error)
             self.add(name, WARN, f"cannot tell (HTTP {status}: {message})", "")
@@ -479,6 +556,8 @@ class _Checker:
         )
         try:
             body = self.get_json(self.endpoints.artifact_registry, path)
+        except RLHFError:
+            raise
         except Exception as error:
             status, message = _api_error(error)
             if status == 404:
@@ -549,15 +628,24 @@ class _Checker:
         try:
             infos = []
             page = ""
+            seen: set[str] = set()
             for _ in range(50):
                 body = self.get_json(
                     self.endpoints.cloud_quotas,
                     path + (f"?pageToken={quote(page)}" if page else ""),
                 )
                 infos += body.get("quotaInfos", [])
-                page = body.get("nextPageToken", "")
-                if not page:
+                following = body.get("nextPageToken", "")
+                if following and following in seen:
+                    raise calls.malformed("list quotaInfos", "the page token repeats")
+                if not following:
                     break
+                page = following
+                seen.add(page)
+            else:
+                raise calls.malformed("list quotaInfos", "more than 50 pages")
+        except RLHFError:
+            raise
         except Exception as error:
             status, message = _api_error(error)
             self.add(
@@ -721,11 +809,6 @@ def _guarded(checker: _Checker, name: str, check: Callable[[], Any]) -> Any:
     except RLHFError as error:
         checker.add(name, FAIL, error.message, error.hint, error.code)
     except Exception as error:
-        checker.add(
-            name,
-            FAIL,
-            f"could not be checked: {type(error).__name__}: {error}",
-            "check the network and the endpoint, then run again (LOG_LEVEL=DEBUG for details)",
-            ConfigError.code,
-        )
+        coded = calls.coded(error, f"could not be checked ({name})")
+        checker.add(name, FAIL, coded.message, coded.hint, coded.code)
     return None

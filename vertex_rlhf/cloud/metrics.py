@@ -25,8 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from vertex_rlhf.cloud import calls
 from vertex_rlhf.cloud.monitor import TERMINAL, job_status
-from vertex_rlhf.cloud.vertex import VertexTarget, domain_error, pipeline_service
+from vertex_rlhf.cloud.vertex import VertexTarget, pipeline_service, read_retry
 from vertex_rlhf.data.writes import append_locked, exclusive
 from vertex_rlhf.errors import DataError, RLHFError
 
@@ -38,6 +39,7 @@ OUTPUT = "tensorboard_metrics"
 # Cloud Storage bucket names: 3-63 characters (up to 222 with dots), lower case.
 GS_URI = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(.+)$")
 EVENT_FILE = ".tfevents."
+MAX_EVENT_OBJECTS = 10_000  # objects listed under one metrics artifact, at most
 # Names where a lower value is better; every other metric (reward, accuracy) is higher-better.
 LOWER_IS_BETTER = re.compile(r"loss|error|kl|perplexity", re.IGNORECASE)
 
@@ -274,7 +276,7 @@ class EventFiles:
         except RLHFError:
             raise
         except Exception as error:
-            raise domain_error(error, f"read {source.uri}") or error from None
+            raise calls.coded(error, f"read {source.uri}") from None
 
     def _read(self, source: MetricSource, location: tuple[str, str]) -> list[Point]:
         import io
@@ -283,7 +285,14 @@ class EventFiles:
 
         bucket, prefix = location
         points: list[Point] = []
-        for blob in self.client.list_blobs(bucket, prefix=prefix + "/"):
+        what = f"read {source.uri}"
+        found = self.client.list_blobs(
+            bucket, prefix=prefix + "/", timeout=calls.remaining(60.0), retry=read_retry()
+        )
+        listed = calls.bounded_pages(
+            what, found.pages, list, MAX_EVENT_OBJECTS, lambda _: found.next_page_token
+        )
+        for blob in listed:
             relative = blob.name[len(prefix) + 1 :]
             if EVENT_FILE not in relative.rsplit("/", 1)[-1]:
                 continue
@@ -441,13 +450,17 @@ def summarize(points: Iterable[Point]) -> list[MetricSummary]:
 
 def read_job(target: VertexTarget, name: str) -> dict[str, Any]:
     """Reads a job resource as a dict (``PipelineJob.to_dict``)."""
-    from google.cloud.aiplatform_v1 import PipelineJob
-
-    try:
-        resource = pipeline_service(target).get_pipeline_job(name=name, timeout=60.0)
-    except Exception as error:
-        raise domain_error(error, f"read {name}") or error from None
-    return dict(PipelineJob.to_dict(resource, use_integers_for_enums=False))
+    what = f"read {name}"
+    client = pipeline_service(target)
+    resource = calls.call(
+        what,
+        client.get_pipeline_job,
+        name=name,
+        retry=read_retry(),
+        timeout=calls.remaining(60.0),
+        retried=False,
+    )
+    return calls.job_answer(resource, name, what)
 
 
 class MetricsFollower:

@@ -7,7 +7,6 @@ calls back on every change. ``views.run_report`` draws the report people read.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import time
@@ -16,13 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from vertex_rlhf.cloud.vertex import (
-    VertexTarget,
-    domain_error,
-    is_transient,
-    pipeline_service,
-    read_retry,
-)
+from vertex_rlhf.cloud import calls
+from vertex_rlhf.cloud.vertex import VertexTarget, pipeline_service, read_retry
 from vertex_rlhf.data.writes import append_lines
 from vertex_rlhf.errors import DataError, PipelineError, RLHFError, TrainingError
 from vertex_rlhf.views.text import name as outside_name
@@ -254,6 +248,9 @@ class PipelineMonitor:
             before the monitor stops watching it.
         on_poll: called with every job read (``PipelineJob.to_dict``), e.g. to pick up
             training metrics as they appear (``metrics.MetricsFollower``).
+        first_read_limit: seconds the watch tries to read the job the first time, with or
+            without a timeout (``calls.UNREACHABLE_SECONDS`` when every try so far found
+            the host unreachable); a watch that never read the job ends in a coded error.
     """
 
     def __init__(
@@ -271,6 +268,7 @@ class PipelineMonitor:
         call_timeout: float = 30.0,
         confirm: int = 3,
         unknown_limit: float = 1800.0,
+        first_read_limit: float = 600.0,
     ) -> None:
         self.target = target
         self.client = client or pipeline_service(target)
@@ -281,6 +279,7 @@ class PipelineMonitor:
         # sys.stdout as it is now, not as it was at import (tests and notebooks swap it).
         self.out = out or sys.stdout
         self.call_timeout, self.confirm, self.unknown_limit = call_timeout, confirm, unknown_limit
+        self.first_read_limit = first_read_limit
         self.api_calls = 0
         self._task_states: dict[str, str] = {}
         self.on_poll = on_poll
@@ -296,21 +295,17 @@ class PipelineMonitor:
         try:
             return self._read(name)
         except Exception as error:
-            if is_transient(error):
+            if calls.is_transient(error):
                 raise
-            raise domain_error(error, f"read {name}") or error from None
+            raise calls.coded(error, f"read {name}") from None
 
     def _read(self, name: str) -> dict[str, Any]:
-        import warnings
-
-        from google.cloud.aiplatform_v1 import PipelineJob
-
+        """One read of the job, without retry; the answer must be about ``name``."""
         self.api_calls += 1
-        resource = self.client.get_pipeline_job(name=name, retry=None, timeout=self.call_timeout)
-        with warnings.catch_warnings():
-            # proto-plus warns of enum values it does not know; the status shows them.
-            warnings.simplefilter("ignore", UserWarning)
-            job = PipelineJob.to_dict(resource, use_integers_for_enums=False)
+        resource = self.client.get_pipeline_job(
+            name=name, retry=None, timeout=calls.remaining(self.call_timeout)
+        )
+        job = calls.job_answer(resource, name, f"read {name}")
         status = job_status(job, self.now())
         if self.on_poll:
             self.on_poll(job)
@@ -340,10 +335,15 @@ class PipelineMonitor:
 
         Raises:
             AuthError, ConfigError: the job cannot be read, ``confirm`` times in a row.
+            NetworkError, AuthError, PipelineError: the job was never read, within
+                ``timeout`` or ``first_read_limit``; or an answer was malformed or about
+                another job.
         """
         name = self.target.job_name(job_id)
-        deadline = None if timeout is None else self.clock() + timeout
+        started = self.clock()
+        deadline = None if timeout is None else started + timeout
         interval, failures, refusals = self.min_interval, 0, 0
+        only_unreachable = True
         last: tuple[Any, ...] | None = None
         status: dict[str, Any] | None = None
         unknown_since: float | None = None
@@ -352,12 +352,20 @@ class PipelineMonitor:
                 status = self._read(name)
                 failures = refusals = 0
             except Exception as error:
-                if not is_transient(error):
+                if not calls.is_transient(error):
                     refusals += 1
-                    mapped = domain_error(error, f"read {name}")
                     if not _refusal(error) or refusals >= self.confirm:
-                        raise mapped or error from None
+                        raise calls.coded(error, f"read {name}") from None
                 failures += 1
+                only_unreachable = only_unreachable and calls.unreachable(error)
+                limit = self.first_read_limit
+                if only_unreachable:
+                    limit = min(limit, calls.UNREACHABLE_SECONDS)
+                if status is None and (
+                    (deadline is not None and self.clock() >= deadline)
+                    or self.clock() - started >= limit
+                ):
+                    raise _never_read(error, name, self.clock() - started) from None
                 if deadline is not None and self.clock() >= deadline:
                     print(f"  API error ({type(error).__name__})", file=self.out)
                     result = status or job_status({"name": name}, self.now())
@@ -367,6 +375,8 @@ class PipelineMonitor:
                 wait = min(self.max_interval, self.min_interval * 2 ** (failures - 1))
                 if deadline is not None:
                     wait = min(wait, deadline - self.clock())
+                if status is None:
+                    wait = min(wait, max(0.0, started + limit - self.clock()))
                 print(
                     f"  API error ({type(error).__name__}); retrying in {wait:.0f}s", file=self.out
                 )
@@ -446,6 +456,14 @@ class PipelineMonitor:
         append_lines(self.metrics_log, [json.dumps(line, sort_keys=True) for line in lines])
 
 
+def _never_read(error: BaseException, name: str, seconds: float) -> RLHFError:
+    """The coded error of a watch that never read its job."""
+    found = calls.coded(error, f"read {name}")
+    found.message = f"{found.message}; the job was never read in {seconds:.0f}s of trying"
+    found.args = (found.message,)
+    return found
+
+
 def _refusal(error: BaseException) -> bool:
     """A 404 or 403: final only when it repeats (a new job or a fresh grant can lag)."""
     from google.api_core import exceptions
@@ -456,9 +474,15 @@ def _refusal(error: BaseException) -> bool:
 
 
 def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest runs of a pipeline in the target, by the ``pipeline`` label."""
-    from google.cloud.aiplatform_v1 import PipelineJob
+    """The newest runs of a pipeline in the target, by the ``pipeline`` label.
 
+    Pages are bounded (``calls.bounded_pages``), every job must carry a name in the
+    target, and a job listed twice is kept once.
+
+    Raises:
+        RLHFError: the list could not be read, or the answer is malformed.
+    """
+    what = f"list runs in {target.parent}"
     client = pipeline_service(target)
     request = {
         "parent": target.parent,
@@ -466,31 +490,49 @@ def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict
         "order_by": "create_time desc",
         "page_size": limit,
     }
-    try:
-        pager = client.list_pipeline_jobs(request=request, retry=read_retry(), timeout=60.0)
-        jobs = [
-            PipelineJob.to_dict(j, use_integers_for_enums=False)
-            for j in itertools.islice(pager, limit)
-        ]
-    except Exception as error:
-        raise domain_error(error, f"list runs in {target.parent}") or error from None
-    return [
-        {
-            "job_id": job["name"].rsplit("/", 1)[-1],
+    pager = calls.call(
+        what,
+        client.list_pipeline_jobs,
+        request=request,
+        retry=read_retry(),
+        timeout=calls.remaining(60.0),
+        retried=False,  # the client retries (read_retry): not twice
+    )
+    listed = calls.bounded_pages(
+        what, pager.pages, lambda page: page.pipeline_jobs, limit, key=lambda job: job.name
+    )
+    prefix = f"{target.parent}/pipelineJobs/"
+    runs: dict[str, dict[str, Any]] = {}
+    for resource in listed:
+        name = str(resource.name)
+        if not name.startswith(prefix) or "/" in name[len(prefix) :] or name == prefix:
+            raise calls.malformed(what, f"a listed job has no name in {target.parent}")
+        if name in runs:
+            continue
+        job = calls.job_answer(resource, name, what)
+        labels = job.get("labels") or {}
+        runs[name] = {
+            "job_id": name[len(prefix) :],
             "state": _short(job.get("state", "")),
-            "version": job.get("labels", {}).get("pipeline-version", "?"),
-            "environment": job.get("labels", {}).get("environment", "?"),
+            "version": labels.get("pipeline-version", "?"),
+            "environment": labels.get("environment", "?"),
             "created": job.get("create_time", ""),
         }
-        for job in jobs
-    ]
+        if len(runs) >= limit:
+            break
+    return list(runs.values())
 
 
 def cancel(target: VertexTarget, job: str) -> str:
     """Asks Vertex to cancel a job; returns its resource name."""
     name = target.job_name(job)
-    try:
-        pipeline_service(target).cancel_pipeline_job(name=name, retry=read_retry(), timeout=60.0)
-    except Exception as error:
-        raise domain_error(error, f"cancel {name}") or error from None
+    client = pipeline_service(target)
+    calls.call(
+        f"cancel {name}",
+        client.cancel_pipeline_job,
+        name=name,
+        retry=read_retry(),
+        timeout=calls.remaining(60.0),
+        retried=False,  # the client retries (read_retry): not twice
+    )
     return name

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from vertex_rlhf.cloud import calls
 from vertex_rlhf.config import names
 from vertex_rlhf.errors import AuthError, PipelineError
 
@@ -62,26 +63,9 @@ def client(host: str) -> Any:
         raise AuthError(f"template registry {host}: no credentials ({error})") from None
 
 
-def _http_status(error: Exception) -> int | None:
-    response = getattr(error, "response", None)
-    return getattr(response, "status_code", None)
-
-
 def _call(what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Calls the registry, turning HTTP and connection failures into coded errors."""
-    import requests
-
-    try:
-        return function(*args, **kwargs)
-    except requests.HTTPError as error:
-        status = _http_status(error)
-        if status in (401, 403):
-            raise AuthError(
-                f"{what}: the registry refused the credentials (HTTP {status})"
-            ) from None
-        raise PipelineError(f"{what}: the registry answered HTTP {status} ({error})") from None
-    except requests.RequestException as error:
-        raise PipelineError(f"{what}: the registry could not be reached ({error})") from None
+    """Calls the registry through the door, bounded in time (kfp sets no timeout)."""
+    return calls.call(what, calls.in_time, function, *args, seconds=60.0, **kwargs)
 
 
 def _get_tag(registry: Any, package: str, tag: str) -> dict[str, Any] | None:
@@ -90,7 +74,7 @@ def _get_tag(registry: Any, package: str, tag: str) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = registry.get_tag(package, tag)
     except requests.HTTPError as error:
-        if _http_status(error) == 404:
+        if calls.http_status(error) == 404:
             return None
         raise
     return found
@@ -98,6 +82,29 @@ def _get_tag(registry: Any, package: str, tag: str) -> dict[str, Any] | None:
 
 def _digest_of(version_name: str) -> str:
     return version_name.rsplit("/", 1)[-1]
+
+
+def _tag_digest(what: str, tag: str, answer: Any) -> str:
+    """The digest a tag answer names; refuses an answer without a digest version."""
+    version = answer.get("version") if isinstance(answer, dict) else None
+    if not isinstance(version, str):
+        raise calls.malformed(what, f"tag {tag} was answered without a version")
+    digest = _digest_of(version)
+    if not names.DIGEST.match(digest):
+        raise calls.malformed(
+            what, f"tag {tag} names version {version[:120]!r}, which is not a sha256 digest"
+        )
+    return digest
+
+
+def _named_items(what: str, answer: Any, kind: str) -> list[dict[str, Any]]:
+    """The items of a list answer; each must be an object with a ``name`` text."""
+    if not isinstance(answer, list):
+        raise calls.malformed(what, f"the {kind} are {type(answer).__name__}, not a list")
+    for item in answer:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise calls.malformed(what, f"one of the {kind} has no name")
+    return answer
 
 
 def publish(
@@ -132,7 +139,7 @@ def publish(
     what = f"publish {package} {version} to {host}"
     existing = _call(what, _get_tag, registry, package, version)
     if existing is not None:
-        _check_tag_names(what, version, _digest_of(existing["version"]), digest, race=False)
+        _check_tag_names(what, version, _tag_digest(what, version, existing), digest, race=False)
         return RegistryVersion(host, package, digest, [version]), False
     _, uploaded = _call(what, registry.upload_pipeline, str(template), tags=[])
     if uploaded != digest:
@@ -141,11 +148,13 @@ def publish(
         )
     if not _call(what, _create_tag, registry, package, digest, version):
         now = _call(what, _get_tag, registry, package, version)
-        _check_tag_names(what, version, _digest_of(now["version"]) if now else "nothing", digest)
+        named = _tag_digest(what, version, now) if now else "nothing"
+        _check_tag_names(what, version, named, digest)
     if not _call(what, _create_tag, registry, package, digest, latest):
         _call(what, registry.update_tag, package, digest, latest)
     now = _call(what, _get_tag, registry, package, version)
-    _check_tag_names(what, version, _digest_of(now["version"]) if now else "nothing", digest)
+    named = _tag_digest(what, version, now) if now else "nothing"
+    _check_tag_names(what, version, named, digest)
     return RegistryVersion(host, package, digest, [version, latest]), True
 
 
@@ -156,7 +165,7 @@ def _create_tag(registry: Any, package: str, digest: str, tag: str) -> bool:
     try:
         registry.create_tag(package, digest, tag)
     except requests.HTTPError as error:
-        if _http_status(error) == 409:
+        if calls.http_status(error) == 409:
             return False
         raise
     return True
@@ -200,7 +209,7 @@ def resolve(host: str, package: str, ref: str) -> RegistryVersion:
             f"{what}: no tag {ref!r}; tags that exist: {', '.join(tags) or 'none'}",
             hint="publish it with `make publish` or pin one of the existing tags",
         )
-    return RegistryVersion(host, package, _digest_of(tag["version"]), [ref])
+    return RegistryVersion(host, package, _tag_digest(what, ref, tag), [ref])
 
 
 def download(version: RegistryVersion, directory: Path) -> Path:
@@ -237,19 +246,20 @@ def list_versions(host: str, package: str) -> list[RegistryVersion]:
     """
     registry = client(host)
     what = f"list {package} in {host}"
-    versions = _call(what, registry.list_versions, package) or []
-    tags = _call(what, registry.list_tags, package) or []
+    versions = _named_items(what, _call(what, registry.list_versions, package) or [], "versions")
+    tags = _named_items(what, _call(what, registry.list_tags, package) or [], "tags")
     by_digest: dict[str, list[str]] = {}
     for tag in tags:
-        by_digest.setdefault(_digest_of(tag["version"]), []).append(_digest_of(tag["name"]))
-    found = [
-        RegistryVersion(
-            host,
-            package,
-            _digest_of(v["name"]),
-            sorted(by_digest.get(_digest_of(v["name"]), [])),
-            v.get("createTime", ""),
+        tag_name = _digest_of(tag["name"])
+        by_digest.setdefault(_tag_digest(what, tag_name, tag), []).append(tag_name)
+    found: dict[str, RegistryVersion] = {}
+    for v in versions:
+        digest = _digest_of(v["name"])
+        created = v.get("createTime", "")
+        if not names.DIGEST.match(digest) or not isinstance(created, str):
+            raise calls.malformed(what, f"version {v['name'][:120]!r} is not a sha256 digest")
+        found.setdefault(
+            digest,
+            RegistryVersion(host, package, digest, sorted(by_digest.get(digest, [])), created),
         )
-        for v in versions
-    ]
-    return sorted(found, key=lambda v: v.created, reverse=True)
+    return sorted(found.values(), key=lambda v: v.created, reverse=True)

@@ -17,14 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vertex_rlhf.cloud import registry, vertex
-from vertex_rlhf.cloud.vertex import (
-    VertexTarget,
-    domain_error,
-    init_sdk,
-    is_transient,
-    pipeline_service,
-)
+from vertex_rlhf.cloud import calls, registry, vertex
+from vertex_rlhf.cloud.vertex import VertexTarget, init_sdk, pipeline_service
 from vertex_rlhf.config import names
 from vertex_rlhf.config.params import RLHFParams, local_dataset_problems
 from vertex_rlhf.errors import ConfigError, PipelineError, RLHFError
@@ -304,9 +298,11 @@ def submit(
 ) -> str:
     """Creates the job, retrying transient failures without ever creating two.
 
-    Every attempt after a failed one first looks the job up by its id (reads retried
-    with ``read_retry``) and adopts it if it is this submit. When the attempts run
-    out, the error names the job id and says that the job may exist.
+    Every attempt first looks the job up by its id (reads retried with ``read_retry``)
+    and adopts it if it is this submit; only then is it created. The first lookup also
+    proves the API answers: with the network down the submit ends there, in a coded
+    error, having sent no create. When the attempts run out after a create was sent,
+    the error names the job id and says that the job may exist.
 
     Args:
         request: from ``build_request``, with a resolved template.
@@ -318,8 +314,9 @@ def submit(
         The job's resource name.
 
     Raises:
-        AuthError, ConfigError, PipelineError: as the API answered; PipelineError
-            with the job id when it cannot be told whether the job was created.
+        AuthError, ConfigError, NetworkError, PipelineError: as the API answered;
+            PipelineError with the job id when it cannot be told whether the job was
+            created.
     """
     from google.api_core import exceptions
 
@@ -328,23 +325,40 @@ def submit(
     init_sdk(request.target)
     job = pipeline_job(request)
     attempts = 0
+    sent = False
 
     def attempt() -> str:
-        nonlocal attempts
+        nonlocal attempts, sent
         attempts += 1
-        if attempts > 1:
+        try:
             existing = _find(request, read_retry)
-            if existing is not None:
-                return _adopt(request, existing)
+        except RLHFError:
+            raise
+        except Exception as error:
+            if sent:
+                raise
+            # Its reads were retried already; no create was sent: nothing to be unsure of.
+            found = calls.coded(error, f"look up {request.job_name} before creating it")
+            found.message += "; nothing was created"
+            raise found from None
+        if existing is not None:
+            return _adopt(request, existing)
+        sent = True
         try:
             job.submit(
                 service_account=request.service_account,
                 network=request.network,
                 experiment=request.experiment,
-                create_request_timeout=create_timeout,
+                create_request_timeout=calls.remaining(create_timeout),
             )
         except exceptions.Conflict:
             return _adopt(request, _find(request, read_retry))
+        if str(job.resource_name) != request.job_name:
+            raise PipelineError(
+                f"create {request.job_name}: the answer names another job"
+                f" ({str(job.resource_name)[:200]!r}); refused, not followed",
+                hint=calls.MALFORMED_HINT,
+            )
         return str(job.resource_name)
 
     def on_error(error: Exception) -> None:
@@ -359,10 +373,12 @@ def submit(
     except RLHFError:
         raise
     except Exception as error:
-        if not is_transient(error):
-            raise domain_error(error, f"create {request.job_name}") or PipelineError(
-                f"create {request.job_name} failed: {error}"
-            ) from None
+        if not sent:
+            found = calls.coded(error, f"look up {request.job_name} before creating it")
+            found.message += "; nothing was created"
+            raise found from None
+        if not calls.is_transient(error):
+            raise calls.coded(error, f"create {request.job_name}") from None
         raise PipelineError(
             f"create {request.job_name} did not complete after {attempts} attempt(s)"
             f" ({_last_error(error)}); the job may exist",
@@ -382,16 +398,19 @@ def _find(request: SubmitRequest, read_retry: Retry) -> Any | None:
     """Gets the job by id (transient errors retried); None if the service says it is absent.
 
     Raises:
+        PipelineError: the answer is about another job, or malformed.
         google.api_core.exceptions.RetryError: the job could not be read in time.
     """
     from google.api_core import exceptions
 
     try:
-        return pipeline_service(request.target).get_pipeline_job(
-            name=request.job_name, retry=read_retry, timeout=30.0
+        found = pipeline_service(request.target).get_pipeline_job(
+            name=request.job_name, retry=read_retry, timeout=calls.remaining(30.0)
         )
     except exceptions.NotFound:
         return None
+    calls.job_answer(found, request.job_name, f"look up {request.job_name}")
+    return found
 
 
 def _adopt(request: SubmitRequest, existing: Any | None) -> str:

@@ -41,6 +41,11 @@ class VertexTarget:
 
     def __post_init__(self) -> None:
         names.check_target(self.project, self.location, self.api_endpoint)
+        if self.api_endpoint and self.api_endpoint.startswith("http:"):
+            # Plain http only to a local stand-in (credentials are never sent there).
+            from vertex_rlhf.config import endpoints
+
+            endpoints.check_endpoint("vertex_ai.api_endpoint", self.api_endpoint)
 
     @classmethod
     def from_params(cls, params: RLHFParams) -> VertexTarget:
@@ -53,7 +58,9 @@ class VertexTarget:
 
     @property
     def is_emulator(self) -> bool:
-        return bool(self.api_endpoint and self.api_endpoint.startswith("http://"))
+        from vertex_rlhf.config import endpoints
+
+        return bool(self.api_endpoint and endpoints.is_local_standin(self.api_endpoint))
 
     def job_name(self, job: str) -> str:
         """Turns a job id or full resource name into the full resource name.
@@ -99,21 +106,53 @@ def target_of(job_name: str, default: VertexTarget) -> VertexTarget:
 
 
 def credentials(target: VertexTarget) -> Any:
-    """Application Default Credentials, or anonymous ones for a local emulator.
+    """Application Default Credentials with a fresh token, or anonymous ones for an emulator.
+
+    The token is fetched here, through the door, so that an unreachable token endpoint
+    (NETWORK_006) is told from refused credentials (AUTH_001) before any request.
 
     Raises:
-        AuthError: no credentials could be found.
+        AuthError: no credentials could be found, or they were refused.
+        ConfigError: ``STORAGE_EMULATOR_HOST`` is neither loopback nor a Google host.
+        NetworkError: the token endpoint could not be reached.
     """
     import google.auth
     from google.auth.credentials import AnonymousCredentials
     from google.auth.exceptions import DefaultCredentialsError
 
+    from vertex_rlhf.config import endpoints
+
+    # google-cloud-storage (and the SDK's bucket check) would send the token there.
+    endpoints.storage_emulator()
     if target.is_emulator:
         return AnonymousCredentials()
     try:
         found, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
     except DefaultCredentialsError as error:
         raise AuthError(f"no Google Cloud credentials found ({error})") from None
+    return fresh(found)
+
+
+def fresh(found: Any) -> Any:
+    """Refreshes credentials through the door (retried while the endpoint is unreachable).
+
+    Raises:
+        AuthError, NetworkError: as ``calls.coded`` maps the failure.
+    """
+    from google.auth.transport.requests import Request
+
+    from vertex_rlhf.cloud import calls
+
+    if getattr(found, "valid", False) or not hasattr(found, "refresh"):
+        return found
+    transport = Request()
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        # google-auth waits 120 s for a token endpoint by default: bound it.
+        kwargs.setdefault("timeout", calls.remaining(30.0))
+        return transport(*args, **kwargs)
+
+    calls.call("get an access token", found.refresh, request, budget=60.0)
     return found
 
 
@@ -143,24 +182,10 @@ def pipeline_service(target: VertexTarget) -> Any:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether an API error is worth retrying: 429, 5xx, timeouts, dropped connections."""
-    import requests
-    from google.api_core import exceptions
+    """Whether an API error is worth retrying (``calls.is_transient``)."""
+    from vertex_rlhf.cloud import calls
 
-    transient = (
-        exceptions.TooManyRequests,
-        exceptions.InternalServerError,
-        exceptions.BadGateway,
-        exceptions.ServiceUnavailable,
-        exceptions.GatewayTimeout,
-        exceptions.DeadlineExceeded,
-        exceptions.RetryError,
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        ConnectionError,
-        TimeoutError,
-    )
-    return isinstance(error, transient)
+    return calls.is_transient(error)
 
 
 def transient_retry(initial: float, maximum: float, timeout: float) -> Retry:
@@ -169,12 +194,19 @@ def transient_retry(initial: float, maximum: float, timeout: float) -> Retry:
     Args:
         initial: the first delay's upper bound, in seconds (doubling each time).
         maximum: the largest delay.
-        timeout: no new attempt after this many seconds.
+        timeout: no new attempt after this many seconds (less when the command's
+            budget, ``calls.within``, ends sooner).
     """
     from google.api_core.retry import Retry
 
+    from vertex_rlhf.cloud import calls
+
     return Retry(
-        predicate=is_transient, initial=initial, maximum=maximum, multiplier=2.0, timeout=timeout
+        predicate=calls.RetryPredicate(),
+        initial=initial,
+        maximum=maximum,
+        multiplier=2.0,
+        timeout=calls.remaining(timeout),
     )
 
 
@@ -188,25 +220,13 @@ def create_retry() -> Retry:
     return transient_retry(2.0, 30.0, 300.0)
 
 
-def domain_error(error: Exception, what: str) -> RLHFError | None:
-    """Maps a Google API error to a coded error, or None if it is not one we explain.
+def domain_error(error: Exception, what: str) -> RLHFError:
+    """Maps a Google API error to a coded error (``calls.coded``).
 
     Args:
         error: the exception from a client library.
         what: what was being done, for the message.
     """
-    from google.api_core import exceptions
-    from google.auth.exceptions import DefaultCredentialsError, RefreshError
+    from vertex_rlhf.cloud import calls
 
-    if isinstance(error, (DefaultCredentialsError, RefreshError, exceptions.Unauthorized)):
-        return AuthError(f"{what}: credentials were refused ({error})")
-    if isinstance(error, (exceptions.PermissionDenied, exceptions.Forbidden)):
-        return AuthError(
-            f"{what}: permission denied ({error.message})",
-            hint="grant the caller roles/aiplatform.user (and act-as on the service account)",
-        )
-    if isinstance(error, exceptions.NotFound):
-        return ConfigError([f"{what}: not found ({error.message})"])
-    if isinstance(error, exceptions.BadRequest):
-        return ConfigError([f"{what}: Vertex AI rejected the request ({error.message})"])
-    return None
+    return calls.coded(error, what)

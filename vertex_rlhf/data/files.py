@@ -57,8 +57,10 @@ def storage_client() -> Any:
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import storage  # type: ignore[attr-defined]
 
+    from vertex_rlhf.config import endpoints
+
     try:
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
+        if endpoints.storage_emulator():
             from google.auth.credentials import AnonymousCredentials
 
             return storage.Client(project="emulator", credentials=AnonymousCredentials())
