@@ -19,8 +19,8 @@ from vertex_rlhf.cloud import calls
 from vertex_rlhf.cloud.vertex import VertexTarget, pipeline_service, read_retry
 from vertex_rlhf.data.writes import append_lines
 from vertex_rlhf.errors import DataError, PipelineError, RLHFError, TrainingError
+from vertex_rlhf.views.text import duration, outside
 from vertex_rlhf.views.text import name as outside_name
-from vertex_rlhf.views.text import outside
 
 # Stages a person follows, with the share of a typical run's time they take.
 STAGES = (
@@ -176,15 +176,6 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
         "task_outputs": task_outputs,
         "ended": bool(job.get("end_time")),
     }
-
-
-def duration(seconds: float | None) -> str:
-    """``75`` -> ``1m 15s``; ``3700`` -> ``1h 01m``; None -> ``-``."""
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
 def failure_hint(status: dict[str, Any]) -> str:

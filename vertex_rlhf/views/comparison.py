@@ -8,7 +8,8 @@ import json
 
 from vertex_rlhf.cloud import metrics
 from vertex_rlhf.cloud.compare import STEP_OUTPUTS, RunFacts
-from vertex_rlhf.cloud.monitor import STAGES, duration
+from vertex_rlhf.cloud.monitor import STAGES
+from vertex_rlhf.views.text import duration
 
 
 def _number(value: float) -> str:

@@ -36,8 +36,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from vertex_rlhf.views.text import duration, outside
 from vertex_rlhf.views.text import name as outside_name
-from vertex_rlhf.views.text import outside
 
 # Inputs smaller than this are read before a bar would be worth drawing.
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
@@ -68,15 +68,6 @@ def progress_min_bytes() -> int:
     """The smallest input that gets a bar (``RLHF_PROGRESS_MIN_BYTES`` overrides it)."""
     value = os.environ.get(MIN_BYTES_VARIABLE, "")
     return int(value) if value.isdigit() else PROGRESS_MIN_BYTES
-
-
-def duration(seconds: float | None) -> str:
-    """``75`` -> ``1m 15s``; ``3700`` -> ``1h 01m``."""
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
 class ReadBars:

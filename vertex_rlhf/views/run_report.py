@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from vertex_rlhf.cloud.monitor import NOTIFICATION, OUTPUTS, duration
+from vertex_rlhf.cloud.monitor import NOTIFICATION, OUTPUTS
+from vertex_rlhf.views.text import duration, outside
 from vertex_rlhf.views.text import name as outside_name
-from vertex_rlhf.views.text import outside
 
 
 def report(status: dict[str, Any]) -> str:

@@ -1,5 +1,7 @@
 """The one renderer for text that came from outside (servers, datasets, event files, names).
 
+Also the one duration format (``duration``): a leaf every wing may use.
+
 Everything such a text holds reaches a terminal, a log or a file only through
 :func:`outside` (or :func:`name`, its one-line form for names, labels and table cells):
 control characters (C0 but newline and tab, DEL, C1), the bidirectional controls and lone
@@ -64,3 +66,12 @@ def name(value: object, limit: int = NAME_LIMIT) -> str:
         ``outside(value, limit, one_line=True)``.
     """
     return outside(value, limit, one_line=True)
+
+
+def duration(seconds: float | None) -> str:
+    """``75`` -> ``1m 15s``; ``3700`` -> ``1h 01m``; None -> ``-``."""
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
