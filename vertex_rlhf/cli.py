@@ -33,6 +33,12 @@ log = logging.getLogger("rlhf")
 ERROR_LIMIT = 10_000
 
 
+def _shown(path: object) -> str:
+    """A path the user gave (or one made from it), as a success line prints it: one line,
+    control characters escaped, like every other text from outside."""
+    return outside_name(path, 1000)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params-dir",
@@ -105,7 +111,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 "compiled/ is stale: " + "; ".join(problems),
                 hint="as each problem says, then commit compiled/",
             )
-        print(f"{directory}/ is up to date with the sources")
+        print(f"{_shown(directory)}/ is up to date with the sources")
         return 0
     _check_flags([_path_problem(directory, "--compiled-dir", directory=True)])
     if args.amend:
@@ -113,13 +119,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     fingerprint = compiler.source_fingerprint()
     unchanged = None if args.amend else compiler.unchanged_since_stamp(directory, fingerprint)
     if unchanged:  # the same sources and pins as the last compile: its answer holds
-        print(f"{directory / unchanged[0]} (unchanged, sha256 {unchanged[1][:12]})")
+        print(f"{_shown(directory / unchanged[0])} (unchanged, sha256 {unchanged[1][:12]})")
         return 0
     template, changed = compiler.compile_to(directory, amend=args.amend)
     compiler.write_stamp(directory, template, fingerprint)
     state = "written" if changed else "unchanged"
     for variant in template.files:
-        print(f"{directory / variant.file_name} ({state}, sha256 {variant.sha256[:12]})")
+        print(f"{_shown(directory / variant.file_name)} ({state}, sha256 {variant.sha256[:12]})")
     return 0
 
 
@@ -282,7 +288,7 @@ def _row_count(
                 report_summary(report), hint="correct or remove the rows above, then run again"
             )
         rows: int = report["rows"]
-        print(f"{kind}: {rows} rows counted in {path}", file=sys.stderr)
+        print(f"{kind}: {rows} rows counted in {_shown(path)}", file=sys.stderr)
         return rows
     if declared is None:
         if not required:
@@ -362,7 +368,7 @@ def _follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
         if follower is not None:
             follower.files.close()
     print(run_report.report(status))
-    print(f"  metrics log: {log}")
+    print(f"  metrics log: {_shown(log)}")
     if status.get("timed_out"):
         print(
             f"Stopped watching after {args.timeout:.0f}s; resume with: "
@@ -560,11 +566,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"warning: {outside(warning)}", file=sys.stderr)
     points = metrics.logged_points(metrics.read_log(log))
-    print(f"{outside_name(name, 1000)}: {len(added)} new step record(s) in {log}")
+    print(f"{outside_name(name, 1000)}: {len(added)} new step record(s) in {_shown(log)}")
     print(tables.render_summary(metrics.summarize(points)))
     png = Path(args.png or log.with_suffix(".png"))
     if charts.metrics_png(points, png, f"Training metrics of {job_id}"):
-        print(f"  chart: {png}")
+        print(f"  chart: {_shown(png)}")
     return 0
 
 
@@ -590,7 +596,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(tables.render_table(comparison.comparison_rows(runs)))
     png = Path(args.png or "runs/compare.png")
     if charts.comparison_png([(r.job_id, r.points) for r in runs], png, "Runs compared"):
-        print(f"  chart: {png}")
+        print(f"  chart: {_shown(png)}")
     return 0
 
 
@@ -702,13 +708,16 @@ def cmd_convert_data(args: argparse.Namespace) -> int:
             progress=progress,
         )
     print(
-        f"read {stats.read} rows; wrote {stats.written['train']} to {args.output}"
-        + (f" and {stats.written['eval']} to {args.eval_out}" if args.eval_out else "")
+        f"read {stats.read} rows; wrote {stats.written['train']} to {_shown(args.output)}"
+        + (f" and {stats.written['eval']} to {_shown(args.eval_out)}" if args.eval_out else "")
     )
     if args.kind == "preference":
         print(f"choice balance: 0: {stats.choices[0]}, 1: {stats.choices[1]} (seed {args.seed})")
     if stats.rejected:
-        print(f"skipped {stats.rejected} invalid rows; see {rejects}", file=sys.stderr)
+        print(
+            f"skipped {stats.rejected} invalid rows; see {_shown(rejects)}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -717,10 +726,10 @@ def cmd_migrate_config(args: argparse.Namespace) -> int:
     from vertex_rlhf.config import legacy
 
     target, migration = legacy.migrate(args.config, params_dir(args), args.env)
-    print(f"wrote {target} from {args.config} (not modified)")
+    print(f"wrote {_shown(target)} from {_shown(args.config)} (not modified)")
     for note in migration.notes:
         print(f"  {note}")
-    print(f"  check it with: `make check ENV={shlex.quote(str(target))}`")
+    print(f"  check it with: `make check ENV={_shown(shlex.quote(str(target)))}`")
     return 0
 
 

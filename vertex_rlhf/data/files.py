@@ -24,7 +24,7 @@ from vertex_rlhf.data.matching import (
 from vertex_rlhf.data.parallel import can_split, check_files, process_count
 from vertex_rlhf.data.progress import ProgressSink, counted
 from vertex_rlhf.data.rules import add_problem, check_lines, merge_reports, new_dataset_report
-from vertex_rlhf.errors import AuthError, DataError
+from vertex_rlhf.errors import AuthError, DataError, RLHFError
 
 CHUNK = 8 * 1024 * 1024  # bytes per Cloud Storage read
 EMPTY_RETRIES = 2  # empty answers in a row for a range before the end: then an error
@@ -73,25 +73,36 @@ def _gcs_sources(path: str) -> tuple[list[Source], str]:
     """Lists a bucket under the pattern's literal prefix and selects with ``match_glob``."""
     from google.api_core import exceptions
 
+    from vertex_rlhf.cloud import calls
+    from vertex_rlhf.cloud.vertex import read_retry
+
     client = storage_client()
     bucket_name, pattern = split_gs(path)
     magic = glob_magic_index(pattern)
     prefix = pattern if magic < 0 else pattern[:magic]
+    # Through the one door: retried as every read is, and whatever the client raises
+    # (an unreachable token endpoint or host, a proxy) ends in a coded error.
+    bounds = {"retry": read_retry(), "timeout": calls.remaining(60.0)}
     try:
         bucket = client.bucket(bucket_name)
-        if not bucket.exists():
+        if not bucket.exists(**bounds):
             raise DataError(
                 f"{path}: bucket gs://{bucket_name} does not exist or is not readable",
                 hint="check the bucket name and that your account can read it",
             )
-        blobs = {
-            b.name: b for b in client.list_blobs(bucket, prefix=prefix) if not b.name.endswith("/")
-        }
+        listed = client.list_blobs(bucket, prefix=prefix, **bounds)
+        blobs = {b.name: b for b in listed if not b.name.endswith("/")}
         names = match_glob(pattern, blobs)
-        if not names and next(iter(client.list_blobs(bucket, prefix=pattern + "/")), None):
+        if not names and next(
+            iter(client.list_blobs(bucket, prefix=pattern + "/", **bounds)), None
+        ):
             return [], f"is a directory; give a glob such as {path}/*.jsonl"
     except exceptions.Forbidden as error:
         raise AuthError(f"{path}: access denied ({error.message})") from None
+    except RLHFError:
+        raise
+    except Exception as error:
+        raise calls.coded(error, f"list {path}") from None
     if not names:
         return [], "matches no files; check the path and the glob pattern"
     return [Source(f"gs://{bucket_name}/{n}", _opener(blobs[n]), blobs[n].size) for n in names], ""
