@@ -148,3 +148,53 @@ def test_good_targets_and_names() -> None:
 def test_bad_job_names(job: str) -> None:
     with pytest.raises(ConfigError):
         VertexTarget("my-project", "us-central1").job_name(job)
+
+
+REFUSED_VERTEX_ENDPOINTS = [
+    "evil.example",
+    "https://evil.example",
+    "https://evil.example:443",
+    "evil.example:443",
+    "https://googleapis.com.evil.example",
+    "https://aiplatform.googleapis.com.evil.example",
+    "https://127.0.0.1.evil.example",
+    "http://localhost.evil.example:80",
+    "http://us-central1-aiplatform.googleapis.com",  # plain http would carry the token
+    "https://user@us-central1-aiplatform.googleapis.com",
+    "https://us-central1-aiplatform.googleapis.com/path",
+]
+ALLOWED_VERTEX_ENDPOINTS = [
+    "us-central1-aiplatform.googleapis.com",
+    "https://us-central1-aiplatform.googleapis.com",
+    "us-central1-aiplatform-psc1.p.googleapis.com:443",
+    "http://127.0.0.1:8080",
+    "https://127.0.0.1:9443",
+    "http://localhost:8080",
+]
+
+
+@pytest.mark.parametrize("endpoint", REFUSED_VERTEX_ENDPOINTS)
+def test_a_vertex_endpoint_off_google_and_off_this_machine_is_refused(endpoint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        VertexTarget(TEST_PROJECT, "us-central1", endpoint)
+    assert repr(endpoint) in str(caught.value)  # named, whichever check refuses it
+
+
+@pytest.mark.parametrize("endpoint", ALLOWED_VERTEX_ENDPOINTS)
+def test_google_and_loopback_vertex_endpoints_are_taken(endpoint: str) -> None:
+    assert VertexTarget(TEST_PROJECT, "us-central1", endpoint).api_endpoint == endpoint
+
+
+@pytest.mark.parametrize(
+    "command", [["runs", "dev"], ["monitor", "rlhf-tuning-dev-1", "--env", "dev"]]
+)
+def test_a_foreign_vertex_endpoint_gets_no_token(
+    command: list[str], listener: Listener, adc: dict[str, str]
+) -> None:
+    """The listener stands for a foreign host: nothing, token included, may reach it."""
+    host = listener.address.replace("127.0.0.1", "localhost.evil.example")
+    status, err = run_cli(adc, *command, f"vertex_ai.api_endpoint=https://{host}", "--timeout", "5")
+    assert status == 12, err
+    assert err.startswith("error[CONFIG_002]: ") and "Traceback" not in err
+    assert "vertex_ai.api_endpoint" in err
+    assert listener.connections == 0

@@ -41,11 +41,13 @@ class VertexTarget:
 
     def __post_init__(self) -> None:
         names.check_target(self.project, self.location, self.api_endpoint)
-        if self.api_endpoint and self.api_endpoint.startswith("http:"):
-            # Plain http only to a local stand-in (credentials are never sent there).
+        if self.api_endpoint:
+            # The caller's token goes there: a Google API host or a loopback stand-in only.
             from vertex_rlhf.config import endpoints
 
-            endpoints.check_endpoint("vertex_ai.api_endpoint", self.api_endpoint)
+            problem = endpoints.vertex_endpoint_problem(self.api_endpoint)
+            if problem:
+                raise ConfigError([problem])
 
     @classmethod
     def from_params(cls, params: RLHFParams) -> VertexTarget:

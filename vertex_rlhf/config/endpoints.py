@@ -3,7 +3,9 @@
 An override is either a Google API host (``https://NAME.googleapis.com``) or a local
 stand-in on a loopback address over plain ``http://``. The host is parsed, never
 prefix-matched: ``http://127.0.0.1.evil.example`` is not loopback. The same rule holds
-for ``RLHF_*_ENDPOINT``, ``STORAGE_EMULATOR_HOST`` and an ``http://`` Vertex endpoint.
+for ``RLHF_*_ENDPOINT`` and ``STORAGE_EMULATOR_HOST``. ``vertex_ai.api_endpoint`` (a
+regional or Private Service Connect host, usually written without a scheme) follows it too:
+the caller's token is sent there, so it is a Google API host or a loopback stand-in.
 """
 
 from __future__ import annotations
@@ -89,3 +91,31 @@ def storage_emulator(environ: Mapping[str, str] = os.environ) -> str | None:
     """
     value = environ.get(STORAGE_EMULATOR, "")
     return check_endpoint(STORAGE_EMULATOR, value) if value else None
+
+
+VERTEX_RULE = (
+    "NAME.googleapis.com (a regional endpoint, or a Private Service Connect one:"
+    " NAME.p.googleapis.com), with or without https://, or a loopback stand-in"
+    " (http://127.0.0.1:PORT)"
+)
+
+
+def vertex_endpoint_problem(value: str) -> str | None:
+    """Why ``value`` may not be ``vertex_ai.api_endpoint``, or None.
+
+    The caller's credentials go to this host, so it is a Google API host (``https://`` or
+    no scheme, as aiplatform takes it) or a loopback host (a local stand-in).
+    """
+    url = value if "://" in value else f"https://{value}"
+    parts = _parts(url)
+    if parts is not None:
+        scheme, host, _ = parts
+        if scheme == "https" and (_GOOGLE_HOST.match(host) or is_loopback_host(host)):
+            return None
+        if scheme == "http" and is_loopback_host(host):
+            return None
+    return (
+        f"vertex_ai.api_endpoint={value!r}: must be {VERTEX_RULE}; your credentials are"
+        " sent to it"
+    )
+
