@@ -115,7 +115,5 @@ def vertex_endpoint_problem(value: str) -> str | None:
         if scheme == "http" and is_loopback_host(host):
             return None
     return (
-        f"vertex_ai.api_endpoint={value!r}: must be {VERTEX_RULE}; your credentials are"
-        " sent to it"
+        f"vertex_ai.api_endpoint={value!r}: must be {VERTEX_RULE}; your credentials are sent to it"
     )
-
