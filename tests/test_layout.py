@@ -19,6 +19,9 @@ RANKS = {
     # The one renderer of outside text imports nothing: every wing that writes a line, a
     # log record or an error message may use it.
     "vertex_rlhf.views.text": 0,
+    # The one door to Google APIs imports only the errors: every wing that calls an API
+    # (data's gs:// reads included) goes through it.
+    "vertex_rlhf.cloud.calls": 0,
     "vertex_rlhf.config": 1,
     "vertex_rlhf.data": 2,
     "vertex_rlhf.template": 3,

@@ -17,7 +17,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
 
 from vertex_rlhf.errors import (
     AuthError,
@@ -390,3 +393,33 @@ def bounded_pages(
             raise malformed(what, f"the page token {following[:40]!r} repeats")
         tokens.add(following)
     raise malformed(what, f"more than {MAX_PAGES} pages")
+
+
+def transient_retry(initial: float, maximum: float, timeout: float) -> Retry:
+    """A ``google.api_core`` Retry of transient errors: exponential backoff with jitter.
+
+    Args:
+        initial: the first delay's upper bound, in seconds (doubling each time).
+        maximum: the largest delay.
+        timeout: no new attempt after this many seconds (less when the command's
+            budget, ``calls.within``, ends sooner).
+    """
+    from google.api_core.retry import Retry
+
+    return Retry(
+        predicate=RetryPredicate(),
+        initial=initial,
+        maximum=maximum,
+        multiplier=2.0,
+        timeout=remaining(timeout),
+    )
+
+
+def read_retry() -> Retry:
+    """For reads (get, list) and cancel, which are safe to repeat."""
+    return transient_retry(1.0, 10.0, 120.0)
+
+
+def create_retry() -> Retry:
+    """For create attempts (each one looks the job up first: never two jobs)."""
+    return transient_retry(2.0, 30.0, 300.0)

@@ -7,14 +7,15 @@ local stand-ins the tests start, so both take the same code path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+# The retries live with the one door to Google APIs (which every wing may use); named here too.
+from vertex_rlhf.cloud.calls import create_retry as create_retry
+from vertex_rlhf.cloud.calls import read_retry as read_retry
+from vertex_rlhf.cloud.calls import transient_retry as transient_retry
 from vertex_rlhf.config import names
 from vertex_rlhf.config.params import RLHFParams
 from vertex_rlhf.errors import AuthError, ConfigError, RLHFError
-
-if TYPE_CHECKING:
-    from google.api_core.retry import Retry
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
@@ -188,38 +189,6 @@ def is_transient(error: BaseException) -> bool:
     from vertex_rlhf.cloud import calls
 
     return calls.is_transient(error)
-
-
-def transient_retry(initial: float, maximum: float, timeout: float) -> Retry:
-    """A ``google.api_core`` Retry of transient errors: exponential backoff with jitter.
-
-    Args:
-        initial: the first delay's upper bound, in seconds (doubling each time).
-        maximum: the largest delay.
-        timeout: no new attempt after this many seconds (less when the command's
-            budget, ``calls.within``, ends sooner).
-    """
-    from google.api_core.retry import Retry
-
-    from vertex_rlhf.cloud import calls
-
-    return Retry(
-        predicate=calls.RetryPredicate(),
-        initial=initial,
-        maximum=maximum,
-        multiplier=2.0,
-        timeout=calls.remaining(timeout),
-    )
-
-
-def read_retry() -> Retry:
-    """For reads (get, list) and cancel, which are safe to repeat."""
-    return transient_retry(1.0, 10.0, 120.0)
-
-
-def create_retry() -> Retry:
-    """For create attempts (each one looks the job up first: never two jobs)."""
-    return transient_retry(2.0, 30.0, 300.0)
 
 
 def domain_error(error: Exception, what: str) -> RLHFError:

@@ -73,8 +73,7 @@ def _gcs_sources(path: str) -> tuple[list[Source], str]:
     """Lists a bucket under the pattern's literal prefix and selects with ``match_glob``."""
     from google.api_core import exceptions
 
-    from vertex_rlhf.cloud import calls
-    from vertex_rlhf.cloud.vertex import read_retry
+    import vertex_rlhf.cloud.calls as calls
 
     client = storage_client()
     bucket_name, pattern = split_gs(path)
@@ -82,7 +81,7 @@ def _gcs_sources(path: str) -> tuple[list[Source], str]:
     prefix = pattern if magic < 0 else pattern[:magic]
     # Through the one door: retried as every read is, and whatever the client raises
     # (an unreachable token endpoint or host, a proxy) ends in a coded error.
-    bounds = {"retry": read_retry(), "timeout": calls.remaining(60.0)}
+    bounds = {"retry": calls.read_retry(), "timeout": calls.remaining(60.0)}
     try:
         bucket = client.bucket(bucket_name)
         if not bucket.exists(**bounds):
