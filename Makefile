@@ -1,4 +1,4 @@
-# Every target calls the `rlhf` CLI (vertex_rlhf/cli.py) or a script in scripts/.
+# Every target calls the `rlhf` CLI (vertex_rlhf/cli/) or a script in scripts/.
 # Variables: ENV=dev|prod|local|path/to/file.yaml  OVERRIDES="training.kl_coeff=0.2 ..."
 #            VERSION=1.0.0 (a registry tag)  WAIT=1  DRY_RUN=1  YES=1  JOB=<job id or resource name>
 #            JOBS="<id> <id> ..."  LAST=<N>  (make compare)

@@ -1,10 +1,12 @@
-"""The original description's command line, over the same functions as ``rlhf`` and make:
+"""The original description's command line, over the same use cases as ``rlhf`` and make:
 
     python scripts/main.py --config FILE [--calculate-steps | --validate | --wait |
                                           --monitor JOB | --health-check]
 
 No flag submits a run (``--wait`` follows it to the end). FILE is a parameter file
-(``params/dev.yaml``) or a config file in the original description's layout.
+(``params/dev.yaml``) or a config file in the original description's layout. The
+commands live in ``vertex_rlhf/original/commands.py``; this launcher first checks that the
+Python running it has the project's packages.
 """
 
 from __future__ import annotations
@@ -56,53 +58,17 @@ def setup_instructions(missing: list[str]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The original description's flags; at most one action, none submits."""
-    parser = argparse.ArgumentParser(
-        prog="scripts/main.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        required=True,
-        help="params/<env>.yaml, or a config file in the original layout",
-    )
-    action = parser.add_mutually_exclusive_group()
-    action.add_argument("--calculate-steps", action="store_true", help="print the training steps")
-    action.add_argument(
-        "--validate", action="store_true", help="check the file and, where reachable, the data"
-    )
-    action.add_argument("--wait", action="store_true", help="submit and follow the run to its end")
-    action.add_argument("--monitor", metavar="JOB", help="follow a job (id or resource name)")
-    action.add_argument(
-        "--health-check", action="store_true", help="check credentials, APIs, bucket, quota"
-    )
-    return parser
+    """The original description's flags (``vertex_rlhf.original.commands``)."""
+    from vertex_rlhf.original.commands import build_parser as original_parser
+
+    return original_parser()
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Parses the original flags and calls the matching library function."""
-    import os
+    """Parses the original flags and runs the matching command."""
+    from vertex_rlhf.original.commands import run as original_run
 
-    from vertex_rlhf import api
-    from vertex_rlhf.errors import RLHFError
-
-    try:
-        args = build_parser().parse_args(argv)
-        if args.calculate_steps:
-            return api.calculate_steps(args.config)
-        if args.validate:
-            return api.validate_config(args.config)
-        if args.monitor:
-            return api.monitor_job(args.config, args.monitor)
-        if args.health_check:
-            return api.run_health_check(args.config)
-        return api.submit_config(args.config, wait=args.wait)
-    except RLHFError as error:
-        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
-            raise
-        print(error.render(), file=sys.stderr)
-        return error.exit_status
+    return original_run(argv)
 
 
 def main() -> int:

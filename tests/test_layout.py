@@ -28,12 +28,21 @@ RANKS = {
     "components": 3,
     "pipelines": 3,
     "vertex_rlhf.cloud": 4,
-    "vertex_rlhf.views": 5,
-    "vertex_rlhf.cli": 5,
-    "vertex_rlhf.api": 5,
-    "vertex_rlhf.__main__": 5,
+    # Use cases: typed inputs in, records out; they print nothing.
+    "vertex_rlhf.usecases": 5,
+    # The renderers: records (the use cases' among them) to lines, charts and views.
+    "vertex_rlhf.views": 6,
+    # The faces, side by side over the use cases: the `rlhf` CLI and the original
+    # description's interface (its Python API and `scripts/main.py`'s commands).
+    "vertex_rlhf.cli": 7,
+    "vertex_rlhf.original": 7,
+    "vertex_rlhf.__main__": 7,
+    # The original config layout lives in the original room, but it is configuration:
+    # `migrate-config` and the parameter reference read it.
+    "vertex_rlhf.original.layout": 1,
 }
-WINGS = ("config", "data", "template", "cloud", "views")
+WINGS = ("config", "data", "template", "cloud", "views", "usecases")
+FACES = ("vertex_rlhf.cli", "vertex_rlhf.original")
 
 
 def rank_of(module: str) -> tuple[str, int] | None:
@@ -108,4 +117,36 @@ def test_each_wing_says_its_job(wing: str) -> None:
 
 def test_no_module_is_left_outside_a_wing() -> None:
     top = {p.stem for p in (ROOT / "vertex_rlhf").glob("*.py")}
-    assert top <= {"__init__", "__main__", "cli", "api", "errors", "steps"}, top
+    assert top <= {"__init__", "__main__", "errors", "steps"}, top
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_outside_the_cli_imports_the_cli(path: Path) -> None:
+    if (
+        module_name(path).startswith("vertex_rlhf.cli")
+        or module_name(path) == "vertex_rlhf.__main__"
+    ):
+        return
+    into_cli = [
+        f"{path.name}:{line} imports {name}"
+        for line, name in imported_modules(path)
+        if name == "vertex_rlhf.cli" or name.startswith("vertex_rlhf.cli.")
+    ]
+    assert not into_cli, "\n".join(into_cli)
+
+
+def test_the_faces_sit_side_by_side_over_the_use_cases() -> None:
+    """Neither face imports the other (the original layout is configuration, not a face)."""
+    crossing = []
+    for path in sources():
+        own = module_name(path)
+        face = next((f for f in FACES if own == f or own.startswith(f + ".")), None)
+        if face is None or own == "vertex_rlhf.original.layout":
+            continue
+        for line, name in imported_modules(path):
+            other = next(
+                (f for f in FACES if f != face and (name == f or name.startswith(f + "."))), None
+            )
+            if other and name != "vertex_rlhf.original.layout":
+                crossing.append(f"{path.name}:{line} imports {name}")
+    assert not crossing, "\n".join(crossing)

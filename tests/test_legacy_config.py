@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+import vertex_rlhf.original.layout as legacy
 from tests.conftest import REPO
 from vertex_rlhf import cli
-from vertex_rlhf.config import legacy
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError
 

@@ -28,6 +28,7 @@ from vertex_rlhf.cloud import registry, submission
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError
 from vertex_rlhf.template import plan, signature
+from vertex_rlhf.views.plan import render_plan
 
 SERVICE_ACCOUNT = "rlhf-runner@rlhf-test-project.iam.gserviceaccount.com"
 NOTIFY_TASK = "vertex-pipelines-notification-email"
@@ -192,7 +193,7 @@ def test_a_dry_run_names_the_variant_it_would_send(
 def test_the_plan_shows_the_email_task_only_with_addresses(emails: list[str]) -> None:
     params = load_params("dev", [f"vertex_ai.notify_emails=[{','.join(emails)}]"])
     built = plan.build_plan(params, COMPILED)
-    shown = plan.render(built)
+    shown = render_plan(built)
     assert ("e-mail when the run ends" in shown) == bool(emails)
     assert built.template["version"] == CURRENT_VERSION + ("-notify" if emails else "")
 

@@ -24,7 +24,6 @@ from tests.standins.vertex import (
     timeline_training_failure,
 )
 from tests.test_legacy_config import PRODUCTION
-from vertex_rlhf import cli
 from vertex_rlhf.errors import ConfigError, PipelineError
 
 SERVICE_ACCOUNT = "rlhf-runner@rlhf-test-project.iam.gserviceaccount.com"
@@ -301,6 +300,34 @@ def test_monitor_pipeline_job_reads_once(workdir: Path, vertex: VertexStandIn) -
         client.monitor_pipeline_job("Bad Job!")
 
 
+def _task_caching(job: object) -> set[bool]:
+    spec = job.to_dict()["pipelineSpec"]  # type: ignore[attr-defined]
+    found: set[bool] = set()
+    for dag in [
+        spec["root"]["dag"],
+        *(c["dag"] for c in spec["components"].values() if "dag" in c),
+    ]:
+        for task in dag["tasks"].values():
+            found.add(bool(task.get("cachingOptions", {}).get("enableCache", False)))
+    return found
+
+
+def test_the_api_and_the_cli_share_one_caching_policy(workdir: Path) -> None:
+    """enable_caching=True is accepted by both faces (README "Caching and resuming"), and
+    the argument overrides vertex_ai.enable_caching as an OVERRIDES= would."""
+    from vertex_rlhf import VertexAIClient
+
+    client = VertexAIClient("configs/production_config.yaml")
+    assert _task_caching(client.create_pipeline_job("rlhf_pipeline.yaml", enable_caching=True)) == {
+        True
+    }
+    assert _task_caching(
+        client.create_pipeline_job("rlhf_pipeline.yaml", enable_caching=False)
+    ) == {False}
+    # None keeps the template's per-task settings: some tasks cache, the trainers do not.
+    assert _task_caching(client.create_pipeline_job("rlhf_pipeline.yaml")) == {True, False}
+
+
 def test_create_pipeline_job_refuses_what_it_cannot_run(workdir: Path) -> None:
     from vertex_rlhf import VertexAIClient
 
@@ -310,8 +337,6 @@ def test_create_pipeline_job_refuses_what_it_cannot_run(workdir: Path) -> None:
     assert "missing.yaml: no compiled template there; the compiled one is compiled/" in (
         caught.value.render()
     )
-    with pytest.raises(ConfigError, match="cache the dataset checks too"):
-        client.create_pipeline_job("rlhf_pipeline.yaml", enable_caching=True)
     from vertex_rlhf import ConfigManager
 
     values = ConfigManager("configs/production_config.yaml").get_parameter_values()
@@ -353,17 +378,15 @@ def test_run_reports_a_refused_create_as_a_coded_error(
     assert vertex.jobs == {}
 
 
-def test_health_checker_runs_the_doctor_or_says_what_replaces_it(workdir: Path) -> None:
+def test_health_checker_fails_on_parameters_it_cannot_read(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from vertex_rlhf import HealthChecker
 
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
     checker = HealthChecker()
     assert checker.config_path == Path("params/dev.yaml")
-    if "doctor" in cli.subcommands():  # after the merge with `rlhf doctor`
-        assert isinstance(checker.check_resources(), bool)
-        return
-    with pytest.raises(ConfigError) as caught:
-        checker.check_resources()
-    assert caught.value.render() == (
-        "error[CONFIG_002]: --health-check: not available in this version;"
-        " `make doctor ENV=dev` (`rlhf doctor ENV`) replaces it"
-    )
+    assert checker.check_resources() is False
+    err = capsys.readouterr().err
+    assert err.startswith("error[CONFIG_002]: params/base.yaml:")
+    assert "GOOGLE_CLOUD_PROJECT is not set" in err and "Traceback" not in err

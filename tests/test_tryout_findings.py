@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
+import vertex_rlhf.original.layout as legacy
 from tests.conftest import REPO, TEST_PROJECT, FakeClock
 from tests.standins.vertex import TASK_PARENTS, Step, VertexStandIn
 from tests.test_monitor import watcher
 from tests.test_plan import TEMPLATE, build
 from vertex_rlhf.cloud import monitor
-from vertex_rlhf.config import legacy
 from vertex_rlhf.config.environment import ENV_NAME, resolve_environment
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError, DataError
-from vertex_rlhf.template import plan
 from vertex_rlhf.views import run_report
+from vertex_rlhf.views.plan import render_plan
 
 # The seed's own development config, saved under the names users give such files.
 SEED_DEVELOPMENT = """\
@@ -171,7 +171,7 @@ def test_a_notification_only_failure_says_the_run_itself_did_not_fail(
 @pytest.mark.usefixtures("project_env")
 def test_plan_shows_tasks_without_wrapper_dags_in_aligned_columns() -> None:
     built = build("dev", "vertex_ai.notify_emails=[ops@example.com]")
-    text = plan.render(built)
+    text = render_plan(built)
     described = built.as_dict()["cache"]  # what a dry run prints
     assert "reward-model-graph/reward-model-trainer" in described
     assert not any(w in key for key in described for w in ("exit-handler-", "condition-"))

@@ -21,7 +21,7 @@ TYPE_CHECKING = False  # typing takes 2 ms to import (``rlhf validate-data``, th
 if TYPE_CHECKING:
     from typing import Any
 
-    from vertex_rlhf.api import (
+    from vertex_rlhf.original.api import (
         ConfigManager,
         HealthChecker,
         PipelineMonitor,
@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
 # Exported name -> the module that defines it.
 _EXPORTS = {
-    "ConfigManager": "vertex_rlhf.api",
-    "TrainingCalculator": "vertex_rlhf.api",
-    "VertexAIClient": "vertex_rlhf.api",
-    "PipelineMonitor": "vertex_rlhf.api",
-    "HealthChecker": "vertex_rlhf.api",
+    "ConfigManager": "vertex_rlhf.original.api",
+    "TrainingCalculator": "vertex_rlhf.original.api",
+    "VertexAIClient": "vertex_rlhf.original.api",
+    "PipelineMonitor": "vertex_rlhf.original.api",
+    "HealthChecker": "vertex_rlhf.original.api",
     "TrainingSteps": "vertex_rlhf.steps",
 }
 __all__ = [

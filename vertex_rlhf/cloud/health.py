@@ -140,19 +140,6 @@ def exit_status(results: list[CheckResult]) -> int:
     return 0
 
 
-def render(results: list[CheckResult]) -> str:
-    """One line per check, and the fix under each failure."""
-    lines = []
-    for r in results:
-        code = f" [{r.code}]" if r.status == FAIL and r.code else ""
-        lines.append(f"{r.status.upper():<4}  {r.name}: {r.detail}{code}")
-        if r.fix and r.status in (FAIL, WARN):
-            lines.append(f"      fix: {r.fix}")
-    failed = sum(r.status == FAIL for r in results)
-    lines.append("healthy" if not failed else f"{failed} check(s) failed")
-    return "\n".join(lines)
-
-
 def _api_error(error: Exception) -> tuple[int | None, str]:
     """HTTP status and message of a google-api-core or requests error."""
     status = getattr(error, "code", None)

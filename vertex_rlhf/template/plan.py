@@ -387,29 +387,6 @@ def build_plan(
     )
 
 
-def render(plan: Plan) -> str:
-    """The plan as the CLI prints it."""
-    t = plan.template
-    lines = [
-        f"Plan: {plan.model} on {plan.accelerator_type}, pipeline in {plan.region}",
-        f"  template: {t['name']} {t['version']} ({t['digest']})",
-        f"  machines, from {plan.machine_source}:",
-    ]
-    lines += [f"    {stage:<24} {spec}" for stage, spec in plan.machines.items()]
-    lines.append("  steps:")
-    for name, count in plan.steps.items():
-        shown = count.steps if count.steps is not None else "at run time"
-        lines.append(f"    {name:<24} {shown}  ({count.source})")
-    lines.append("  stages:")
-    for name, runs, why in plan.stages:
-        lines.append(f"    {name:<36} {'runs' if runs else 'skipped':<8} {why}")
-    lines.append("  cache:")
-    cache = sorted((display_task(task), verdict) for task, verdict in plan.cache)
-    width = max((len(task) for task, _ in cache), default=0)
-    lines += [f"    {task:<{width}}  {verdict}" for task, verdict in cache]
-    return "\n".join(lines)
-
-
 # DAGs that only wrap others (kfp's exit handler and conditions, GCPC's outer graph):
 # a person knows a task by the graph it belongs to, not by these.
 _WRAPPERS = re.compile(r"^(exit-handler-\d+|condition-\d+|rlhf-train-template)$")

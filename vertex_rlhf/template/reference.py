@@ -5,7 +5,7 @@ Descriptions come from the compiled template's input descriptions (what the Vert
 shows), else from ``DESCRIPTIONS`` below, else from the comment above the field in the
 schema. Allowed models, accelerators and regions come from ``config/catalog.py``, the values
 every environment starts from from ``params/base.yaml``, the original layout's keys from
-``config/legacy.py``. ``make docs`` rewrites the file; a test fails when it is stale.
+``original/layout.py``. ``make docs`` rewrites the file; a test fails when it is stale.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 from omegaconf import MISSING
 
-from vertex_rlhf.config import catalog, legacy, params
+import vertex_rlhf.original.layout as legacy
+from vertex_rlhf.config import catalog, params
 from vertex_rlhf.template import signature
 
 # Keys the template does not describe and whose schema comment (if any) is not about them.

@@ -119,6 +119,34 @@ def template_inputs(template_path: Path) -> dict[str, dict[str, Any]]:
     return inputs
 
 
+def template_identity(template_path: Path) -> tuple[str, str]:
+    """A compiled template's pipeline name, and the version ``compiled/``'s manifest beside
+    it records for the file (``<version>-notify`` for the e-mail variant; else ``local``).
+
+    Raises:
+        PipelineError: not a readable compiled pipeline.
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        spec = yaml.load(template_path.read_text(encoding="utf-8"), Loader=loader)
+        name = str(spec["pipelineInfo"]["name"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise PipelineError(
+            f"{template_path}: not a readable compiled pipeline ({error})",
+            hint="run `make compile`",
+        ) from None
+    try:
+        manifest = read_manifest(template_path.parent)
+    except (PipelineError, ConfigError):
+        return name, "local"
+    for version, entry in manifest.get("templates", {}).items():
+        if entry.get("file") == template_path.name:
+            return name, str(version)
+        if (entry.get("notify") or {}).get("file") == template_path.name:
+            return name, f"{version}-notify"
+    return name, "local"
+
+
 def check_against_signature(
     values: dict[str, Any], inputs: dict[str, dict[str, Any]], template: str
 ) -> None:

@@ -75,3 +75,13 @@ def duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+# The most characters of a path printed back (a user's path can be long, never a screen).
+PATH_LIMIT = 1000
+
+
+def path(value: object) -> str:
+    """A path the user gave (or one made from it), as a success line prints it: one line,
+    control characters escaped, like every other text from outside."""
+    return name(value, PATH_LIMIT)
