@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import CURRENT_VERSION, REPO
 from vertex_rlhf import cli
 from vertex_rlhf.errors import PipelineError
+from vertex_rlhf.usecases import templates
 
 
 def git(cwd: Path, *argv: str) -> None:
@@ -39,7 +40,7 @@ def repository(tmp_path: Path, branch: str, committed: bool) -> Path:
 def test_amend_refuses_a_version_committed_on_the_main_branch(tmp_path: Path, branch: str) -> None:
     compiled = repository(tmp_path, branch, committed=True)
     with pytest.raises(PipelineError) as caught:
-        cli._refuse_amending_main(compiled)
+        templates.refuse_amending_main(compiled)
     assert f"version {CURRENT_VERSION} is committed on the {branch} branch" in caught.value.message
     assert "bump PIPELINE_VERSION" in caught.value.hint
 
@@ -62,12 +63,12 @@ def test_amend_goes_on_for_a_version_not_on_the_main_branch(
     tmp_path: Path, branch: str, committed: bool
 ) -> None:
     compiled = repository(tmp_path, branch, committed)
-    cli._refuse_amending_main(compiled)  # no error
+    templates.refuse_amending_main(compiled)  # no error
 
 
 def test_amend_goes_on_outside_a_repository(tmp_path: Path) -> None:
     shutil.copytree(REPO / "compiled", tmp_path / "compiled")
-    cli._refuse_amending_main(tmp_path / "compiled")
+    templates.refuse_amending_main(tmp_path / "compiled")
 
 
 @pytest.mark.usefixtures("project_env")
@@ -97,5 +98,5 @@ def test_amend_refuses_a_version_on_the_remote_main_branch(tmp_path: Path) -> No
     git(clone, "checkout", "-q", "-b", "feature")
     git(clone, "branch", "-q", "-D", "main")
     with pytest.raises(PipelineError) as caught:
-        cli._refuse_amending_main(clone / "compiled")
+        templates.refuse_amending_main(clone / "compiled")
     assert "committed on the origin/main branch" in caught.value.message

@@ -147,7 +147,7 @@ def test_jobs_split_with_shell_quoting(tmp_path: Path) -> None:
     from vertex_rlhf import cli
 
     argv = run_make(tmp_path, "compare", JOBS="a 'b' \"c\"")
-    args = cli._parse(cli.build_parser(), argv)
+    args = cli.parse(cli.build_parser(), argv)
     assert args.jobs_text == ["a", "b", "c"]
 
 
@@ -188,7 +188,7 @@ def test_yes_no_variables_mean_the_same_in_make_and_the_cli(
     assert (flag in expanded) is meant
     from vertex_rlhf import cli
 
-    args = cli._parse(cli.build_parser(), argv)
+    args = cli.parse(cli.build_parser(), argv)
     assert getattr(args, flag[2:].replace("-", "_")) is meant
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import vertex_rlhf.original.layout as legacy
 from tests.conftest import REPO
 from vertex_rlhf import cli
-from vertex_rlhf.config import catalog, legacy, params
+from vertex_rlhf.config import catalog, params
 from vertex_rlhf.template import reference, signature
 
 DOC = REPO / "docs" / "parameters.md"
