@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vertex_rlhf.config import values
-from vertex_rlhf.config.params import SECTIONS
 from vertex_rlhf.errors import ConfigError
 from vertex_rlhf.usecases.setting import Setting, compiled_folder, load_setting
 
@@ -82,8 +81,9 @@ def api_timeout(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def setting(args: argparse.Namespace, sections: Sequence[str] = SECTIONS) -> Setting:
-    """The environment a command names (a name or a file), with its checked parameters."""
+def setting(args: argparse.Namespace, sections: Sequence[str] | None = None) -> Setting:
+    """The environment a command names (a name or a file), with its checked parameters
+    (``sections``: the ones to resolve and check; default all)."""
     return load_setting(args.env, args.overrides, args.params_dir, args.compiled_dir, sections)
 
 

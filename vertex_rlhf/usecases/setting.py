@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vertex_rlhf.config.params import SECTIONS, RLHFParams
+if TYPE_CHECKING:  # the schema imports OmegaConf: only commands that load parameters pay
+    from vertex_rlhf.config.params import RLHFParams
 
 
 @dataclass(frozen=True)
@@ -51,18 +53,19 @@ def load_setting(
     overrides: Sequence[str] = (),
     params_dir: str | Path | None = None,
     compiled_dir: str | Path | None = None,
-    sections: Sequence[str] = SECTIONS,
+    sections: Sequence[str] | None = None,
 ) -> Setting:
-    """Resolves an environment (a name or a parameter file) and loads its parameters.
+    """Resolves an environment (a name or a parameter file) and loads its parameters
+    (``sections``: the ones to resolve and check; default all).
 
     Raises:
         ConfigError: an unknown environment or invalid parameters, naming file, line, key.
     """
     from vertex_rlhf.config.environment import resolve_environment
-    from vertex_rlhf.config.params import load_params
+    from vertex_rlhf.config.params import SECTIONS, load_params
 
     env = resolve_environment(spec, params_dir)
-    params = load_params(env, overrides, sections=sections)
+    params = load_params(env, overrides, sections=SECTIONS if sections is None else sections)
     return Setting(
         params=params,
         env=env.name,

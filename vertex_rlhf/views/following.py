@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from vertex_rlhf.views import live, run_report
 from vertex_rlhf.views.text import path
 
 # What runs the watch: given where lines go and what to call on a change, the last status.
@@ -37,6 +36,8 @@ def show_watch(
     Returns:
         The last status, or None when the user stopped watching.
     """
+    from vertex_rlhf.views import live, run_report  # rich: only when a run is followed
+
     print(f"Following {job}\n  console: {console_url}")
     try:
         with live.monitor_display(job, log) as display:
