@@ -366,6 +366,24 @@ def test_the_eval_sample_reads_a_bounded_head_of_a_huge_output(
     assert "the first 2 row(s) of gs://" in text
 
 
+def test_an_eval_dataset_without_bulk_inference_says_what_state_the_task_is_in() -> None:
+    job = {
+        "name": f"{PARENT}/run-no-bulk",
+        "state": "PIPELINE_STATE_FAILED",
+        "runtime_config": {"parameter_values": {"eval_dataset": "gs://data/eval.jsonl"}},
+        "job_detail": {
+            "task_details": [{"task_id": "9", "task_name": "bulk-inferrer", "state": "CANCELLED"}]
+        },
+    }
+    found = report.eval_sample(job, 5, [])
+    assert found is not None and found.samples == [] and found.source == ""
+    assert "the bulk-inferrer task is CANCELLED" in found.note
+    job["job_detail"] = {"task_details": []}
+    assert "the bulk-inferrer task is not in the run" in report.eval_sample(job, 5, []).note  # type: ignore[union-attr]
+    job["runtime_config"] = {"parameter_values": {"eval_dataset": ""}}
+    assert report.eval_sample(job, 5, []) is None
+
+
 @pytest.mark.usefixtures("project_env", "storage_emulator")
 def test_an_unreadable_eval_output_or_metrics_is_a_warning_in_the_report(
     vertex_on_fake_clock: VertexStandIn,
@@ -561,6 +579,23 @@ def test_make_report_passes_its_values_raw(tmp_path: Path) -> None:
         assert "error[CONFIG_002]" in result.stderr and "is neither a job id" in result.stderr
     assert not marker.exists()
     result = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "-o",
+            ".venv/.installed",
+            "report",
+            "JOB=run-a",
+            "ARGS=--samples 0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GOOGLE_CLOUD_PROJECT": TEST_PROJECT},
+    )
+    assert "--samples '0': must be a whole number from 1 to 50" in result.stderr
+    result = subprocess.run(
         ["make", "-s", "--no-print-directory", "-o", ".venv/.installed", "report"],
         cwd=REPO,
         capture_output=True,
@@ -573,18 +608,27 @@ def test_make_report_passes_its_values_raw(tmp_path: Path) -> None:
 
 # --- a real browser ------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+# Debian's chromium first (.ci/run installs it); GitHub's Ubuntu runners carry Chrome.
+BROWSERS = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
+CHROMIUM = next(
+    (found for found in map(shutil.which, BROWSERS) if found),
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None,
 )
 
 
 def chromium() -> str:
-    """Debian's chromium; CI (.ci/run installs it) must have it, a laptop may not."""
+    """The browser; CI must have it (.ci/run installs it), a laptop may not."""
     if CHROMIUM:
         return CHROMIUM
     if os.environ.get("CI"):
-        pytest.fail("chromium is missing in CI: .ci/run installs it (apt-get install chromium)")
-    pytest.skip("no /usr/bin/chromium here (`apt-get install -y chromium` on Debian to run it)")
+        pytest.fail(
+            "no chromium in CI: .ci/run installs Debian's (apt-get install -y chromium);"
+            " the report's browser check cannot be skipped there"
+        )
+    pytest.skip(
+        "no chromium on this machine: the report's browser check needs it"
+        " (Debian: `apt-get install -y chromium`; .ci/run installs it)"
+    )
 
 
 def browse(page: Path, tmp: Path, *mode: str) -> subprocess.CompletedProcess[str]:

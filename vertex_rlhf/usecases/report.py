@@ -445,8 +445,8 @@ def eval_sample(job: dict[str, Any], count: int, warnings: list[str]) -> EvalFac
             dataset,
             "",
             note=f"no bulk-inference output: the {BULK_TASK} task is {state or 'unknown'}"
-            " (GCPC runs it only when the eval dataset holds prompts and the tuned model"
-            " was written)",
+            " (GCPC runs it when its preprocessor finds an inference dataset"
+            " (has_inference_dataset) and the tuned model was written)",
         )
     uri = gs_uri(source)
     if uri is None:

@@ -104,6 +104,7 @@ pre, .text { white-space: pre-wrap; word-break: break-word; font: 12px/1.45 ui-m
   SFMono-Regular, Menlo, Consolas, monospace; background: var(--band); border-radius: 6px;
   padding: 8px 10px; margin: 4px 0; max-height: 320px; overflow: auto; }
 .muted { color: var(--muted); }
+.cell { max-height: 140px; overflow: auto; white-space: pre-wrap; }
 .note { color: var(--muted); font-size: 13px; margin: 8px 0 0; }
 .warn { background: #fff8e1; border: 1px solid #ffe082; border-radius: 6px; padding: 8px 12px;
   margin: 8px 0; }
@@ -112,7 +113,7 @@ pre, .text { white-space: pre-wrap; word-break: break-word; font: 12px/1.45 ui-m
 .progress { height: 8px; background: var(--line); border-radius: 4px; overflow: hidden;
   width: 240px; display: inline-block; vertical-align: middle; margin-left: 8px; }
 .progress span { display: block; height: 100%; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr));
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr));
   gap: 16px; margin-top: 12px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
 figcaption { font-size: 12px; color: var(--muted); margin-top: 4px; }
@@ -241,13 +242,19 @@ def timeline_svg(stages: list[StageSpan], tasks: list[TaskSpan], total: float | 
         for task in tasks:
             if task.stage == stage.name:
                 rows.append((task.name, task.state, task.start, task.seconds, False))
-    others = [t for t in tasks if t.stage not in {s.name for s in stages}]
-    if others:
-        rows.append(("other tasks", "", None, None, True))
-        rows += [(t.name, t.state, t.start, t.seconds, False) for t in others]
+    # Tasks outside the work's stages (the e-mail notification, tasks of no stage), by
+    # their own stage name.
+    known = {s.name for s in stages}
+    for group in dict.fromkeys(t.stage or "" for t in tasks if t.stage not in known):
+        rows.append((group or "other tasks", "", None, None, True))
+        rows += [
+            (t.name, t.state, t.start, t.seconds, False)
+            for t in tasks
+            if (t.stage or "") == group and t.stage not in known
+        ]
     ends = [(s or 0.0) + (d or 0.0) for _, _, s, d, _ in rows if s is not None]
     span = max([total or 0.0, *ends, 1.0])
-    label_w, bar_w, row_h, top = 250, 640, 20, 24
+    label_w, bar_w, row_h, top = 290, 600, 20, 24
     width = label_w + bar_w + 90
     height = top + row_h * len(rows) + 28
     parts = [
@@ -272,7 +279,7 @@ def timeline_svg(stages: list[StageSpan], tasks: list[TaskSpan], total: float | 
             parts.append(f'<rect x="0" y="{y}" width="{width}" height="{row_h}" fill="#f5f7fa"/>')
         parts.append(
             f'<text x="{indent}" y="{y + 14}" font-size="12" font-weight="{weight}"'
-            f' fill="#1d2330">{esc_name(label, 34)}</text>'
+            f' fill="#1d2330">{esc_name(label, 40)}</text>'
         )
         colour = STATE_COLOURS.get(state, PENDING_COLOUR)
         if start is not None:
@@ -287,7 +294,7 @@ def timeline_svg(stages: list[StageSpan], tasks: list[TaskSpan], total: float | 
                 f'<text x="{min(x + w + 4, label_w + bar_w + 4):.1f}" y="{y + 14}" font-size="11"'
                 f' fill="#5b6474">{html.escape(duration(seconds))}</text>'
             )
-        else:
+        elif state or not heading:
             parts.append(
                 f'<text x="{label_w + 4}" y="{y + 14}" font-size="11" fill="#8a93a3">'
                 f"{esc_name(state.lower() if state else 'not run', 40)}</text>"
@@ -343,7 +350,8 @@ def _value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return esc(text, TEXT_LIMIT if isinstance(value, str) else VALUE_LIMIT)
+    shown = esc(text, TEXT_LIMIT if isinstance(value, str) else VALUE_LIMIT)
+    return f'<div class="cell">{shown}</div>' if len(shown) > 200 else shown
 
 
 def _parameters(report: RunReport) -> str:
