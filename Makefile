@@ -38,7 +38,7 @@ SUBMIT_FLAGS = $(if $(value VERSION),--version $(call q,VERSION)) \
 
 .DEFAULT_GOAL := help
 .PHONY: help setup compile check-compiled test test-no-orjson lint ci checks docs check steps validate-data \
-        convert-data bench-data plan doctor submit publish versions monitor metrics compare runs cancel migrate-config clean
+        convert-data bench-data plan doctor submit publish versions monitor metrics report compare runs cancel migrate-config clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -132,6 +132,10 @@ monitor: setup ## follow run JOB=... to its end (Ctrl-C stops watching, never ca
 metrics: setup ## training metrics of run JOB=...: runs/JOB.jsonl, a summary, runs/JOB.png
 	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
 	$(RLHF) metrics $(call q,JOB) --env $(call q,ENV) $(call qlist,OVERRIDES)
+
+report: setup ## a run's report JOB=... as one self-contained page: runs/JOB.html [ARGS="--samples 10"]
+	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
+	$(RLHF) report $(call q,JOB) --env $(call q,ENV) $(call qlist,OVERRIDES) $(call qlist,ARGS)
 
 compare: setup ## compare runs JOBS="a b ..." (or the LAST=N runs of ENV): table, runs/compare.png
 	$(RLHF) compare --jobs $(call q,JOBS) $(if $(value LAST),--last $(call q,LAST)) --env $(call q,ENV) $(call qlist,OVERRIDES)

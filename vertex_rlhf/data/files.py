@@ -374,3 +374,81 @@ def until(stop: threading.Event, lines: Iterator[bytes], every: int = 1024) -> I
         if not chunk:
             return
         yield from chunk
+
+
+@dataclass(frozen=True)
+class Head:
+    """The first lines of a Cloud Storage object (a sample, never the whole object).
+
+    Attributes:
+        name: ``gs://bucket/object`` that was read.
+        lines: whole lines (without ``\\n``), at most the number asked for; a line longer
+            than the bytes allowed is cut there (``cut`` is True).
+        size: the object's size in bytes.
+        read: how many of its bytes were read.
+        cut: the last line was cut at the byte bound.
+    """
+
+    name: str
+    lines: list[bytes]
+    size: int
+    read: int
+    cut: bool = False
+
+
+MAX_LISTED = 1000  # objects listed under a folder whose first file is sampled
+
+
+def object_head(uri: str, max_lines: int, max_bytes: int) -> Head | None:
+    """Reads the first ``max_lines`` lines of a ``gs://`` object, at most ``max_bytes``.
+
+    ``uri`` names an object, or a folder whose first non-empty object (by name) is read.
+    Bytes are read in ranges counted against the object's size and pinned to its
+    generation (``ObjectReader``), and reading stops at the bound: a 100 GB output costs
+    ``max_bytes`` at most.
+
+    Returns:
+        The lines, or None when nothing is there.
+
+    Raises:
+        AuthError, NetworkError, DataError, ...: the object cannot be read (coded).
+    """
+    import vertex_rlhf.cloud.calls as calls
+
+    bucket_name, key = split_gs(uri)
+    bounds = {"retry": calls.read_retry(), "timeout": calls.remaining(60.0)}
+    try:
+        client = storage_client()
+        bucket = client.bucket(bucket_name)
+        blob = bucket.get_blob(key, **bounds) if key and not key.endswith("/") else None
+        if blob is None:
+            prefix = key.rstrip("/") + "/" if key else ""
+            listed = client.list_blobs(bucket, prefix=prefix, max_results=MAX_LISTED, **bounds)
+            found = sorted(
+                (b for b in listed if not b.name.endswith("/") and (b.size or 0) > 0),
+                key=lambda b: b.name,
+            )
+            blob = found[0] if found else None
+        if blob is None:
+            return None
+        name = f"gs://{bucket_name}/{blob.name}"
+        reader = ObjectReader(blob, name, chunk=min(CHUNK, max(1, max_bytes)))
+        data = b""
+        while len(data) < max_bytes and data.count(b"\n") < max_lines:
+            block = reader.read(min(64 * 1024, max_bytes - len(data)))
+            if not block:
+                break
+            data += block
+    except RLHFError:
+        raise
+    except Exception as error:
+        raise calls.coded(error, f"read {uri}") from None
+    ended = reader.position >= reader.size
+    lines = data.split(b"\n")
+    last = lines.pop()  # after the last newline: a whole line only at the object's end
+    cut = False
+    if last and ended:
+        lines.append(last)
+    elif last and not lines:  # one line longer than the bound: its start, marked cut
+        lines, cut = [last], True
+    return Head(name, lines[:max_lines], reader.size, reader.position, cut)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vertex_rlhf.errors import ConfigError
 from vertex_rlhf.usecases import runs
@@ -39,7 +39,19 @@ def read_metrics(setting: Setting, job: str, log: str | Path | None = None) -> R
 
     target, name = runs.locate(setting, job)
     path = runs.metrics_log(name, log)
-    found = metrics.read_job(target, name)
+    return metrics_of(metrics.read_job(target, name), name, path)
+
+
+def metrics_of(found: dict[str, Any], name: str, path: Path) -> RunMetrics:
+    """``read_metrics`` for a job already read (``PipelineJob.to_dict``): its event files
+    synced into the log at ``path``, and the log's points and summaries.
+
+    Raises:
+        AuthError, NetworkError, PipelineError: the files cannot be read.
+        DataError: a damaged event file or log.
+    """
+    from vertex_rlhf.cloud import metrics
+
     with metrics.EventFiles() as files:
         added, warnings = metrics.sync(found, path, files)
     points = metrics.logged_points(metrics.read_log(path))
