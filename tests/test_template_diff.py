@@ -18,6 +18,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.standins.registry import RegistryStandIn
+from tests.test_outside_text_in_every_view import HOSTILE, VARIANTS, Hostile, assert_safe
 from vertex_rlhf import cli
 from vertex_rlhf.cloud import registry
 from vertex_rlhf.config import values
@@ -587,3 +588,25 @@ def test_make_diff_passes_the_versions_raw_after_a_double_dash(tmp_path: Path) -
         "1.2.0",
     ]
     assert not mark.exists()
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "lone-surrogate"])
+def test_every_hostile_text_of_the_views_table_is_shown_escaped_and_bounded(
+    variant: str, compiled_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = HOSTILE[variant]
+    spec = load("1.2.0")
+    spec["root"]["inputDefinitions"]["parameters"]["kl_coeff"]["defaultValue"] = hostile.raw
+    shown = hostile.raw[:300]  # names: a huge one stays a (long) name, the value stays huge
+    spec["root"]["inputDefinitions"]["parameters"][shown] = {"parameterType": "STRING"}
+    first = sorted(spec["deploymentSpec"]["executors"])[0]
+    spec["deploymentSpec"]["executors"][first]["container"]["image"] = shown
+    (compiled_copy / "evil.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    manifest = json.loads((compiled_copy / "manifest.json").read_text())
+    manifest["templates"]["6.6.6"] = {"file": "evil.yaml"}
+    (compiled_copy / "manifest.json").write_text(json.dumps(manifest))
+    status, text, err = run_diff(capsys, "1.2.0", "6.6.6", "--compiled-dir", str(compiled_copy))
+    assert status == 0, err
+    assert_safe(text, Hostile(shown, hostile.shown))
+    assert "  ~ kl_coeff  type NUMBER_DOUBLE" not in text  # the type is the same
+    assert any(line.startswith("  ~ kl_coeff  default 0.1 -> ") for line in text.splitlines())
