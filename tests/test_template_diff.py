@@ -239,7 +239,7 @@ def test_the_text_says_what_the_json_says(capsys: pytest.CaptureFixture[str]) ->
     verdict = "byte-identical" if found["gcpc"]["identical"] else "NOT byte-identical"
     assert any(line.startswith(f"GCPC part: {verdict} ") for line in lines)
     for side, label in (("a", "A"), ("b", "B")):
-        assert f"  {label}  {found[side]['ref']}: compiled " in text
+        assert f"  {label}  {found[side]['ref']} = compiled file " in text
         assert found[side]["digest"] in text
 
 
@@ -431,6 +431,24 @@ def test_an_unknown_registry_tag_lists_compiled_versions_and_registry_tags(
 
 
 @pytest.mark.usefixtures("project_env")
+def test_a_registry_tag_with_other_bytes_than_the_compiled_version_is_noted(
+    registry_standin: RegistryStandIn,
+    compiled_copy: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(file_of("1.1.1").read_text(encoding="utf-8") + "# rebuilt\n")
+    published, _ = registry.publish(registry_standin.url, other, "1.1.1")
+    found = diff_json(capsys, "1.1.1", "1.2.0", *registry_args(registry_standin, compiled_copy))
+    mine = "sha256:" + MANIFEST["templates"]["1.1.1"]["sha256"]
+    assert found["a"]["source"] == "registry" and found["a"]["digest"] == published.digest
+    assert found["a"]["note"] == f"compiled/ holds other bytes under 1.1.1 ({mine})"
+    assert found["b"]["source"] == "compiled"  # not published: the compiled file
+    assert_facts(found, expected("1.1.1", "1.2.0"))  # a comment: the same spec
+
+
+@pytest.mark.usefixtures("project_env")
 def test_registry_bytes_that_do_not_match_the_digest_are_refused(
     registry_standin: RegistryStandIn, compiled_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -501,7 +519,9 @@ def test_hostile_text_in_a_published_template_is_escaped(
         )
         assert status == 0, err
         assert_escaped(text)
-        assert f"  B  {ref}: registry {registry_standin.url}/rlhf-tuning/{published.digest}" in text
+        assert (
+            f"  B  {ref} = registry {registry_standin.url}/rlhf-tuning/{published.digest}" in text
+        )
 
 
 # --- malformed templates (the pure comparison and the loader) ---------------------------

@@ -55,8 +55,11 @@ def _aspect_text(change: InputChange) -> str:
 
 
 def _source_line(label: str, source: TemplateSource) -> str:
-    where = path(source.location) if source.origin == "compiled" else name(source.location, 1000)
-    line = f"  {label}  {name(source.ref)}: {source.origin} {where} ({name(source.digest)})"
+    if source.origin == "compiled":
+        where = f"compiled file {path(source.location)}"
+    else:
+        where = f"registry {name(source.location, 1000)}"
+    line = f"  {label}  {name(source.ref)} = {where} ({name(source.digest)})"
     if source.note:
         line += f"\n      note: {name(source.note, 1000)}"
     return line
