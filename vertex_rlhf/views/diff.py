@@ -56,10 +56,10 @@ def _aspect_text(change: InputChange) -> str:
 
 def _source_line(label: str, source: TemplateSource) -> str:
     if source.origin == "compiled":
-        where = f"compiled file {path(source.location)}"
-    else:
+        where = f"compiled file {path(source.location)} ({name(source.digest)})"
+    else:  # the digest URL names the digest
         where = f"registry {name(source.location, 1000)}"
-    line = f"  {label}  {name(source.ref)} = {where} ({name(source.digest)})"
+    line = f"  {label}  {name(source.ref)} = {where}"
     if source.note:
         line += f"\n      note: {name(source.note, 1000)}"
     return line
