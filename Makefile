@@ -18,7 +18,7 @@ LAST   ?=
 # User-set variables reach the shell only through $(call q,VAR): their raw text
 # ($(value), so make never expands $(...) in them) as one single-quoted word, which the
 # CLI reads. They are not exported to recipes either, which would expand them.
-USER_VARS := ENV OVERRIDES JOB JOB_ID JOBS LAST VERSION WAIT DRY_RUN YES IN OUT KIND ARGS CONFIG
+USER_VARS := ENV OVERRIDES JOB JOB_ID JOBS LAST VERSION WAIT DRY_RUN YES IN OUT KIND ARGS CONFIG A B JSON
 unexport $(USER_VARS)
 q  = '$(subst ','\'',$(value $(1)))'
 # A list variable as one argument, split by the CLI with shell quoting rules (a newline,
@@ -38,7 +38,7 @@ SUBMIT_FLAGS = $(if $(value VERSION),--version $(call q,VERSION)) \
 
 .DEFAULT_GOAL := help
 .PHONY: help setup compile check-compiled test test-no-orjson lint ci checks docs check steps validate-data \
-        convert-data bench-data plan doctor submit publish versions monitor metrics report compare runs cancel migrate-config clean
+        convert-data bench-data plan doctor submit publish versions monitor metrics report compare runs cancel migrate-config diff clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -124,6 +124,10 @@ publish: setup ## publish the compiled template to vertex_ai.template_registry o
 
 versions: setup ## list the published template versions and their tags
 	$(RLHF) versions $(call q,ENV) $(call qlist,OVERRIDES)
+
+diff: setup ## what changed between template versions A=... and B=... [ENV=...] [JSON=1]
+	@test -n $(call q,A) -a -n $(call q,B) || { echo "error[CONFIG_002]: set A= and B= (template versions, e.g. make diff A=1.1.1 B=1.2.0)" >&2; exit 12; }
+	$(RLHF) diff $(if $(filter command line environment,$(origin ENV)),--env $(call q,ENV)) $(call qflag,JSON,--json) -- $(call q,A) $(call q,B) $(if $(filter command line environment,$(origin ENV)),$(call qlist,OVERRIDES))
 
 monitor: setup ## follow run JOB=... to its end (Ctrl-C stops watching, never cancels)
 	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }

@@ -1,4 +1,5 @@
-"""``rlhf compile``, ``reference``, ``publish`` and ``versions``: the template's commands."""
+"""``rlhf compile``, ``reference``, ``publish``, ``versions`` and ``diff``: the template's
+commands."""
 
 from __future__ import annotations
 
@@ -48,6 +49,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     flags.api_timeout(p)
     p.set_defaults(func=run_versions)
 
+    p = sub.add_parser(
+        "diff",
+        help="what changed between two template versions (compiled, registry tag or digest)",
+    )
+    flags.common(p)
+    for arg in ("A", "B"):
+        p.add_argument(
+            arg.lower(),
+            metavar=arg,
+            type=values.template_version(arg),
+            help=f"{'first' if arg == 'A' else 'second'} version: {values.VERSION_FORMS}",
+        )
+    p.add_argument(
+        "--env",
+        type=values.environment_spec("--env"),
+        help="environment whose vertex_ai.template_registry holds published versions"
+        " (default: none, only compiled/)",
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotlist overrides (with --env)"
+    )
+    p.add_argument("--json", action="store_true", help="print the diff as JSON (rlhf-diff/1)")
+    flags.api_timeout(p)
+    p.set_defaults(func=run_diff)
+
 
 def run_compile(args: argparse.Namespace) -> int:
     """Compiles the pipeline into compiled/, or with --check, fails if it is stale."""
@@ -90,4 +116,25 @@ def run_versions(args: argparse.Namespace) -> int:
     found = templates.versions(flags.setting(args, ("vertex_ai",)))
     empty = f"(nothing published in {found.host}/{found.package})"
     print(listings.versions_table(found.versions, empty))
+    return 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """Prints what changed between template versions A and B."""
+    from vertex_rlhf.usecases import diff
+    from vertex_rlhf.views import diff as view
+
+    host = None
+    if args.env is None:
+        if args.overrides:
+            flags.check_flags(
+                [f"KEY=VALUE overrides ({name(args.overrides[0])} ...) need --env ENV"]
+            )
+        directory = flags.compiled_dir(args)
+    else:
+        setting = flags.setting(args, ("vertex_ai",))
+        directory = setting.compiled
+        host = setting.params.vertex_ai.template_registry or None
+    report = diff.diff(args.a, args.b, directory, host)
+    print(view.as_json(report) if args.json else view.render(report))
     return 0

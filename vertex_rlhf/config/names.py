@@ -119,9 +119,10 @@ def parse_job_name(name: str) -> tuple[str, str, str]:
 
 def tag_problem(tag: str, digest_ok: bool = False) -> str | None:
     """Why ``tag`` is not a version tag (or, with ``digest_ok``, a sha256 digest), or None."""
-    if digest_ok and DIGEST.match(tag):
+    # fullmatch: a pattern's ``$`` also matches before a final newline ("1.2.0\n").
+    if digest_ok and DIGEST.fullmatch(tag):
         return None
-    if TAG.match(tag) and ".." not in tag:
+    if TAG.fullmatch(tag) and ".." not in tag:
         return None
     also = " or sha256: and 64 hex digits" if digest_ok else ""
     return f"version {tag!r} is not a tag ({TAG_FORM}){also}"

@@ -17,6 +17,7 @@ import os
 import shlex
 import stat
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from vertex_rlhf.errors import ConfigError
@@ -124,6 +125,49 @@ def environment_spec(what: str) -> Callable[[str], str]:
                 [f"{what} {text!r}: is {kind}, not a parameter file; give a .yaml file"]
             )
         return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class TemplateVersion:
+    """A template version a user named: a tag (``1.2.0``, ``1.2.0-notify``, ``latest``) or
+    a digest (``sha256:`` and 64 hex digits), checked by ``names.tag_problem``.
+
+    Attributes:
+        text: the version, as typed (it passed the grammar, so it is never a path).
+    """
+
+    text: str
+
+    @property
+    def is_digest(self) -> bool:
+        """Whether it names content (``sha256:...``) rather than a tag."""
+        return self.text.startswith("sha256:")
+
+
+VERSION_FORMS = (
+    "a compiled or published version (1.2.0, 1.2.0-notify), a registry tag (latest)"
+    " or sha256: and 64 hex digits"
+)
+# The most characters of a refused version quoted back in its error.
+VERSION_QUOTED = 60
+
+
+def template_version(what: str) -> Callable[[str], TemplateVersion]:
+    """An argparse type: a template version, tag or digest (never a path, never a URL)."""
+    from vertex_rlhf.config import names
+
+    def parse(text: str) -> TemplateVersion:
+        problem = names.tag_problem(text, digest_ok=True)
+        if problem is None:
+            return TemplateVersion(text)
+        if len(text) > VERSION_QUOTED:  # quote a start of it, not a screenful
+            problem = (
+                f"version {text[:VERSION_QUOTED]!r}... ({len(text)} characters) is not a tag"
+                f" ({names.TAG_FORM}) or sha256: and 64 hex digits"
+            )
+        raise ConfigError([f"{what}: {problem}; e.g. 1.2.0, 1.2.0-notify or latest"])
 
     return parse
 
