@@ -80,7 +80,7 @@ def _available(directory: Path) -> str:
 
 def _not_a_file(path: Path, spec: str, directory: Path) -> ConfigError | None:
     """The error for a parameter-file path that exists but is not a regular file."""
-    from vertex_rlhf.config.values import path_kind
+    from vertex_rlhf.config.filekinds import path_kind
 
     kind = path_kind(path)
     if kind in (None, "a file"):

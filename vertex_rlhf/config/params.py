@@ -172,7 +172,7 @@ def read_parameter_text(path: Path) -> str:
         ConfigError: unreadable, larger than ``MAX_PARAMETER_FILE_BYTES``, or not UTF-8
             (naming the line and column).
     """
-    from vertex_rlhf.config.values import path_kind
+    from vertex_rlhf.config.filekinds import path_kind
 
     try:
         # O_NONBLOCK: a FIFO with no writer opens at once instead of waiting for one.

@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 import os
 import shlex
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vertex_rlhf.config.filekinds import path_kind
 from vertex_rlhf.errors import ConfigError
 
 YES = ("1", "true", "yes", "on")
@@ -196,31 +196,6 @@ def split_words(text: str, what: str) -> list[str]:
                 " e.g. OVERRIDES=\"training.instruction='Summarize briefly'\""
             ]
         ) from None
-
-
-def path_kind(path: Path) -> str | None:
-    """What is at ``path`` without opening it: "a file", "a directory", "a FIFO", ... or None."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:
-        return None
-    except OSError as error:
-        return f"unreadable ({error.strerror})"
-    if stat.S_ISREG(mode):
-        return "a file"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def regular_file_problem(path: Path, what: str) -> str | None:

@@ -18,8 +18,7 @@ from typing import Any
 import vertex_rlhf.original.layout as legacy
 from vertex_rlhf.cloud import monitor as _monitor
 from vertex_rlhf.cloud.vertex import VertexTarget
-from vertex_rlhf.config.environment import find_project_root
-from vertex_rlhf.config.params import MAX_EXACT_INTEGER, SECTIONS, RLHFParams, load_params
+from vertex_rlhf.config.params import MAX_EXACT_INTEGER, RLHFParams
 from vertex_rlhf.errors import ConfigError, PipelineError, RLHFError
 from vertex_rlhf.steps import TrainingSteps, calculate_training_steps
 from vertex_rlhf.template import signature
@@ -38,56 +37,6 @@ __all__ = [
     "TrainingSteps",
     "VertexAIClient",
 ]
-
-
-def load_config_file(
-    path: str | Path,
-    overrides: Sequence[str] = (),
-    sections: Sequence[str] = SECTIONS,
-    params_dir: str | Path | None = None,
-) -> tuple[RLHFParams, legacy.Migration | None]:
-    """Loads a parameter file (``params/<env>.yaml``) or an original-layout config file.
-
-    Args:
-        path: the file.
-        overrides: dotlist overrides.
-        sections: the sections to resolve and check.
-        params_dir: where ``base.yaml`` is; default: the parameter file's own folder, or
-            ``params`` for an original-layout file.
-
-    Returns:
-        The checked parameters, and the migration when the file is in the original layout.
-
-    Raises:
-        ConfigError: naming the file, line and key.
-    """
-    file = _config_file(path)
-    if legacy.reads_as_legacy(file):
-        return legacy.load(file, overrides, params_dir or find_project_root() / "params", sections)
-    if file.suffix not in (".yaml", ".yml"):
-        raise ConfigError([f"{file}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
-    return load_params(file.stem, overrides, params_dir or file.parent, sections), None
-
-
-def _config_file(config_path: str | Path) -> Path:
-    """The config file's path, if it is an existing regular file (never opened here).
-
-    Raises:
-        ConfigError: missing, or a directory, FIFO or device, saying which.
-    """
-    from vertex_rlhf.config import values
-
-    path = Path(config_path)
-    problem = values.regular_file_problem(path, "config file")
-    if problem:
-        looked = "" if path.is_absolute() else f" (looked at {path.absolute()})"
-        raise ConfigError(
-            [
-                f"{problem}{looked}; give a parameter file (e.g. params/dev.yaml) or a config"
-                " file in the original layout"
-            ]
-        )
-    return path
 
 
 class ConfigManager:
@@ -118,7 +67,7 @@ class ConfigManager:
             ConfigError: an invalid file, naming the file, line and key.
         """
         if self._params is None:
-            self._params, self.migration = load_config_file(self.config_path, self.overrides)
+            self._params, self.migration = legacy.load_config_file(self.config_path, self.overrides)
             # Runs made from these parameters are labelled with this file's environment.
             setattr(self._params, _ENV_ATTRIBUTE, self.env)
         return self._params

@@ -19,7 +19,6 @@ import vertex_rlhf.original.layout as legacy
 from vertex_rlhf.config.environment import find_project_root
 from vertex_rlhf.config.params import SECTIONS
 from vertex_rlhf.errors import DataError, RLHFError
-from vertex_rlhf.original.api import load_config_file
 from vertex_rlhf.usecases import datasets, parameters, runs
 from vertex_rlhf.usecases.setting import Setting, compiled_folder
 from vertex_rlhf.views import parameters as shown
@@ -39,7 +38,7 @@ def setting_of(
         ConfigError: naming the file, line and key.
     """
     path = Path(config_path)
-    params, migration = load_config_file(path, sections=sections)
+    params, migration = legacy.load_config_file(path, sections=sections)
     _note_migration(migration)
     if migration is None:
         env, root = path.stem, path.resolve().parent.parent

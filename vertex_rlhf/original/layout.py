@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from vertex_rlhf.config.environment import find_project_root
 from vertex_rlhf.config.params import SECTIONS, RLHFParams, load_params, read_parameter_text
 from vertex_rlhf.errors import ConfigError
 
@@ -362,3 +363,53 @@ def migrate(
     finally:
         os.unlink(scratch)
     return target, migration
+
+
+def load_config_file(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    sections: Sequence[str] = SECTIONS,
+    params_dir: str | Path | None = None,
+) -> tuple[RLHFParams, Migration | None]:
+    """Loads a parameter file (``params/<env>.yaml``) or an original-layout config file.
+
+    Args:
+        path: the file.
+        overrides: dotlist overrides.
+        sections: the sections to resolve and check.
+        params_dir: where ``base.yaml`` is; default: the parameter file's own folder, or
+            ``params`` for an original-layout file.
+
+    Returns:
+        The checked parameters, and the migration when the file is in the original layout.
+
+    Raises:
+        ConfigError: naming the file, line and key.
+    """
+    file = _config_file(path)
+    if reads_as_legacy(file):
+        return load(file, overrides, params_dir or find_project_root() / "params", sections)
+    if file.suffix not in (".yaml", ".yml"):
+        raise ConfigError([f"{file}: a parameter file is a .yaml file, e.g. params/dev.yaml"])
+    return load_params(file.stem, overrides, params_dir or file.parent, sections), None
+
+
+def _config_file(config_path: str | Path) -> Path:
+    """The config file's path, if it is an existing regular file (never opened here).
+
+    Raises:
+        ConfigError: missing, or a directory, FIFO or device, saying which.
+    """
+    from vertex_rlhf.config.values import regular_file_problem
+
+    path = Path(config_path)
+    problem = regular_file_problem(path, "config file")
+    if problem:
+        looked = "" if path.is_absolute() else f" (looked at {path.absolute()})"
+        raise ConfigError(
+            [
+                f"{problem}{looked}; give a parameter file (e.g. params/dev.yaml) or a config"
+                " file in the original layout"
+            ]
+        )
+    return path
