@@ -99,10 +99,11 @@ def transcript(
         out=out,
         unknown_limit=options.get("unknown_limit", 1800.0),
     )
-    seen: list[Any] = []
+    seen: list[str] = []
 
     def callback(status: Any) -> None:
-        seen.append(status)
+        # As the callback got it, when it got it.
+        seen.append(json.dumps(_plain(status), sort_keys=True))
         if options.get("outage"):
             vertex.fail_next(500, 429)
 
@@ -112,7 +113,7 @@ def transcript(
         "== lines",
         out.getvalue().rstrip("\n"),
         "== callbacks",
-        *(json.dumps(_plain(s), sort_keys=True) for s in seen),
+        *seen,
         "== last",
         json.dumps(_plain(last), sort_keys=True),
         "== report",
