@@ -25,6 +25,7 @@ from tests.standins.vertex import (
     timeline_validation_failure,
 )
 from vertex_rlhf.cloud import monitor
+from vertex_rlhf.cloud.status import JobStatus
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.original import api
 from vertex_rlhf.views import run_report
@@ -126,12 +127,13 @@ def transcript(
     return "\n".join(parts).replace(vertex.url, "<VERTEX>") + "\n"
 
 
-def _plain(status: Any) -> dict[str, Any]:
-    return dict(status)
+def _plain(status: JobStatus | dict[str, Any]) -> dict[str, Any]:
+    """The original API's dict: as the library's record gives it, or as that API got it."""
+    return status.as_dict() if isinstance(status, JobStatus) else status
 
 
-def _typed(status: Any) -> Any:
-    return status
+def _typed(status: JobStatus | dict[str, Any]) -> JobStatus:
+    return status if isinstance(status, JobStatus) else JobStatus.from_dict(status)
 
 
 @pytest.mark.parametrize("original", [False, True], ids=["library", "original-api"])

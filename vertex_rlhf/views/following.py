@@ -10,13 +10,15 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from vertex_rlhf.views import live, run_report
 from vertex_rlhf.views.text import path
 
+if TYPE_CHECKING:
+    from vertex_rlhf.cloud.status import JobStatus
+
 # What runs the watch: given where lines go and what to call on a change, the last status.
-Watcher = Callable[[TextIO, "Callable[[dict[str, Any]], None] | None"], dict]
+Watcher = Callable[[TextIO, "Callable[[JobStatus], None] | None"], "JobStatus"]
 
 
 def resume_hint(job: str, env: str, overrides: Sequence[str] = ()) -> str:
@@ -29,7 +31,7 @@ def resume_hint(job: str, env: str, overrides: Sequence[str] = ()) -> str:
 
 def show_watch(
     job: str, console_url: str, log: Path, watch: Watcher, resume: str, timeout: float | None
-) -> dict[str, Any] | None:
+) -> JobStatus | None:
     """Runs ``watch`` under a live view (a terminal) or plain lines, then prints the report.
 
     Ctrl-C stops watching (the run goes on) and prints how to resume.
@@ -37,6 +39,9 @@ def show_watch(
     Returns:
         The last status, or None when the user stopped watching.
     """
+    # rich and the monitor are imported by the commands that watch, not by the fast ones.
+    from vertex_rlhf.views import live, run_report
+
     print(f"Following {job}\n  console: {console_url}")
     try:
         with live.monitor_display(job, log) as display:
@@ -48,6 +53,6 @@ def show_watch(
         return None
     print(run_report.report(status))
     print(f"  metrics log: {path(log)}")
-    if status.get("timed_out"):
+    if status.timed_out:
         print(f"Stopped watching after {timeout or 0:.0f}s; resume with: {resume}", file=sys.stderr)
     return status
