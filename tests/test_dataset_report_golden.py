@@ -37,3 +37,18 @@ def test_every_golden_has_a_case_and_an_exit_status() -> None:
     written = {p.name for p in GOLDEN.glob("*.txt")} | {p.name for p in GOLDEN.glob("*.json")}
     expected = {f"{case}{suffix}" for case in CASES for suffix in (".txt", ".json")}
     assert written - {"cases.json", "exit_codes.json"} == expected == set(CODES)
+
+
+def test_the_record_gives_back_the_shipped_report_key_for_key(tmp_path: Path) -> None:
+    from vertex_rlhf.data.report import REPORT_KEYS, DatasetCheck
+    from vertex_rlhf.data.rules import new_dataset_report, validate_dataset_files
+
+    assert tuple(new_dataset_report("x", "prompt")) == REPORT_KEYS
+    bad = GOLDEN / "bad_preference.jsonl"
+    for shipped in (
+        validate_dataset_files(str(bad), "preference", 2),
+        validate_dataset_files(str(REPO / "samples" / "*prompt.jsonl"), "prompt"),
+    ):
+        check = DatasetCheck.from_report(shipped)
+        assert check.report() == shipped and list(check.report()) == list(shipped)
+        assert check.valid is (shipped["errors"] == 0)
