@@ -192,8 +192,8 @@ def measure(mode: str, path: str, out: str) -> dict[str, float]:
     elif mode == "validate+profile":
         from vertex_rlhf.data.report import check_dataset
 
-        report, _ = check_dataset(path, "preference")
-        assert not report["errors"], report["problems"]
+        check = check_dataset(path, "preference")
+        assert check.valid, check.problems
     elif mode == "validate, 1 process":  # what the forked reader is measured against
         from vertex_rlhf.data.files import validate
 

@@ -48,9 +48,9 @@ def test_profile_counts(tmp_path: Path) -> None:
             pref(long_prompt, a="y" * 400),
         ],
     )
-    report, profile = check_dataset(str(path), "preference")
-    summary = profile.summary()
-    assert report["errors"] == 0
+    check = check_dataset(str(path), "preference")
+    summary = check.profile
+    assert summary is not None and check.errors == 0
     assert summary["duplicate_prompts"] == 2
     assert summary["duplicate_pairs"] == 2
     assert summary["choice_balance"] == {"0": 4, "1": 1}
@@ -119,18 +119,18 @@ def test_gs_glob_over_shards(bucket: Any) -> None:
     for shard in range(4):
         upload(bucket, f"pref/part-{shard}.jsonl", b"".join(lines[shard * 40 : (shard + 1) * 40]))
     upload(bucket, "pref/README.txt", b"not data")
-    report, profile = check_dataset(f"gs://{bucket.name}/pref/*.jsonl", "preference")
-    assert report["errors"] == 0, report["problems"]
-    assert report["rows"] == 160 and profile.rows == 160
-    assert [name for name, _ in report["files"]] == [
+    check = check_dataset(f"gs://{bucket.name}/pref/*.jsonl", "preference")
+    assert check.errors == 0, check.problems
+    assert check.rows == 160 and check.profile is not None and check.profile["rows"] == 160
+    assert [name for name, _ in check.files] == [
         f"gs://{bucket.name}/pref/part-{i}.jsonl" for i in range(4)
     ]
 
 
 def test_gs_bad_row_names_the_object_and_line(bucket: Any) -> None:
     path = upload(bucket, "p.jsonl", (pref("a") + "\n" + '{"input_text": ""}\n').encode())
-    report, _ = check_dataset(path, "prompt")
-    assert report["problems"] == [f"{path}:2: input_text: must not be empty or only whitespace"]
+    check = check_dataset(path, "prompt")
+    assert check.problems == (f"{path}:2: input_text: must not be empty or only whitespace",)
 
 
 def test_gs_missing_bucket_and_object(
@@ -139,8 +139,8 @@ def test_gs_missing_bucket_and_object(
     missing = f"gs://no-such-bucket-{uuid.uuid4().hex[:8]}/x.jsonl"
     assert cli.main(["validate-data", "--path", missing, "--kind", "prompt"]) == 15
     assert "does not exist or is not readable" in capsys.readouterr().err
-    report, _ = check_dataset(f"gs://{bucket.name}/nothing-*.jsonl", "prompt")
-    assert "matches no files" in report["problems"][0]
+    check = check_dataset(f"gs://{bucket.name}/nothing-*.jsonl", "prompt")
+    assert "matches no files" in check.problems[0]
 
 
 def seed_rows(n: int) -> list[str]:
@@ -233,8 +233,8 @@ def test_convert_gs_to_gs_and_an_interrupted_upload(bucket: Any) -> None:
     source = upload(bucket, "raw/in.jsonl", "\n".join(seed_rows(50)).encode() + b"\n")
     target = f"gs://{bucket.name}/vertex/out.jsonl"
     convert(source, target, "preference", seed=3)
-    report, _ = check_dataset(target, "preference")
-    assert report["errors"] == 0 and report["rows"] == 50
+    check = check_dataset(target, "preference")
+    assert check.errors == 0 and check.rows == 50
     bad = upload(
         bucket, "raw/bad.jsonl", ("\n".join(seed_rows(40)) + '\n{"prompt": "x"}\n').encode()
     )

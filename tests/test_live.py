@@ -6,6 +6,7 @@ stand-in; the view and the bars are also rendered in-process on rich's recording
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import io
@@ -24,7 +25,6 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rich.console import Console
@@ -33,6 +33,7 @@ from rich.progress import Progress
 from tests.conftest import REPO, SAMPLES, TEST_PROJECT, before_each_piece
 from tests.standins.vertex import VertexStandIn, scale, timeline_success
 from vertex_rlhf.cloud import monitor
+from vertex_rlhf.cloud.status import JobStatus
 from vertex_rlhf.data import convert as convert_module
 from vertex_rlhf.data import files
 from vertex_rlhf.data.progress import REPORT_EVERY, counted
@@ -292,7 +293,7 @@ def test_bars_only_for_inputs_above_the_threshold() -> None:
     assert task.fields["rows"] == 35
 
 
-def status_at(seconds: float) -> dict[str, Any]:
+def status_at(seconds: float) -> JobStatus:
     """The stand-in's job, ``seconds`` into a one-hour run, as the monitor summarizes it."""
     from google.cloud.aiplatform_v1 import PipelineJob
 
@@ -303,8 +304,7 @@ def status_at(seconds: float) -> dict[str, Any]:
     resource = PipelineJob.from_json(json.dumps(vertex.view(vertex.jobs[JOB])))
     now = monitor._time(vertex.stamp(seconds))
     status = monitor.job_status(PipelineJob.to_dict(resource, use_integers_for_enums=False), now)
-    status["console_url"] = "https://console.example/run"
-    return status
+    return dataclasses.replace(status, console_url="https://console.example/run")
 
 
 def render(view: live.MonitorView) -> str:

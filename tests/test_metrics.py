@@ -233,7 +233,7 @@ def test_monitor_picks_new_points_up_as_they_appear(
         on_poll=metrics.MetricsFollower(log, out=out),
     )
     status = watch.monitor_job_with_updates(job)
-    assert status["state"] == "SUCCEEDED"
+    assert status.state == "SUCCEEDED"
     records = metric_records(log)
     assert series_in(records, "reward_model", "rank_loss") == RANK_LOSS
     assert series_in(records, "reinforcement_learning", "reward") == REWARD
@@ -268,7 +268,7 @@ def test_the_monitor_keeps_going_when_the_event_files_cannot_be_read(
         out=out,
         on_poll=follower,
     )
-    assert watch.monitor_job_with_updates(f"{PARENT}/j")["state"] == "SUCCEEDED"
+    assert watch.monitor_job_with_updates(f"{PARENT}/j").state == "SUCCEEDED"
     assert out.getvalue().count("metrics: cannot read the event files yet") == 1
 
 

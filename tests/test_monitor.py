@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,6 +24,7 @@ from tests.standins.vertex import (
 )
 from vertex_rlhf import cli
 from vertex_rlhf.cloud import monitor
+from vertex_rlhf.cloud.status import JobStatus
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.errors import DataError, TrainingError
 from vertex_rlhf.views import run_report
@@ -47,15 +47,15 @@ def test_one_hour_run_polls_gently_and_reports_success(
 ) -> None:
     vertex = vertex_on_fake_clock
     vertex.add_job(JOB, timeline_success(3600.0), labels={"pipeline": "rlhf-tuning"})
-    seen: list[dict[str, Any]] = []
+    seen: list[JobStatus] = []
     watch = watcher(vertex, clock, tmp_path / "metrics.jsonl")
     status = watch.monitor_job_with_updates("rlhf-tuning-dev-1", callback=seen.append)
 
-    assert status["state"] == "SUCCEEDED" and status["progress"] == 100
-    assert all(set(s) >= STATUS_KEYS for s in seen)
-    assert [s["progress"] for s in seen] == sorted(s["progress"] for s in seen)
-    assert seen[0]["state"] == "PENDING"
-    assert {s["stages"]["reward model"] for s in seen} >= {"pending", "running", "succeeded"}
+    assert status.state == "SUCCEEDED" and status.progress == 100
+    assert all(set(s.as_dict()) >= STATUS_KEYS for s in seen)
+    assert [s.progress for s in seen] == sorted(s.progress for s in seen)
+    assert seen[0].state == "PENDING"
+    assert {s.stages["reward model"] for s in seen} >= {"pending", "running", "succeeded"}
 
     polls = [r["at"] for r in vertex.calls("GET")]
     gaps = [b - a for a, b in itertools.pairwise(polls)]
@@ -106,7 +106,7 @@ def test_survives_429_and_503_bursts_and_dropped_connections(
     vertex.fail_next(2, 0)  # connection closed without a response
     watch = watcher(vertex, clock)
     status = watch.monitor_job_with_updates(JOB)
-    assert status["state"] == "SUCCEEDED"
+    assert status.state == "SUCCEEDED"
     output = watch.out.getvalue()  # type: ignore[attr-defined]
     assert output.count("API error (TooManyRequests)") == 3
     assert output.count("API error (ServiceUnavailable)") == 2
@@ -121,9 +121,9 @@ def test_failed_run_names_the_failing_task_and_its_error(
     message = "The replica workerpool0-0 ran out of memory (OOM killed)."
     vertex_on_fake_clock.add_job(JOB, timeline_training_failure(message))
     status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(JOB)
-    assert status["state"] == "FAILED"
-    assert status["failed_task"] == "reward-model-trainer"  # the leaf, not its graph
-    assert status["error"] == message
+    assert status.state == "FAILED"
+    assert status.failed_task == "reward-model-trainer"  # the leaf, not its graph
+    assert status.error == message
     report = run_report.report(status)
     assert "failed task: reward-model-trainer (reward model)" in report
     assert f"error: {message}" in report
@@ -139,7 +139,7 @@ def test_failed_validation_is_a_data_error(
     message = 'gs://b/pref.jsonl:17: choice: must be the integer 0 or 1, got string "1"'
     vertex_on_fake_clock.add_job(JOB, timeline_validation_failure(message))
     status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(JOB)
-    assert (status["failed_task"], status["failed_stage"]) == ("validate-dataset", "validation")
+    assert (status.failed_task, status.failed_stage) == ("validate-dataset", "validation")
     error = monitor.final_error(status)
     assert isinstance(error, DataError) and message in error.render()
 
@@ -149,12 +149,12 @@ def test_cancelled_run(vertex_on_fake_clock: VertexStandIn, clock: FakeClock) ->
     vertex.add_job(JOB, timeline_long_running())
     target = VertexTarget(TEST_PROJECT, "us-central1", vertex.url)
 
-    def cancel_once(status: dict[str, Any]) -> None:
-        if status["state"] == "RUNNING":
+    def cancel_once(status: JobStatus) -> None:
+        if status.state == "RUNNING":
             monitor.cancel(target, JOB)
 
     status = watcher(vertex, clock).monitor_job_with_updates(JOB, callback=cancel_once)
-    assert status["state"] == "CANCELLED"
+    assert status.state == "CANCELLED"
     assert len(vertex.calls("POST", ":cancel")) == 1
     error = monitor.final_error(status)
     assert isinstance(error, TrainingError) and "ended CANCELLED" in error.message
@@ -165,7 +165,7 @@ def test_timeout_stops_watching_not_the_job(
 ) -> None:
     vertex_on_fake_clock.add_job(JOB, timeline_long_running())
     status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(JOB, timeout=600)
-    assert status["timed_out"] and status["state"] == "RUNNING"
+    assert status.timed_out and status.state == "RUNNING"
     assert 600 <= clock.t <= 660
     assert vertex_on_fake_clock.calls("POST") == []
 
@@ -217,11 +217,11 @@ def test_job_status_maps_nested_tasks_to_stages() -> None:
         },
     }
     status = monitor.job_status(job)
-    stages = {t["name"]: t["stage"] for t in status["tasks"]}
+    stages = {t.name: t.stage for t in status.tasks}
     assert stages["private-text-importer"] == "reinforcement learning"
     assert stages["rlhf-train-template"] is None
-    assert status["stages"]["reinforcement learning"] == "running"
-    assert status["progress"] == 5 + 40 + 45 // 2
+    assert status.stages["reinforcement learning"] == "running"
+    assert status.progress == 5 + 40 + 45 // 2
 
 
 @pytest.mark.usefixtures("project_env")

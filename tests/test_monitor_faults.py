@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import REPO, TEST_PROJECT, FakeClock
 from tests.standins.vertex import Step, VertexStandIn, timeline_long_running, timeline_success
 from vertex_rlhf.cloud import monitor
+from vertex_rlhf.cloud.status import JobStatus
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.errors import AuthError, ConfigError, NetworkError, PipelineError
 from vertex_rlhf.views import run_report
@@ -53,12 +54,12 @@ def test_timeout_bounds_the_watch_when_calls_start_failing(
     watch = watcher(vertex, clock)
     seen = []
 
-    def outage(status: dict[str, object]) -> None:
+    def outage(status: JobStatus) -> None:
         seen.append(status)
         vertex.fail_next(500, 429)
 
     status = watch.monitor_job_with_updates(JOB, timeout=3600, callback=outage)
-    assert status["timed_out"] and status["state"] == "RUNNING"  # the last state read
+    assert status.timed_out and status.state == "RUNNING"  # the last state read
     assert 3600 <= clock.t <= 3660 and len(seen) == 1
 
 
@@ -71,7 +72,7 @@ def test_hung_calls_are_timeouts_and_retried(
     vertex.fail_next(2, -1)
     watch = watcher(vertex, clock, call_timeout=0.2)
     started = time.monotonic()
-    assert watch.monitor_job_with_updates(JOB)["state"] == "SUCCEEDED"
+    assert watch.monitor_job_with_updates(JOB).state == "SUCCEEDED"
     assert output(watch).count("API error") == 2
     assert time.monotonic() - started < 30
 
@@ -84,7 +85,7 @@ def test_a_single_404_or_403_is_retried(
     vertex.add_job(JOB, timeline_success(600.0))
     vertex.fail_next(2, status_code)
     watch = watcher(vertex, clock)
-    assert watch.monitor_job_with_updates(JOB)["state"] == "SUCCEEDED"
+    assert watch.monitor_job_with_updates(JOB).state == "SUCCEEDED"
     assert output(watch).count("API error") == 2
 
 
@@ -116,7 +117,7 @@ def test_an_unknown_state_is_shown_and_bounded(
     watch = watcher(vertex, clock, unknown_limit=1800)
     status = watch.monitor_job_with_updates(JOB)
     shown = "UNKNOWN(42)" if state == 42 else "UNSPECIFIED"
-    assert status["state"] == shown and status["unknown_state"]
+    assert status.state == shown and status.unknown_state
     assert 1800 <= clock.t <= 1900
     assert f"state {shown} is unknown to this client" in output(watch)
     assert "UNKNOWN(77)" in run_report.report(status)
@@ -130,7 +131,7 @@ def test_an_unknown_state_that_ended_ends_the_watch(
     vertex = vertex_on_fake_clock
     vertex.add_job(JOB, [Step(0, "PIPELINE_STATE_RUNNING"), Step(300, 12, {}, ended=True)])
     status = watcher(vertex, clock).monitor_job_with_updates(JOB)
-    assert status["state"] == "UNKNOWN(12)" and status["ended"]
+    assert status.state == "UNKNOWN(12)" and status.ended
     assert clock.t < 400
     assert "ended in state UNKNOWN(12)" in str(monitor.final_error(status))
 

@@ -26,6 +26,7 @@ from tests.standins.registry import RegistryStandIn
 from tests.standins.vertex import Step, VertexStandIn, timeline_success
 from vertex_rlhf import cli
 from vertex_rlhf.cloud import monitor
+from vertex_rlhf.cloud.status import JobStatus
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.views import live
 
@@ -220,12 +221,12 @@ def test_monitor_in_a_pipe_shows_server_text_escaped(
     assert_safe(logged[:MAX_OUTPUT])
 
 
-def live_screen(status: dict[str, object]) -> tuple[str, str]:
+def live_screen(status: JobStatus) -> tuple[str, str]:
     """The live view drawn once on a terminal: (what the terminal got, the text it shows)."""
     stream = io.StringIO()
     console = Console(file=stream, force_terminal=True, record=True, width=400)
     view = live.MonitorView(f"{PARENT}/rlhf-tuning-dev-x", None)
-    view.update(status)  # type: ignore[arg-type]
+    view.update(status)
     console.print(view)
     return stream.getvalue(), console.export_text()
 

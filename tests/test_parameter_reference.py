@@ -13,6 +13,7 @@ from tests.conftest import REPO
 from vertex_rlhf import cli
 from vertex_rlhf.config import catalog, params
 from vertex_rlhf.template import reference, signature
+from vertex_rlhf.views import reference as views_reference
 
 DOC = REPO / "docs" / "parameters.md"
 
@@ -26,9 +27,10 @@ def schema_keys() -> list[str]:
 
 
 def render() -> str:
-    return reference.render(
+    rows = reference.rows(
         signature.current_template_path(REPO / "compiled"), REPO / "params" / "base.yaml"
     )
+    return views_reference.render(rows, legacy.NOTES)
 
 
 def test_the_committed_reference_is_up_to_date() -> None:

@@ -143,10 +143,10 @@ def test_the_body_failure_is_named_even_when_the_notification_failed_too(
     errors = {NOTIFY: "permission denied sending mail", "validate-dataset": "row 3: choice"}
     vertex_on_fake_clock.add_job(JOB, _ended(tasks, errors))
     status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(JOB)
-    assert status["failed_task"] == "validate-dataset"
-    assert status["failed_stage"] == "validation"
+    assert status.failed_task == "validate-dataset"
+    assert status.failed_stage == "validation"
     assert isinstance(monitor.final_error(status), DataError)
-    assert status["stages"]["validation"] == "failed"
+    assert status.stages["validation"] == "failed"
 
 
 def test_a_notification_only_failure_says_the_run_itself_did_not_fail(
@@ -156,8 +156,8 @@ def test_a_notification_only_failure_says_the_run_itself_did_not_fail(
     done[NOTIFY] = "FAILED"
     vertex_on_fake_clock.add_job(JOB, _ended(done, {NOTIFY: "invalid recipient"}))
     status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(JOB)
-    assert status["failed_task"] == NOTIFY
-    assert set(status["stages"].values()) == {"succeeded"}  # no stage of the work failed
+    assert status.failed_task == NOTIFY
+    assert set(status.stages.values()) == {"succeeded"}  # no stage of the work failed
     error = monitor.final_error(status)
     assert error is not None and "only the e-mail notification" in error.render()
     report = run_report.report(status)

@@ -96,8 +96,8 @@ def run_validate_data(args: argparse.Namespace) -> int:
             result = datasets.validate_environment(setting, args.max_reported, profile, progress)
     else:
         raise ConfigError(["name an environment (validate-data dev) or --path PATH --kind KIND"])
-    print(json.dumps(result, indent=2) if args.json else dataset_view.render(result))
-    if not result["valid"]:
+    print(json.dumps(result.as_dict(), indent=2) if args.json else dataset_view.render(result))
+    if not result.valid:
         raise DataError("invalid rows found (listed above)", hint="correct or remove them")
     return 0
 

@@ -123,7 +123,7 @@ def follow(target: VertexTarget, job: str, args: argparse.Namespace) -> int:
     )
     if status is None:
         return 130
-    error = None if status.get("timed_out") else monitor.final_error(status)
+    error = None if status.timed_out else monitor.final_error(status)
     if error:
         raise error
     return 0

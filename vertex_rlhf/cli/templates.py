@@ -90,10 +90,11 @@ def run_compile(args: argparse.Namespace) -> int:
 
 def run_reference(args: argparse.Namespace) -> int:
     """Writes the parameter reference from the schema, or with --check, fails if stale."""
+    from vertex_rlhf.views.reference import render
+
     output = Path(args.output)
-    changed = templates.write_reference(
-        flags.compiled_dir(args), params_folder(args.params_dir), output, args.check
-    )
+    found = templates.reference(flags.compiled_dir(args), params_folder(args.params_dir))
+    changed = templates.write_reference(render(found.rows, found.notes), output, args.check)
     if args.check:
         print(f"{path(output)} is up to date with the schema")
     else:

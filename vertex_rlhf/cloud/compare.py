@@ -55,7 +55,7 @@ def _time(value: str | None) -> datetime | None:
 
 def _stage_seconds(job: dict[str, Any], now: datetime) -> dict[str, float | None]:
     """Each stage's wall time: its first task's start to its last task's end."""
-    stages = {t["name"]: t["stage"] for t in job_status(job, now)["tasks"]}
+    stages = {t.name: t.stage for t in job_status(job, now).tasks}
     spans: dict[str, list[datetime]] = {}
     for detail in job.get("job_detail", {}).get("task_details", []):
         stage = stages.get(detail.get("task_name", ""))
@@ -99,7 +99,7 @@ def run_facts(
     return RunFacts(
         name=job.get("name", ""),
         job_id=job.get("name", "").rsplit("/", 1)[-1],
-        state=status["state"],
+        state=status.state,
         created=job.get("create_time", ""),
         version=labels.get("pipeline-version")
         or (job.get("template_metadata") or {}).get("version", "")
@@ -110,7 +110,7 @@ def run_facts(
         rows=rows,
         steps=steps,
         stage_seconds=_stage_seconds(job, now),
-        total_seconds=status["elapsed_seconds"],
+        total_seconds=status.elapsed_seconds,
         summaries=metrics.summarize(points),
         points=points,
     )
@@ -149,12 +149,12 @@ def last_runs(target: VertexTarget, pipeline: str, env: str, count: int) -> list
     if not 1 <= count <= MAX_RUNS:
         raise ConfigError([f"LAST={count}: compare between 1 and {MAX_RUNS} runs"])
     label = sanitize_label(env)
-    runs = [r for r in list_runs(target, pipeline, 100) if r["environment"] == label]
+    runs = [r for r in list_runs(target, pipeline, 100) if r.environment == label]
     if not runs:
         raise ConfigError(
             [f"no runs of {pipeline} with environment={env} in {target.parent}"],
         )
-    return [f"{target.parent}/pipelineJobs/{r['job_id']}" for r in runs[:count]]
+    return [f"{target.parent}/pipelineJobs/{r.job_id}" for r in runs[:count]]
 
 
 def gather(default: VertexTarget, names: list[str]) -> list[RunFacts]:

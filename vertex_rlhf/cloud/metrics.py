@@ -110,7 +110,7 @@ def metric_sources(job: dict[str, Any]) -> tuple[list[MetricSource], list[str]]:
     Returns:
         The sources in stage order, and warnings about artifacts that were skipped.
     """
-    stages = {t["name"]: t["stage"] for t in job_status(job)["tasks"]}
+    stages = {t.name: t.stage for t in job_status(job).tasks}
     sources, warnings = [], []
     for detail in job.get("job_detail", {}).get("task_details", []):
         name = detail.get("task_name", "")

@@ -1,8 +1,9 @@
 """Follow a pipeline job: status, progress, a final report, and a JSONL metrics log.
 
 ``job_status`` is a pure function over the job resource (as ``PipelineJob.to_dict``
-gives it); ``PipelineMonitor`` polls with a backoff, survives transient API errors and
-calls back on every change. ``views.run_report`` draws the report people read.
+gives it) to a ``JobStatus`` record (``cloud.status``); ``PipelineMonitor`` polls with a
+backoff, survives transient API errors and calls back on every change.
+``views.run_report`` draws the report people read.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 from vertex_rlhf.cloud import calls
+from vertex_rlhf.cloud.status import JobStatus, RunRow, TaskStatus
 from vertex_rlhf.cloud.vertex import VertexTarget, pipeline_service, read_retry
 from vertex_rlhf.data.writes import append_lines
 from vertex_rlhf.errors import DataError, PipelineError, RLHFError, TrainingError
@@ -102,7 +105,7 @@ def _stage_state(states: list[str]) -> str:
     return "cancelled" if "CANCELLED" in states else "pending"
 
 
-def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+def job_status(job: dict[str, Any], now: datetime | None = None) -> JobStatus:
     """Summarizes a job resource for people and callbacks.
 
     Args:
@@ -110,16 +113,17 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
         now: the current time, for the elapsed time of a running job.
 
     Returns:
-        ``job_id``, ``state`` (SUCCEEDED, RUNNING, ...), ``progress`` (percent),
-        ``stages`` (stage -> state), ``tasks`` (name, stage, state, seconds, error),
-        ``failed_task``, ``error``, ``elapsed_seconds``, ``outputs``, ``task_outputs``.
+        The status: state, progress, stages, tasks, the failed task and error, the
+        elapsed time and outputs (``cloud.status.JobStatus``).
     """
     now = now or datetime.now(timezone.utc)
     state = _short(job.get("state", ""))
     details = job.get("job_detail", {}).get("task_details", [])
     by_id = {t.get("task_id", ""): t for t in details}
     children = {t.get("parent_task_id") for t in details}
-    tasks, task_outputs, outputs = [], {}, {}
+    tasks: list[TaskStatus] = []
+    task_outputs: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, Any] = {}
     stage_states: dict[str, list[str]] = {name: [] for name, _ in STAGES}
     for detail in details:
         name = detail.get("task_name", "")
@@ -135,16 +139,16 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
             if produced.get(key):
                 outputs[key] = produced[key]
         tasks.append(
-            {
-                "name": name,
-                "stage": stage,
-                "state": task_state,
-                "seconds": None
+            TaskStatus(
+                name=name,
+                stage=stage,
+                state=task_state,
+                seconds=None
                 if task_state in NEVER_RAN
                 else _seconds(detail.get("start_time"), detail.get("end_time"), now),
-                "error": (detail.get("error") or {}).get("message", ""),
-                "leaf": detail.get("task_id") not in children,
-            }
+                error=(detail.get("error") or {}).get("message", ""),
+                leaf=detail.get("task_id") not in children,
+            )
         )
     stages = {name: _stage_state(stage_states[name]) for name, _ in STAGES}
     if state in TERMINAL:
@@ -156,32 +160,32 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> dict[str, An
         progress = int(sum(weight * done.get(stages[name], 0.0) for name, weight in STAGES))
     # The body's own failure first: the notification runs (and may fail) after it.
     failed = sorted(
-        (t for t in tasks if t["state"] == "FAILED"),
-        key=lambda t: (t["stage"] == NOTIFICATION, not t["leaf"]),
+        (t for t in tasks if t.state == "FAILED"),
+        key=lambda t: (t.stage == NOTIFICATION, not t.leaf),
     )
     job_error = (job.get("error") or {}).get("message", "")
-    return {
-        "job_id": job.get("name", ""),
-        "state": state,
-        "progress": progress,
-        "stages": stages,
-        "tasks": tasks,
-        "failed_task": failed[0]["name"] if failed else None,
-        "failed_stage": failed[0]["stage"] if failed else None,
-        "error": (failed[0]["error"] if failed and failed[0]["error"] else job_error) or None,
-        "elapsed_seconds": _seconds(
+    return JobStatus(
+        job_id=job.get("name", ""),
+        state=state,
+        progress=progress,
+        stages=stages,
+        tasks=tuple(tasks),
+        failed_task=failed[0].name if failed else None,
+        failed_stage=failed[0].stage if failed else None,
+        error=(failed[0].error if failed and failed[0].error else job_error) or None,
+        elapsed_seconds=_seconds(
             job.get("start_time") or job.get("create_time"), job.get("end_time"), now
         ),
-        "outputs": outputs,
-        "task_outputs": task_outputs,
-        "ended": bool(job.get("end_time")),
-    }
+        outputs=outputs,
+        task_outputs=task_outputs,
+        ended=bool(job.get("end_time")),
+    )
 
 
-def failure_hint(status: dict[str, Any]) -> str:
+def failure_hint(status: JobStatus) -> str:
     """Suggests a fix for a failed run, from the failing task and its message."""
-    error = (status.get("error") or "").lower()
-    if status.get("failed_stage") == VALIDATION:
+    error = (status.error or "").lower()
+    if status.failed_stage == VALIDATION:
         return "fix the dataset rows the error lists (`make validate-data` shows them all)"
     if "out of memory" in error or "oom" in error or "resource_exhausted" in error:
         return (
@@ -193,30 +197,30 @@ def failure_hint(status: dict[str, Any]) -> str:
     return "open the failing task's logs from the console link"
 
 
-def final_error(status: dict[str, Any]) -> RLHFError | None:
+def final_error(status: JobStatus) -> RLHFError | None:
     """The coded error for a run that ended badly (one line; the report says the rest)."""
-    if status["state"] == "SUCCEEDED":
+    if status.state == "SUCCEEDED":
         return None
-    if status["state"] not in KNOWN_STATES:
-        ended = "ended" if status.get("ended") else "is"
+    if status.state not in KNOWN_STATES:
+        ended = "ended" if status.ended else "is"
         return PipelineError(
-            f"{outside_name(status['job_id'])} {ended} in state"
-            f" {outside_name(status['state'])}, which this client (google-cloud-aiplatform)"
+            f"{outside_name(status.job_id)} {ended} in state"
+            f" {outside_name(status.state)}, which this client (google-cloud-aiplatform)"
             " does not know",
             hint="look at the run in the console; upgrade google-cloud-aiplatform to follow it",
         )
-    where = f" at {outside_name(status['failed_task'])}" if status.get("failed_task") else ""
-    why = f": {outside(status['error'])}" if status.get("error") else ""
-    message = f"{outside_name(status['job_id'])} ended {outside_name(status['state'])}{where}{why}"
-    if status["state"] == "FAILED" and status.get("failed_stage") == NOTIFICATION:
+    where = f" at {outside_name(status.failed_task)}" if status.failed_task else ""
+    why = f": {outside(status.error)}" if status.error else ""
+    message = f"{outside_name(status.job_id)} ended {outside_name(status.state)}{where}{why}"
+    if status.state == "FAILED" and status.failed_stage == NOTIFICATION:
         return TrainingError(
             f"{message} (the run's own tasks did not fail: only the e-mail notification did)",
             hint="check training.notify_emails and the notification task's logs; the tuned"
             " model and outputs are as the report shows",
         )
-    if status["state"] == "FAILED" and status.get("failed_stage") == VALIDATION:
+    if status.state == "FAILED" and status.failed_stage == VALIDATION:
         return DataError(message, hint=failure_hint(status))
-    if status["state"] == "FAILED":
+    if status.state == "FAILED":
         return TrainingError(message, hint=failure_hint(status))
     return TrainingError(message, hint="resubmit with `make submit` when ready")
 
@@ -275,7 +279,7 @@ class PipelineMonitor:
         self._task_states: dict[str, str] = {}
         self.on_poll = on_poll
 
-    def get_status(self, job: str) -> dict[str, Any]:
+    def get_status(self, job: str) -> JobStatus:
         """Reads the job once (no retry) and summarizes it.
 
         Raises:
@@ -290,7 +294,7 @@ class PipelineMonitor:
                 raise
             raise calls.coded(error, f"read {name}") from None
 
-    def _read(self, name: str) -> dict[str, Any]:
+    def _read(self, name: str) -> JobStatus:
         """One read of the job, without retry; the answer must be about ``name``."""
         self.api_calls += 1
         resource = self.client.get_pipeline_job(
@@ -300,15 +304,14 @@ class PipelineMonitor:
         status = job_status(job, self.now())
         if self.on_poll:
             self.on_poll(job)
-        status["console_url"] = self.target.console_url(name)
-        return status
+        return replace(status, console_url=self.target.console_url(name))
 
     def monitor_job_with_updates(
         self,
         job_id: str,
         timeout: float | None = None,
-        callback: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
+        callback: Callable[[JobStatus], None] | None = None,
+    ) -> JobStatus:
         """Follows a job to its end, or until ``timeout`` seconds have passed.
 
         Transient API errors are retried with backoff, and "not found" or "permission
@@ -317,7 +320,7 @@ class PipelineMonitor:
         Args:
             job_id: a job id or full resource name.
             timeout: stop watching after this many seconds (the job keeps running).
-            callback: called with the status dict whenever something changed.
+            callback: called with the status whenever something changed.
 
         Returns:
             The last status; ``timed_out`` is True when the timeout ended the watch
@@ -336,7 +339,7 @@ class PipelineMonitor:
         interval, failures, refusals = self.min_interval, 0, 0
         only_unreachable = True
         last: tuple[Any, ...] | None = None
-        status: dict[str, Any] | None = None
+        status: JobStatus | None = None
         unknown_since: float | None = None
         while True:
             try:
@@ -359,10 +362,11 @@ class PipelineMonitor:
                     raise _never_read(error, name, self.clock() - started) from None
                 if deadline is not None and self.clock() >= deadline:
                     print(f"  API error ({type(error).__name__})", file=self.out)
-                    result = status or job_status({"name": name}, self.now())
-                    result["api_error"] = f"{type(error).__name__}: {error}"
-                    result["timed_out"] = True
-                    return result
+                    return replace(
+                        status or job_status({"name": name}, self.now()),
+                        api_error=f"{type(error).__name__}: {error}",
+                        timed_out=True,
+                    )
                 wait = min(self.max_interval, self.min_interval * 2 ** (failures - 1))
                 if deadline is not None:
                     wait = min(wait, deadline - self.clock())
@@ -373,7 +377,7 @@ class PipelineMonitor:
                 )
                 self.sleep(wait)
                 continue
-            fingerprint = (status["state"], tuple((t["name"], t["state"]) for t in status["tasks"]))
+            fingerprint = (status.state, tuple((t.name, t.state) for t in status.tasks))
             if fingerprint != last:
                 last, interval = fingerprint, self.min_interval
                 self._record(status)
@@ -382,67 +386,58 @@ class PipelineMonitor:
                     callback(status)
             else:
                 interval = min(self.max_interval, interval * 1.5)
-            known = status["state"] in KNOWN_STATES
-            if status["state"] in TERMINAL or (status["ended"] and not known):
+            known = status.state in KNOWN_STATES
+            if status.state in TERMINAL or (status.ended and not known):
                 return status
             if known:
                 unknown_since = None
             elif unknown_since is None:
                 unknown_since = self.clock()
                 print(
-                    f"  state {outside_name(status['state'])} is unknown to this client;"
+                    f"  state {outside_name(status.state)} is unknown to this client;"
                     f" watching it for at most {self.unknown_limit:.0f}s",
                     file=self.out,
                 )
             elif self.clock() - unknown_since >= self.unknown_limit:
-                status["unknown_state"] = True
-                return status
+                return replace(status, unknown_state=True)
             if deadline is not None and self.clock() >= deadline:
-                status["timed_out"] = True
-                return status
+                return replace(status, timed_out=True)
             left = None if deadline is None else max(0.0, deadline - self.clock())
             self.sleep(interval if left is None else min(interval, left))
 
-    def _progress_line(self, status: dict[str, Any]) -> str:
-        running = [
-            outside_name(t["name"])
-            for t in status["tasks"]
-            if t["state"] == "RUNNING" and t["leaf"]
-        ]
-        stage = next((n for n, s in status["stages"].items() if s == "running"), "")
+    def _progress_line(self, status: JobStatus) -> str:
+        running = [outside_name(t.name) for t in status.tasks if t.state == "RUNNING" and t.leaf]
+        stage = next((n for n, s in status.stages.items() if s == "running"), "")
         detail = f" {stage}: {', '.join(running)}" if running else (f" {stage}" if stage else "")
         return (
-            f"[{duration(status['elapsed_seconds'])}] {outside_name(status['state']):<10}"
-            f" {status['progress']:>3}%{detail}"
+            f"[{duration(status.elapsed_seconds)}] {outside_name(status.state):<10}"
+            f" {status.progress:>3}%{detail}"
         )
 
-    def _record(self, status: dict[str, Any]) -> None:
+    def _record(self, status: JobStatus) -> None:
         if self.metrics_log is None:
             return
         stamp = self.now().isoformat()
         records = []
-        for task in status["tasks"]:
-            if self._task_states.get(task["name"]) == task["state"]:
+        for task in status.tasks:
+            if self._task_states.get(task.name) == task.state:
                 continue
-            self._task_states[task["name"]] = task["state"]
+            self._task_states[task.name] = task.state
             # Names and texts from the server are bounded here as anywhere they are shown.
             metrics: dict[str, Any] = {
-                "task": outside_name(task["name"]),
-                "state": outside_name(task["state"]),
+                "task": outside_name(task.name),
+                "state": outside_name(task.state),
             }
-            if task["seconds"] is not None and task["state"] in TERMINAL:
-                metrics["duration_seconds"] = task["seconds"]
-            for key, value in status["task_outputs"].get(task["name"], {}).items():
+            if task.seconds is not None and task.state in TERMINAL:
+                metrics["duration_seconds"] = task.seconds
+            for key, value in status.task_outputs.get(task.name, {}).items():
                 shown = outside_name(value, 1000) if isinstance(value, str) else value
                 metrics[outside_name(key)] = shown
-            records.append({"stage": task["stage"] or "pipeline", "metrics": metrics})
+            records.append({"stage": task.stage or "pipeline", "metrics": metrics})
         records.append(
-            {
-                "stage": "pipeline",
-                "metrics": {"state": status["state"], "progress": status["progress"]},
-            }
+            {"stage": "pipeline", "metrics": {"state": status.state, "progress": status.progress}}
         )
-        lines = [{"timestamp": stamp, "job_id": status["job_id"], **r} for r in records]
+        lines = [{"timestamp": stamp, "job_id": status.job_id, **r} for r in records]
         # Whole lines, under the log's lock (metrics.sync may be writing it too).
         append_lines(self.metrics_log, [json.dumps(line, sort_keys=True) for line in lines])
 
@@ -464,7 +459,7 @@ def _refusal(error: BaseException) -> bool:
     )
 
 
-def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict[str, Any]]:
+def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[RunRow]:
     """The newest runs of a pipeline in the target, by the ``pipeline`` label.
 
     Pages are bounded (``calls.bounded_pages``), every job must carry a name in the
@@ -493,7 +488,7 @@ def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict
         what, pager.pages, lambda page: page.pipeline_jobs, limit, key=lambda job: job.name
     )
     prefix = f"{target.parent}/pipelineJobs/"
-    runs: dict[str, dict[str, Any]] = {}
+    runs: dict[str, RunRow] = {}
     for resource in listed:
         name = str(resource.name)
         if not name.startswith(prefix) or "/" in name[len(prefix) :] or name == prefix:
@@ -502,13 +497,13 @@ def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[dict
             continue
         job = calls.job_answer(resource, name, what)
         labels = job.get("labels") or {}
-        runs[name] = {
-            "job_id": name[len(prefix) :],
-            "state": _short(job.get("state", "")),
-            "version": labels.get("pipeline-version", "?"),
-            "environment": labels.get("environment", "?"),
-            "created": job.get("create_time", ""),
-        }
+        runs[name] = RunRow(
+            job_id=name[len(prefix) :],
+            state=_short(job.get("state", "")),
+            version=labels.get("pipeline-version", "?"),
+            environment=labels.get("environment", "?"),
+            created=job.get("create_time", ""),
+        )
         if len(runs) >= limit:
             break
     return list(runs.values())

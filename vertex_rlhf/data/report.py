@@ -1,10 +1,15 @@
 """``rlhf validate-data``: validate and profile datasets, and say what steps they give.
 
-The report people read is drawn by ``views.datasets``."""
+The shipped validator (``rules.py``, carried into the pipeline template) reports in a
+dict; at this boundary it becomes a ``DatasetCheck`` record, and an environment's checks
+an ``EnvironmentCheck``. Their ``as_dict`` is ``validate-data --json``'s output. The
+report people read is drawn by ``views.datasets``."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vertex_rlhf.data import files
@@ -20,6 +25,147 @@ from vertex_rlhf.steps import calculate_training_steps
 
 if TYPE_CHECKING:  # the config wing costs ~40 ms to import: validating one path needs none
     from vertex_rlhf.config.params import RLHFParams
+
+
+# The keys of the shipped validator's report, in its order (``rules.new_dataset_report``).
+REPORT_KEYS = (
+    "dataset",
+    "kind",
+    "files",
+    "rows",
+    "blank_lines",
+    "layout",
+    "errors",
+    "problems",
+    "max_reported",
+)
+
+
+@dataclass(frozen=True)
+class DatasetCheck:
+    """One dataset's verdict, from the shipped validator's report, and its profile.
+
+    Attributes:
+        path: the dataset as given (a file, glob or ``gs://`` path).
+        kind: ``preference``, ``prompt`` or ``eval``.
+        files: each file read, with its rows, in the order they are merged.
+        rows: rows in all the files.
+        blank_lines: blank lines skipped.
+        layout: the rows' layout (``text``, ``chat``, ``preference text``, ...); empty
+            when no row was read.
+        errors: problems found.
+        problems: the first ``max_reported`` problems, word for word (as in the files).
+        max_reported: how many problems are kept word for word.
+        profile: the profile (``Profile.summary``: plain data), or None without one.
+    """
+
+    path: str
+    kind: str
+    files: tuple[tuple[str, int], ...]
+    rows: int
+    blank_lines: int
+    layout: str
+    errors: int
+    problems: tuple[str, ...]
+    max_reported: int
+    profile: dict[str, Any] | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @classmethod
+    def from_report(
+        cls, report: Mapping[str, Any], profile: dict[str, Any] | None = None
+    ) -> DatasetCheck:
+        """The record of the shipped validator's report (``rules.py``'s dict)."""
+        return cls(
+            path=report["dataset"],
+            kind=report["kind"],
+            files=tuple((name, rows) for name, rows in report["files"]),
+            rows=report["rows"],
+            blank_lines=report["blank_lines"],
+            layout=report["layout"],
+            errors=report["errors"],
+            problems=tuple(report["problems"]),
+            max_reported=report["max_reported"],
+            profile=profile,
+        )
+
+    def report(self) -> dict[str, Any]:
+        """The shipped validator's report again, key for key (for ``rules.report_summary``
+        and ``--json``)."""
+        return {
+            "dataset": self.path,
+            "kind": self.kind,
+            "files": [[name, rows] for name, rows in self.files],
+            "rows": self.rows,
+            "blank_lines": self.blank_lines,
+            "layout": self.layout,
+            "errors": self.errors,
+            "problems": list(self.problems),
+            "max_reported": self.max_reported,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """``report`` and ``profile``, as ``validate-data --json`` gives each dataset."""
+        return {"report": self.report(), "profile": self.profile}
+
+
+@dataclass(frozen=True)
+class StepsCheck:
+    """The training steps the valid training data gives.
+
+    Attributes:
+        reward_model_steps, reinforcement_learning_steps: the steps (explicit ones win).
+        warnings: the guidance warnings of steps, check and submit (config/guidance.py).
+        text: the steps as ``make steps`` prints them.
+    """
+
+    reward_model_steps: int
+    reinforcement_learning_steps: int
+    warnings: tuple[str, ...]
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reward_model_steps": self.reward_model_steps,
+            "reinforcement_learning_steps": self.reinforcement_learning_steps,
+            "warnings": list(self.warnings),
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class EnvironmentCheck:
+    """The checks of an environment's datasets (or of one ``--path``: one dataset).
+
+    Attributes:
+        datasets: kind -> its check, in the order preference, prompt, eval.
+        eval_overlap: eval prompts also in the training data (None: not counted).
+        steps: the training steps (None: the training data is invalid, or one path).
+    """
+
+    datasets: dict[str, DatasetCheck] = field(default_factory=dict)
+    eval_overlap: int | None = None
+    steps: StepsCheck | None = None
+
+    @property
+    def valid(self) -> bool:
+        return all(check.valid for check in self.datasets.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """``validate-data --json``'s output: ``datasets``, ``valid``, then
+        ``eval_overlap`` and ``steps`` when known."""
+        found: dict[str, Any] = {
+            "datasets": {kind: check.as_dict() for kind, check in self.datasets.items()},
+            "valid": self.valid,
+        }
+        if self.eval_overlap is not None:
+            found["eval_overlap"] = self.eval_overlap
+        if self.steps is not None:
+            found["steps"] = self.steps.as_dict()
+        return found
 
 
 def model_layout(model: str) -> str:
@@ -108,8 +254,29 @@ def check_dataset(
     progress: ProgressSink | None = None,
     model: str = "",
     profile: bool = True,
-) -> tuple[dict[str, Any], Profile | None]:
+) -> DatasetCheck:
     """Validates and profiles one dataset; files are read concurrently into one profile.
+
+    Arguments as ``_check``'s.
+    """
+    report, found = _check(
+        path, kind, prompt_limit, target_limit, max_reported, training, progress, model, profile
+    )
+    return DatasetCheck.from_report(report, found.summary() if found else None)
+
+
+def _check(
+    path: str,
+    kind: str,
+    prompt_limit: int = 512,
+    target_limit: int = 64,
+    max_reported: int = 5,
+    training: tuple[SeenFilter, ...] = (),
+    progress: ProgressSink | None = None,
+    model: str = "",
+    profile: bool = True,
+) -> tuple[dict[str, Any], Profile | None]:
+    """Validates and profiles one dataset: the shipped validator's report and the profile.
 
     Args:
         path: a local or gs:// path or glob.
@@ -138,15 +305,15 @@ def check_environment(
     max_reported: int = 5,
     progress: ProgressSink | None = None,
     profile: bool = True,
-) -> dict[str, Any]:
+) -> EnvironmentCheck:
     """Validates and profiles the preference, prompt and eval datasets of an environment.
 
     ``progress`` is told each dataset's size and the bytes and rows read; without
     ``profile`` the datasets are only validated (no profile, no eval overlap).
 
     Returns:
-        ``datasets`` (kind -> report and profile), ``eval_overlap`` (eval prompts also
-        in training), ``steps`` (when the training data is valid) and ``valid``.
+        The checks of the datasets, the eval overlap (eval prompts also in training) and
+        the steps (when the training data is valid).
     """
     from vertex_rlhf.config.guidance import run_warnings
 
@@ -154,7 +321,7 @@ def check_environment(
     limits = (t.prompt_sequence_length, t.target_sequence_length)
     model = t.large_model_reference
     checked = {
-        kind: check_dataset(
+        kind: _check(
             path,
             kind,
             *limits,
@@ -167,7 +334,7 @@ def check_environment(
     }
     if d.eval_dataset:
         training = tuple(p.prompts for _, p in checked.values() if p is not None)
-        checked["eval"] = check_dataset(
+        checked["eval"] = _check(
             d.eval_dataset,
             "eval",
             *limits,
@@ -179,31 +346,28 @@ def check_environment(
         )
     if not model_layout(model):
         check_layouts_agree({kind: report for kind, (report, _) in checked.items()})
-    result: dict[str, Any] = {
-        "datasets": {
-            kind: {"report": report, "profile": found.summary() if found else None}
-            for kind, (report, found) in checked.items()
-        },
-        "valid": all(not report["errors"] for report, _ in checked.values()),
+    datasets = {
+        kind: DatasetCheck.from_report(report, found.summary() if found else None)
+        for kind, (report, found) in checked.items()
     }
     evaluated = checked.get("eval", (None, None))[1]
-    if evaluated is not None:
-        result["eval_overlap"] = evaluated.eval_overlap
-    (preference, _), (prompts, _) = checked["preference"], checked["prompt"]
-    if not preference["errors"] and not prompts["errors"]:
-        steps, _ = calculate_training_steps(
-            preference["rows"],
-            prompts["rows"],
-            t.reward_model_epochs,
-            t.reinforcement_learning_epochs,
-            t.reward_model_train_steps or 0,
-            t.reinforcement_learning_train_steps or 0,
-        )
-        result["steps"] = {
-            "reward_model_steps": steps.reward_model_steps,
-            "reinforcement_learning_steps": steps.reinforcement_learning_steps,
-            # The same warnings as steps, check and submit give (config/guidance.py).
-            "warnings": run_warnings(params, preference["rows"], prompts["rows"]),
-            "text": f"Optimal training steps: {steps}",
-        }
-    return result
+    overlap = evaluated.eval_overlap if evaluated is not None else None
+    preference, prompts = datasets["preference"], datasets["prompt"]
+    if not preference.valid or not prompts.valid:
+        return EnvironmentCheck(datasets, overlap)
+    steps, _ = calculate_training_steps(
+        preference.rows,
+        prompts.rows,
+        t.reward_model_epochs,
+        t.reinforcement_learning_epochs,
+        t.reward_model_train_steps or 0,
+        t.reinforcement_learning_train_steps or 0,
+    )
+    found = StepsCheck(
+        reward_model_steps=steps.reward_model_steps,
+        reinforcement_learning_steps=steps.reinforcement_learning_steps,
+        # The same warnings as steps, check and submit give (config/guidance.py).
+        warnings=tuple(run_warnings(params, preference.rows, prompts.rows)),
+        text=f"Optimal training steps: {steps}",
+    )
+    return EnvironmentCheck(datasets, overlap, found)

@@ -4,19 +4,22 @@
 
 Each class calls the same use cases (``vertex_rlhf.usecases``) as the ``rlhf`` CLI; domain problems
 raise the coded errors of ``vertex_rlhf.errors`` (``run_pipeline_job`` returns them in its
-result instead, as the description's examples expect).
+result instead, as the description's examples expect). A job's status is a typed record
+inside the library (``cloud.status.JobStatus``); this face hands it to its users as the
+dict the description documents (``JobStatus.as_dict``).
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import vertex_rlhf.original.layout as legacy
 from vertex_rlhf.cloud import monitor as _monitor
+from vertex_rlhf.cloud.status import JobStatus
 from vertex_rlhf.cloud.vertex import VertexTarget
 from vertex_rlhf.config.params import MAX_EXACT_INTEGER, RLHFParams
 from vertex_rlhf.errors import ConfigError, PipelineError, RLHFError
@@ -251,7 +254,8 @@ class VertexAIClient:
 
         Returns:
             ``success``, ``job_id`` (resource name), ``state``, ``error`` and ``error_code``
-            (None on success), ``console_url``, and ``status`` (the monitor's last status).
+            (None on success), ``console_url``, and ``status`` (the monitor's last status,
+            as ``PipelineMonitor.monitor_job_with_updates`` returns it).
         """
         ready = self._prepared.get(id(job))
         result: dict[str, Any] = {
@@ -277,8 +281,8 @@ class VertexAIClient:
                 return result
             watch = runs.Watch(None, self.poll_interval, timeout)
             status = runs.follow(self.target, name, watch)
-            result.update(status=status, state=status["state"])
-            if status.get("timed_out"):
+            result.update(status=status.as_dict(), state=status.state)
+            if status.timed_out:
                 result["success"] = True
                 return result
             error = _monitor.final_error(status)
@@ -295,19 +299,21 @@ class VertexAIClient:
         Args:
             job_id: a job id or ``projects/P/locations/L/pipelineJobs/ID``.
         """
-        return runs.job_status(self.target, job_id)
+        return runs.job_status(self.target, job_id).as_dict()
 
 
-class PipelineMonitor(_monitor.PipelineMonitor):
+class PipelineMonitor:
     """Follows a job with a callback on every change, as in the original description.
+
+    The watch is the library's (``cloud.monitor.PipelineMonitor``); its attributes
+    (``target``, ``out``, ``api_calls``, ...) read through. Statuses reach the user as
+    the description's dicts (``JobStatus.as_dict``).
 
     Args:
         client: a ``VertexAIClient`` (its project, region and endpoint) or a ``VertexTarget``.
         metrics_log: JSONL log of every change; a string or a ``Path``.
         **options: ``min_interval``, ``max_interval``, ``out``, ... of the library monitor.
     """
-
-    generate_monitoring_report = staticmethod(run_report.report)
 
     def __init__(
         self,
@@ -319,7 +325,14 @@ class PipelineMonitor(_monitor.PipelineMonitor):
         if isinstance(client, VertexAIClient):
             options.setdefault("min_interval", client.poll_interval)
             options.setdefault("max_interval", max(client.poll_interval, 60.0))
-        super().__init__(target, metrics_log=Path(metrics_log) if metrics_log else None, **options)
+        self.watch = _monitor.PipelineMonitor(
+            target, metrics_log=Path(metrics_log) if metrics_log else None, **options
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "watch":  # not set yet (a half-made or unpickled object)
+            raise AttributeError(name)
+        return getattr(self.watch, name)
 
     def monitor_job_with_updates(
         self,
@@ -330,9 +343,22 @@ class PipelineMonitor(_monitor.PipelineMonitor):
         """Follows ``job_id`` to its end (or ``timeout``), calling ``callback`` on changes.
 
         Returns:
-            The last status (``job_id``, ``state``, ``progress``, ``error``, ...).
+            The last status (``job_id``, ``state``, ``progress``, ``error``, ...; then
+            ``timed_out``, ``api_error``, ``unknown_state`` when they are facts).
         """
-        return super().monitor_job_with_updates(job_id, timeout=timeout, callback=callback)
+        told = None if callback is None else (lambda status: callback(status.as_dict()))
+        found = self.watch.monitor_job_with_updates(job_id, timeout=timeout, callback=told)
+        return found.as_dict()
+
+    def get_status(self, job: str) -> dict[str, Any]:
+        """Reads ``job`` once: its status as ``monitor_job_with_updates`` gives it."""
+        return self.watch.get_status(job).as_dict()
+
+    @staticmethod
+    def generate_monitoring_report(status: Mapping[str, Any] | JobStatus) -> str:
+        """The report of a status (a dict this class gave, or a library record)."""
+        typed = status if isinstance(status, JobStatus) else JobStatus.from_dict(status)
+        return run_report.report(typed)
 
 
 class HealthChecker:

@@ -125,7 +125,7 @@ def validate_config(config_path: str | Path) -> int:
     with live.read_progress() as progress:
         result = datasets.validate_environment(setting, progress=progress)
     print(dataset_view.render(result))
-    if not result["valid"]:
+    if not result.valid:
         raise DataError("invalid rows found (listed above)", hint="correct or remove them")
     return 0
 

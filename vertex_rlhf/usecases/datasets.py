@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vertex_rlhf.usecases.setting import Setting
 
 if TYPE_CHECKING:
     from vertex_rlhf.data.convert import ConversionStats
     from vertex_rlhf.data.progress import ProgressSink
+    from vertex_rlhf.data.report import EnvironmentCheck
 
 
 def validate_path(
@@ -19,25 +20,21 @@ def validate_path(
     max_reported: int = 5,
     profile: bool = True,
     progress: ProgressSink | None = None,
-) -> dict[str, Any]:
+) -> EnvironmentCheck:
     """Validates (and profiles) one file or glob, local or gs://.
 
     Returns:
-        ``datasets`` (kind -> ``report`` and ``profile``) and ``valid``.
+        The check of that one dataset (no steps, no eval overlap).
 
     Raises:
         DataError: it cannot be read whole. NetworkError, AuthError: gs:// unreachable.
     """
     from vertex_rlhf.data import report as data_report
 
-    report, found = data_report.check_dataset(
+    check = data_report.check_dataset(
         path, kind, max_reported=max_reported, progress=progress, model=model, profile=profile
     )
-    summary = found.summary() if found else None
-    return {
-        "datasets": {kind: {"report": report, "profile": summary}},
-        "valid": not report["errors"],
-    }
+    return data_report.EnvironmentCheck({kind: check})
 
 
 def validate_environment(
@@ -45,12 +42,12 @@ def validate_environment(
     max_reported: int = 5,
     profile: bool = True,
     progress: ProgressSink | None = None,
-) -> dict[str, Any]:
+) -> EnvironmentCheck:
     """Validates (and profiles) an environment's preference, prompt and eval datasets.
 
     Returns:
-        ``datasets``, ``eval_overlap``, ``steps`` (when the training data is valid) and
-        ``valid``.
+        The datasets' checks, the eval overlap, and the steps (when the training data is
+        valid).
     """
     from vertex_rlhf.data import report as data_report
 

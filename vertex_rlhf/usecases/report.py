@@ -26,6 +26,7 @@ from vertex_rlhf.usecases.setting import Setting
 
 if TYPE_CHECKING:
     from vertex_rlhf.cloud.metrics import MetricSummary, Point
+    from vertex_rlhf.cloud.status import JobStatus
 
 # How many eval rows the report shows, and the most bytes of the predictions it reads.
 SAMPLE_ROWS = 5
@@ -288,20 +289,20 @@ def report_of(
     details = (job.get("job_detail") or {}).get("task_details") or []
     begun = _time(job.get("start_time")) or _time(job.get("create_time"))
     tasks = []
-    for detail, task in zip(details, status["tasks"], strict=True):
+    for detail, task in zip(details, status.tasks, strict=True):
         start = _time(detail.get("start_time"))
         offset = (start - begun).total_seconds() if start and begun else None
-        if task["seconds"] is None:
+        if task.seconds is None:
             offset = None
-        if task["leaf"]:
+        if task.leaf:
             tasks.append(
                 TaskSpan(
-                    task["name"],
-                    task["stage"],
-                    task["state"],
+                    task.name,
+                    task.stage,
+                    task.state,
                     offset,
-                    task["seconds"],
-                    task["error"],
+                    task.seconds,
+                    task.error,
                 )
             )
     stages = []
@@ -310,21 +311,21 @@ def report_of(
         first = min((t.start for t in mine if t.start is not None), default=None)
         last = max(((t.start or 0.0) + (t.seconds or 0.0) for t in mine), default=None)
         seconds = last - first if first is not None and last is not None else None
-        stages.append(StageSpan(name, status["stages"][name], first, seconds))
+        stages.append(StageSpan(name, status.stages[name], first, seconds))
     parameters = dict((job.get("runtime_config") or {}).get("parameter_values") or {})
     labels = {str(k): _text(v) for k, v in (job.get("labels") or {}).items()}
     datasets = _datasets(details, parameters)
     return RunReport(
         job_name=_text(job.get("name")),
         job_id=facts.job_id,
-        state=status["state"],
-        progress=status["progress"],
-        ended=status["state"] in monitor.TERMINAL or status["ended"],
+        state=status.state,
+        progress=status.progress,
+        ended=status.state in monitor.TERMINAL or status.ended,
         console_url="",
         created=_text(job.get("create_time")),
         started=_text(job.get("start_time")),
         finished=_text(job.get("end_time")),
-        elapsed_seconds=status["elapsed_seconds"],
+        elapsed_seconds=status.elapsed_seconds,
         stages=stages,
         tasks=tasks,
         pipeline=_text((job.get("pipeline_spec") or {}).get("pipelineInfo", {}).get("name"))
@@ -337,7 +338,7 @@ def report_of(
         parameters=parameters,
         datasets=datasets,
         steps=_steps(details, parameters, datasets),
-        outputs={k: _text(v) for k, v in status["outputs"].items()},
+        outputs={k: _text(v) for k, v in status.outputs.items()},
         failure=_failure(status),
         points=list(points or []),
         summaries=list(summaries or []),
@@ -401,21 +402,21 @@ def _steps(
     ]
 
 
-def _failure(status: dict[str, Any]) -> Failure | None:
+def _failure(status: JobStatus) -> Failure | None:
     """The coded error of a run that ended badly, as ``make monitor`` prints it."""
     from vertex_rlhf.cloud import monitor
 
-    if not (status["state"] in monitor.TERMINAL or status["ended"]):
+    if not (status.state in monitor.TERMINAL or status.ended):
         return None
     error = monitor.final_error(status)
     if error is None:
         return None
     return Failure(
         error.code,
-        _text(status.get("failed_task")),
-        _text(status.get("failed_stage")),
+        _text(status.failed_task),
+        _text(status.failed_stage),
         # The raw message: the renderer escapes and bounds it once, as every other text.
-        _text(status.get("error")) or error.message,
+        _text(status.error) or error.message,
         error.hint,
     )
 

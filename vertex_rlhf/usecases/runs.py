@@ -21,6 +21,7 @@ from vertex_rlhf.usecases import parameters
 from vertex_rlhf.usecases.setting import Setting
 
 if TYPE_CHECKING:
+    from vertex_rlhf.cloud.status import JobStatus, RunRow
     from vertex_rlhf.cloud.submission import SubmitRequest
     from vertex_rlhf.cloud.vertex import VertexTarget
     from vertex_rlhf.template.plan import Plan
@@ -228,8 +229,8 @@ def follow(
     job: str,
     watch: Watch,
     out: TextIO | None = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+    callback: Callable[[JobStatus], None] | None = None,
+) -> JobStatus:
     """Watches a job to its end (or ``watch.timeout``); its last status.
 
     New training points in the job's event files are appended to the metrics log as
@@ -256,7 +257,7 @@ def follow(
             follower.files.close()
 
 
-def job_status(target: VertexTarget, job: str) -> dict[str, Any]:
+def job_status(target: VertexTarget, job: str) -> JobStatus:
     """Reads a job once and summarizes it (state, progress, stages, error, ...)."""
     from vertex_rlhf.cloud import monitor
 
@@ -292,7 +293,7 @@ class RunList:
 
     pipeline: str
     parent: str
-    runs: list[dict[str, Any]]
+    runs: list[RunRow]
 
 
 def pipeline_name(compiled: Path) -> str:

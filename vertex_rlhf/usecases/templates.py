@@ -98,8 +98,33 @@ def refuse_amending_main(directory: Path) -> None:
             )
 
 
-def write_reference(compiled: Path, params_dir: Path, output: Path, check: bool) -> bool:
-    """Writes the parameter reference from the schema (atomically).
+@dataclass(frozen=True)
+class Reference:
+    """What the parameter reference lists.
+
+    Attributes:
+        rows: every key: ``key``, ``type``, ``default``, ``base``, ``description``,
+            ``allowed`` (Markdown cells).
+        notes: what each key of the original layout became.
+    """
+
+    rows: list[dict[str, str]]
+    notes: dict[str, str]
+
+
+def reference(compiled: Path, params_dir: Path) -> Reference:
+    """The parameter reference's rows, from the schema, the current compiled template's
+    input descriptions and ``params/base.yaml``."""
+    import vertex_rlhf.original.layout as legacy
+    from vertex_rlhf.template import signature
+    from vertex_rlhf.template.reference import rows
+
+    template = signature.current_template_path(compiled)
+    return Reference(rows(template, params_dir / "base.yaml"), dict(legacy.NOTES))
+
+
+def write_reference(text: str, output: Path, check: bool) -> bool:
+    """Writes the parameter reference (``views.reference.render``'s text) atomically.
 
     Returns:
         Whether the file changed (with ``check``, nothing is written).
@@ -108,10 +133,7 @@ def write_reference(compiled: Path, params_dir: Path, output: Path, check: bool)
         PipelineError: with ``check``, the file is stale.
     """
     from vertex_rlhf.data.writes import replace_whole
-    from vertex_rlhf.template import reference, signature
 
-    template = signature.current_template_path(compiled)
-    text = reference.render(template, params_dir / "base.yaml")
     current = output.read_text(encoding="utf-8") if output.is_file() else None
     if check:
         if current != text:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from vertex_rlhf.data.report import DatasetCheck, EnvironmentCheck
 from vertex_rlhf.data.rules import printable, report_summary
 from vertex_rlhf.views.text import name as outside_name
 from vertex_rlhf.views.text import outside
@@ -24,24 +25,25 @@ def _lengths(name: str, summary: dict[str, Any], truncated: dict[str, Any]) -> s
     )
 
 
-def _shown(report: dict[str, Any]) -> dict[str, Any]:
-    """The report with what came from the files (names, quoted keys and values) escaped
-    and bounded, for ``report_summary`` (shipped code, which prints what it is given)."""
+def _shown(check: DatasetCheck) -> dict[str, Any]:
+    """The shipped validator's report with what came from the files (names, quoted keys
+    and values) escaped and bounded, for ``report_summary`` (shipped code, which prints
+    what it is given)."""
     return {
-        **report,
-        "dataset": outside_name(report["dataset"], 1000),
-        "layout": outside_name(report["layout"]),
-        "files": [[outside_name(name, 1000), rows] for name, rows in report["files"]],
-        "problems": [outside_name(problem, 2000) for problem in report["problems"]],
+        **check.report(),
+        "dataset": outside_name(check.path, 1000),
+        "layout": outside_name(check.layout),
+        "files": [[outside_name(name, 1000), rows] for name, rows in check.files],
+        "problems": [outside_name(problem, 2000) for problem in check.problems],
     }
 
 
-def render(result: dict[str, Any]) -> str:
+def render(result: EnvironmentCheck) -> str:
     """The human report: per dataset its verdict, files and profile; then steps."""
     lines = []
-    for entry in result["datasets"].values():
-        report, profile = entry["report"], entry["profile"]
-        lines.append(report_summary(_shown(report), max_files=10))
+    for check in result.datasets.values():
+        profile = check.profile
+        lines.append(report_summary(_shown(check), max_files=10))
         if profile is None:
             continue
         lines.append(
@@ -64,12 +66,12 @@ def render(result: dict[str, Any]) -> str:
                     "candidate", profile["candidate_length"], profile["candidates_likely_truncated"]
                 )
             )
-    if "eval_overlap" in result:
-        lines.append(f"eval prompts also in the training data: {result['eval_overlap']}")
-    if "steps" in result:
-        lines.append(result["steps"]["text"])
-        lines += [f"warning: {outside(w)}" for w in result["steps"]["warnings"]]
-    first = next(iter(result["datasets"].values()))["profile"]
+    if result.eval_overlap is not None:
+        lines.append(f"eval prompts also in the training data: {result.eval_overlap}")
+    if result.steps is not None:
+        lines.append(result.steps.text)
+        lines += [f"warning: {outside(w)}" for w in result.steps.warnings]
+    first = next(iter(result.datasets.values())).profile
     if first is not None:
         lines.append(f"note: truncation is an estimate ({first['truncation_estimate']})")
     # File names may hold what the terminal cannot encode: escape rather than crash.

@@ -10,12 +10,15 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from vertex_rlhf.views.text import path
 
+if TYPE_CHECKING:
+    from vertex_rlhf.cloud.status import JobStatus
+
 # What runs the watch: given where lines go and what to call on a change, the last status.
-Watcher = Callable[[TextIO, "Callable[[dict[str, Any]], None] | None"], dict]
+Watcher = Callable[[TextIO, "Callable[[JobStatus], None] | None"], "JobStatus"]
 
 
 def resume_hint(job: str, env: str, overrides: Sequence[str] = ()) -> str:
@@ -28,7 +31,7 @@ def resume_hint(job: str, env: str, overrides: Sequence[str] = ()) -> str:
 
 def show_watch(
     job: str, console_url: str, log: Path, watch: Watcher, resume: str, timeout: float | None
-) -> dict[str, Any] | None:
+) -> JobStatus | None:
     """Runs ``watch`` under a live view (a terminal) or plain lines, then prints the report.
 
     Ctrl-C stops watching (the run goes on) and prints how to resume.
@@ -49,6 +52,6 @@ def show_watch(
         return None
     print(run_report.report(status))
     print(f"  metrics log: {path(log)}")
-    if status.get("timed_out"):
+    if status.timed_out:
         print(f"Stopped watching after {timeout or 0:.0f}s; resume with: {resume}", file=sys.stderr)
     return status

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from vertex_rlhf.views.text import name
 
 if TYPE_CHECKING:
     from vertex_rlhf.cloud.registry import RegistryVersion
+    from vertex_rlhf.cloud.status import RunRow
 
 # The widths of the columns; a longer cell pushes the rest of its line right.
 RUN_COLUMNS = (("JOB ID", 52), ("STATE", 10), ("VERSION", 10), ("ENV", 8), ("CREATED", 0))
@@ -21,17 +22,17 @@ def _line(cells: Iterable[str], columns: Sequence[tuple[str, int]]) -> str:
     return " ".join(parts).rstrip()
 
 
-def runs_table(runs: Sequence[Mapping[str, object]], empty: str) -> str:
+def runs_table(runs: Sequence[RunRow], empty: str) -> str:
     """The runs, one a line under a header.
 
     Args:
-        runs: ``list_runs`` records (``job_id``, ``state``, ``version``, ``environment``,
-            ``created``).
+        runs: ``list_runs`` rows.
         empty: the line shown when there are none (our own words, shown as they are).
     """
-    keys = ("job_id", "state", "version", "environment", "created")
     lines = [_line((title for title, _ in RUN_COLUMNS), RUN_COLUMNS)]
-    lines += [_line((name(run.get(key, "")) for key in keys), RUN_COLUMNS) for run in runs]
+    for run in runs:
+        cells = (run.job_id, run.state, run.version, run.environment, run.created)
+        lines.append(_line((name(cell) for cell in cells), RUN_COLUMNS))
     if not runs:
         lines.append(empty)
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO, cast
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -38,6 +38,9 @@ from rich.text import Text
 
 from vertex_rlhf.views.text import duration, outside
 from vertex_rlhf.views.text import name as outside_name
+
+if TYPE_CHECKING:
+    from vertex_rlhf.cloud.status import JobStatus
 
 # Inputs smaller than this are read before a bar would be worth drawing.
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
@@ -200,13 +203,13 @@ class MonitorView:
         self.metrics_log = metrics_log
         self.clock = clock
         self.notes = _Notes(console)
-        self.status: dict[str, Any] | None = None
+        self.status: JobStatus | None = None
         self.metrics: dict[str, dict[str, Any]] = {}  # stage -> latest point
         self._seen_at = clock()
         self._log_offset = 0
         self._lock = threading.Lock()
 
-    def update(self, status: dict[str, Any]) -> None:
+    def update(self, status: JobStatus) -> None:
         """The monitor's callback: takes a new status and the log's new metric points."""
         with self._lock:
             self.status = status
@@ -246,19 +249,19 @@ class MonitorView:
         short = outside_name(self.job.rsplit("/", 1)[-1])
         if status is None:
             return Text(f"Waiting for the first status of {short} ...", style="dim")
-        state = outside_name(status["state"])
-        elapsed = self._ticking(status["elapsed_seconds"], state not in TERMINAL_STATES)
+        state = outside_name(status.state)
+        elapsed = self._ticking(status.elapsed_seconds, state not in TERMINAL_STATES)
         head = Table.grid(padding=(0, 2))
         head.add_row(
             Text(short, style="bold"),
             Text(state, style=_state_style(state)),
-            ProgressBar(total=100, completed=status["progress"], width=30),
-            Text(f"{status['progress']:>3}%"),
+            ProgressBar(total=100, completed=status.progress, width=30),
+            Text(f"{status.progress:>3}%"),
             Text(f"elapsed {duration(elapsed)}"),
         )
         parts: list[RenderableType] = [head]
-        if status.get("console_url"):
-            parts.append(Text(f"console: {outside_name(status['console_url'], 1000)}", style="dim"))
+        if status.console_url:
+            parts.append(Text(f"console: {outside_name(status.console_url, 1000)}", style="dim"))
         parts.append(self._stages(status))
         metrics = self._metrics(status)
         if metrics is not None:
@@ -267,18 +270,18 @@ class MonitorView:
             parts.append(Text(self.notes.last, style="dim"))
         return Group(*parts)
 
-    def _stages(self, status: dict[str, Any]) -> Table:
+    def _stages(self, status: JobStatus) -> Table:
         running: dict[str, list[str]] = {}
-        for task in status["tasks"]:
-            if task["state"] == "RUNNING" and task["leaf"]:
-                seconds = self._ticking(task["seconds"], status["state"] not in TERMINAL_STATES)
-                entry = f"{outside_name(task['name'])} {duration(seconds)}"
-                running.setdefault(task["stage"] or "pipeline", []).append(entry)
+        for task in status.tasks:
+            if task.state == "RUNNING" and task.leaf:
+                seconds = self._ticking(task.seconds, status.state not in TERMINAL_STATES)
+                entry = f"{outside_name(task.name)} {duration(seconds)}"
+                running.setdefault(task.stage or "pipeline", []).append(entry)
         table = Table(box=None, padding=(0, 2), show_edge=False)
         table.add_column("stage")
         table.add_column("state")
         table.add_column("running tasks")
-        for stage, stage_state in status["stages"].items():
+        for stage, stage_state in status.stages.items():
             mark, style = _STAGE_STYLE.get(stage_state, ("?", ""))
             table.add_row(
                 Text(stage),
@@ -291,7 +294,7 @@ class MonitorView:
             )
         return table
 
-    def _metrics(self, status: dict[str, Any]) -> Table | None:
+    def _metrics(self, status: JobStatus) -> Table | None:
         rows = []
         for stage, point in self.metrics.items():
             values = "  ".join(
@@ -300,7 +303,7 @@ class MonitorView:
                 if key != "step"
             )
             rows.append((stage, f"step {_number(point.get('step'))}  {values}"))
-        for task, outputs in status.get("task_outputs", {}).items():
+        for task, outputs in status.task_outputs.items():
             shown = {k: v for k, v in outputs.items() if v not in ("", None)}
             if shown:
                 values = "  ".join(f"{outside_name(k)} {_number(v)}" for k, v in shown.items())
@@ -351,7 +354,7 @@ class EscapedLines(io.TextIOBase):
 class MonitorDisplay:
     """What ``PipelineMonitor`` is given: its per-change callback and where its lines go."""
 
-    callback: Callable[[dict[str, Any]], None] | None
+    callback: Callable[[JobStatus], None] | None
     out: TextIO
 
 
