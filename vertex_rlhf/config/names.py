@@ -132,3 +132,31 @@ def check_tag(tag: str, digest_ok: bool = False) -> None:
     problem = tag_problem(tag, digest_ok)
     if problem:
         raise ConfigError([problem])
+
+
+# A schedule's id is assigned by the service (a number); our own ids are never sent.
+SCHEDULE_ID = re.compile(r"^(?:[1-9][0-9]{0,19}|[a-z][-a-z0-9]{0,127})$")
+SCHEDULE_NAME_FORM = "projects/PROJECT/locations/REGION/schedules/ID"
+# What a user calls a schedule (NAME=): one schedule per environment and name.
+SCHEDULE_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
+SCHEDULE_NAME_RULE = "1-30 of a-z, 0-9 and -, starting with a letter, not ending with -"
+
+
+def schedule_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a schedule of an environment (``NAME=``), or None."""
+    if SCHEDULE_NAME.match(name):
+        return None
+    return f"schedule name {name!r} is not {SCHEDULE_NAME_RULE}"
+
+
+def parse_schedule_name(name: str, parent: str) -> str:
+    """The id of ``parent/schedules/ID`` (a schedule the service named), checked.
+
+    Raises:
+        ConfigError: not a schedule of ``parent``, or its id is not well formed.
+    """
+    prefix = f"{parent}/schedules/"
+    schedule_id = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not SCHEDULE_ID.match(schedule_id):
+        raise ConfigError([f"schedule {name!r} is not {prefix}ID (ID: a number)"])
+    return schedule_id
