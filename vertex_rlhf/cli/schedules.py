@@ -60,15 +60,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     flags.api_timeout(p)
     p.set_defaults(func=run_schedules)
 
-    for verb, function, required, what in (
-        ("pause", run_pause, False, "pause a schedule (no new runs; a running one goes on)"),
-        ("resume", run_resume, False, "resume a paused schedule (missed runs are skipped)"),
-        ("delete", run_delete, True, "delete a schedule (the runs it started go on)"),
+    for verb, function, what in (
+        ("pause", run_pause, "pause a schedule (no new runs; a running one goes on)"),
+        ("resume", run_resume, "resume a paused schedule (missed runs are skipped)"),
+        ("delete", run_delete, "delete a schedule (the runs it started go on)"),
     ):
         p = sub.add_parser(f"schedule-{verb}", help=what)
         flags.common(p)
         flags.env_args(p)
-        _name(p, required)
+        _name(p, required=True)
         flags.api_timeout(p)
         p.set_defaults(func=function)
 

@@ -286,7 +286,7 @@ def unset_problems(existing: ScheduleState, request: SubmitRequest) -> list[str]
         "kmsKeyName": request.encryption_spec_key_name or "",
     }
     return [
-        f"{key} is set on the schedule ({existing.sticky[key][:200]!r}) and not in these"
+        f"{key} is set on the schedule ({existing.sticky[field][:200]!r}) and not in these"
         " parameters: an update cannot clear it"
         for field, key in STICKY
         if existing.sticky.get(field) and not new[field]
