@@ -37,7 +37,8 @@ SUBMIT_FLAGS = $(if $(value VERSION),--version $(call q,VERSION)) \
                $(call qflag,WAIT,--wait) $(call qflag,DRY_RUN,--dry-run) $(call qflag,YES,--yes) \
                $(if $(value JOB_ID),--job-id $(call q,JOB_ID))
 # Flags for `rlhf schedule` and its siblings.
-SCHEDULE_FLAGS = $(if $(value VERSION),--version $(call q,VERSION)) $(if $(value NAME),--name $(call q,NAME))
+# (--flag=VALUE: a value that starts with "-" stays the flag's value.)
+SCHEDULE_FLAGS = $(if $(value VERSION),--version=$(call q,VERSION)) $(if $(value NAME),--name=$(call q,NAME))
 NEED_NAME = @test -n $(call q,NAME) || { echo "error[CONFIG_002]: set NAME=<schedule name> (make schedules ENV=... lists them)" >&2; exit 12; }
 
 .DEFAULT_GOAL := help
@@ -150,22 +151,22 @@ cancel: setup ## cancel run JOB=...
 
 schedule: setup ## create or update ENV's schedule of a published version: CRON='0 3 * * 1' [VERSION=tag] [NAME=name]
 	@test -n $(call q,CRON) || { echo "error[CONFIG_002]: set CRON='minute hour day-of-month month day-of-week', e.g. CRON='0 3 * * 1' or CRON='TZ=Europe/Paris 0 3 * * 1'" >&2; exit 12; }
-	$(RLHF) schedule $(call q,ENV) $(call qlist,OVERRIDES) --cron $(call q,CRON) $(SCHEDULE_FLAGS)
+	$(RLHF) schedule $(call q,ENV) $(call qlist,OVERRIDES) --cron=$(call q,CRON) $(SCHEDULE_FLAGS)
 
 schedules: setup ## list ENV's schedules: name, cron, state, version and digest, next run, last run
 	$(RLHF) schedules $(call q,ENV) $(call qlist,OVERRIDES)
 
 schedule-pause: setup ## pause ENV's schedule NAME=... (no new runs; a running one goes on)
 	$(NEED_NAME)
-	$(RLHF) schedule-pause $(call q,ENV) $(call qlist,OVERRIDES) --name $(call q,NAME)
+	$(RLHF) schedule-pause $(call q,ENV) $(call qlist,OVERRIDES) --name=$(call q,NAME)
 
 schedule-resume: setup ## resume ENV's paused schedule NAME=... (missed runs are skipped)
 	$(NEED_NAME)
-	$(RLHF) schedule-resume $(call q,ENV) $(call qlist,OVERRIDES) --name $(call q,NAME)
+	$(RLHF) schedule-resume $(call q,ENV) $(call qlist,OVERRIDES) --name=$(call q,NAME)
 
 schedule-delete: setup ## delete ENV's schedule NAME=... (the runs it started go on)
 	$(NEED_NAME)
-	$(RLHF) schedule-delete $(call q,ENV) $(call qlist,OVERRIDES) --name $(call q,NAME)
+	$(RLHF) schedule-delete $(call q,ENV) $(call qlist,OVERRIDES) --name=$(call q,NAME)
 
 migrate-config: setup ## write params/<env>.yaml from an original-layout CONFIG=old.yaml [ENV=name]
 	@test -n $(call q,CONFIG) || { echo "error[CONFIG_002]: set CONFIG=<original config file>" >&2; exit 12; }

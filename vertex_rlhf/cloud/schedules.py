@@ -138,7 +138,7 @@ def read_state(what: str, schedule: dict[str, Any], parent: str, prefix: str) ->
         cron=_text(what, schedule.get("cron"), "cron"),
         state=_state(schedule.get("state")),
         version_label=_text(what, labels.get("pipeline-version"), "the version label"),
-        digest=tail if names.DIGEST.match(tail) else "",
+        digest=tail if names.DIGEST.fullmatch(tail) else "",
         template_uri=uri,
         next_run=_text(what, schedule.get("next_run_time"), "next_run_time"),
         last_scheduled=_text(what, last.get("scheduled_run_time"), "scheduled_run_time"),

@@ -385,7 +385,7 @@ def time_zone_problem(zone: str) -> str | None:
 
     Only a name from the database's list is taken: nothing is ever looked up by path.
     """
-    if _ZONE_FORM.match(zone) and zone in time_zones():
+    if _ZONE_FORM.fullmatch(zone) and zone in time_zones():
         return None
     import difflib
 
