@@ -210,6 +210,16 @@ def test_an_unpublished_template_is_refused_with_the_publish_fix(
     assert world.vertex.requests == []
 
 
+def test_a_schedule_with_caching_on_is_refused_before_any_request(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.schedule("0 3 * * 1", "vertex_ai.enable_caching=true") == 12
+    err = capsys.readouterr().err
+    assert "vertex_ai.enable_caching=true" in err and "never trained on" in err
+    assert world.vertex.requests == [] and world.registry.requests == []
+    assert world.schedule("0 3 * * 1", "vertex_ai.enable_caching=false") == 0
+
+
 def test_two_schedules_of_one_name_are_refused_not_made_three(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -104,6 +104,16 @@ def schedule(setting: Setting, order: ScheduleOrder) -> Scheduled:
     """
     from vertex_rlhf.cloud import schedules as cloud
 
+    if setting.params.vertex_ai.enable_caching:
+        # GCPC's importers are keyed on the dataset path, not on the files' content.
+        raise ConfigError(
+            [
+                "vertex_ai.enable_caching=true: every scheduled run would reuse the first"
+                " run's dataset imports (GCPC keys them on the path, not the files), so new"
+                " files under a glob would be validated but never trained on; fix: leave"
+                " vertex_ai.enable_caching unset (null) or false for a schedule"
+            ]
+        )
     version = _published_version(setting, order.version)
     vertex_ai = dataclasses.replace(setting.params.vertex_ai, template_version=version)
     pinned = dataclasses.replace(
