@@ -315,3 +315,33 @@ def test_hostile_text_from_the_server_is_escaped_in_the_listing(
     assert "\\x1b[2J<script>" in out and "\\u202e" in out
     assert "UNKNOWN(7)" in out and "(not pinned)" in out
     assert len(out.splitlines()) == 2 and len(out) < 2_000
+
+
+def test_make_schedule_and_make_schedules_end_to_end(world: World) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    def make(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [shutil.which("make") or "make", "-s", "--no-print-directory", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, "GOOGLE_CLOUD_PROJECT": TEST_PROJECT},
+        )
+
+    overrides = "OVERRIDES=" + " ".join(world.overrides())
+    made = make("schedule", "ENV=dev", "CRON=TZ=Europe/Paris 0 3 * * 1", "VERSION=1.1.1", overrides)
+    assert made.returncode == 0, made.stderr
+    again = make("schedule", "ENV=dev", "CRON=0 4 * * 2", "VERSION=1.2.0", overrides)
+    assert again.returncode == 0, again.stderr
+    assert "updated" in again.stdout
+    listed = make("schedules", "ENV=dev", overrides)
+    assert listed.returncode == 0, listed.stderr
+    [row] = listed.stdout.splitlines()[1:]
+    assert row.split()[:3] == ["default", "ACTIVE", "0"]
+    assert "1.2.0" in row and world.digests["1.2.0"] in row
+    paused = make("schedule-pause", "ENV=dev", "NAME=default", overrides)
+    assert paused.returncode == 0 and world.only_schedule()["state"] == "PAUSED"
