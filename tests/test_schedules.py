@@ -287,6 +287,26 @@ def test_a_create_lost_on_the_network_is_not_made_twice(
     assert len(world.vertex.schedules) == 1
 
 
+@pytest.mark.parametrize(
+    ("command", "state"),
+    [("schedule-pause", "PAUSED"), ("schedule-delete", None)],
+)
+def test_an_action_whose_answer_was_lost_is_done_not_an_error(
+    world: World, capsys: pytest.CaptureFixture[str], command: str, state: str | None
+) -> None:
+    assert world.schedule("0 3 * * 1") == 0
+    world.vertex.lose_answers = 1  # it takes effect, then the service answers 503
+    status = cli.main([command, "dev", "--name", "default", *world.overrides()])
+    assert status == 0, capsys.readouterr().err
+    if state is None:
+        assert world.vertex.schedules == {}
+    else:
+        assert world.only_schedule()["state"] == state
+    # The call was retried once (the retry met "already paused" or "not found").
+    sent = world.vertex.calls("POST", ":pause") if state else world.vertex.calls("DELETE")
+    assert len(sent) == 2
+
+
 HOSTILE_NAME = "\x1b[2J<script>alert(1)</script>\u202eevil" + "x" * 5000
 
 

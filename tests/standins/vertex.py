@@ -311,6 +311,8 @@ class VertexStandIn(LoopbackServer):
         self.hostile: str | None = None
         # Schedules by resource name, as the REST API shows them (camelCase JSON).
         self.schedules: dict[str, dict[str, Any]] = {}
+        # How many schedule pauses, resumes or deletes take effect and then answer 503.
+        self.lose_answers = 0
         self._schedule_ids = iter(range(4_000_000_000_000_000_001, 5_000_000_000_000_000_000))
         self.lock = threading.Lock()
         super().__init__()
@@ -635,7 +637,18 @@ class VertexStandIn(LoopbackServer):
                 schedule["state"] = after
                 stamp = standin.stamp(standin.clock())
                 schedule["lastPauseTime" if action == "pause" else "lastResumeTime"] = stamp
+                if self._lost():
+                    return
                 self._reply(200, {})
+
+            def _lost(self) -> bool:
+                """Answers 503 to a call that took effect, while ``lose_answers`` lasts."""
+                with standin.lock:
+                    lost = standin.lose_answers > 0
+                    standin.lose_answers -= 1 if lost else 0
+                if lost:
+                    self._error(503, "UNAVAILABLE", "the answer was lost")
+                return lost
 
             def do_POST(self) -> None:
                 path, query, body = self._record("POST")
@@ -720,6 +733,8 @@ class VertexStandIn(LoopbackServer):
                 name = path.removeprefix("/v1/")
                 if standin.schedules.pop(name, None) is None:
                     self._error(404, "NOT_FOUND", f"{name} not found")
+                    return
+                if self._lost():
                     return
                 self._reply(
                     200,

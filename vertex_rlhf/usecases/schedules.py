@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vertex_rlhf.errors import ConfigError, NetworkError, PipelineError
+from vertex_rlhf.errors import ConfigError, NetworkError, PipelineError, RLHFError
 from vertex_rlhf.usecases import runs
 from vertex_rlhf.usecases.setting import Setting
 
@@ -314,7 +315,7 @@ def pause(setting: Setting, name: str) -> Changed:
     """Pauses schedule ``name``: no new runs until it is resumed."""
     from vertex_rlhf.cloud import schedules as cloud
 
-    target, found = _named(setting, name)
+    _, found = _named(setting, name)
     done, unchanged = [], []
     for state in found:
         if state.state == "PAUSED":
@@ -322,7 +323,7 @@ def pause(setting: Setting, name: str) -> Changed:
             continue
         if state.state == "COMPLETED":
             raise ConfigError([f"schedule {name!r} has completed; a completed one is not paused"])
-        cloud.pause(target, state.resource)
+        _settle(setting, name, state, cloud.pause, "PAUSED")
         done.append(state.resource)
     return Changed(name, "paused", done, unchanged)
 
@@ -331,7 +332,7 @@ def resume(setting: Setting, name: str) -> Changed:
     """Resumes schedule ``name`` (runs it missed while paused are not started)."""
     from vertex_rlhf.cloud import schedules as cloud
 
-    target, found = _named(setting, name)
+    _, found = _named(setting, name)
     done, unchanged = [], []
     for state in found:
         if state.state == "ACTIVE":
@@ -344,7 +345,7 @@ def resume(setting: Setting, name: str) -> Changed:
                     f" `{_delete_command(setting, name)}`, then schedule again"
                 ]
             )
-        cloud.resume(target, state.resource)
+        _settle(setting, name, state, cloud.resume, "ACTIVE")
         done.append(state.resource)
     return Changed(name, "resumed", done, unchanged)
 
@@ -353,7 +354,39 @@ def delete(setting: Setting, name: str) -> Changed:
     """Deletes schedule ``name`` (every schedule of that name); its runs go on."""
     from vertex_rlhf.cloud import schedules as cloud
 
-    target, found = _named(setting, name)
+    _, found = _named(setting, name)
     for state in found:
-        cloud.delete(target, state.resource)
+        _settle(setting, name, state, cloud.delete, None)
     return Changed(name, "deleted", [s.resource for s in found], [])
+
+
+def _settle(
+    setting: Setting,
+    name: str,
+    state: ScheduleState,
+    act: Callable[[VertexTarget, str], None],
+    wanted: str | None,
+) -> None:
+    """Runs a pause, resume or delete; when it fails, reads the schedule again: a call whose
+    answer was lost after it took effect (a retry then meets "already paused", "not found")
+    is done, not an error.
+
+    Args:
+        wanted: the state it should be in afterwards; None: gone.
+    """
+    from vertex_rlhf.cloud import schedules as cloud
+
+    target = _target(setting)
+    try:
+        act(target, state.resource)
+    except RLHFError:
+        pipeline = runs.pipeline_name(setting.compiled)
+        now = cloud.list_schedules(
+            target,
+            cloud.display_prefix(pipeline, setting.env),
+            exact=cloud.display_name(pipeline, setting.env, name),
+        )
+        mine = [s for s in now if s.resource == state.resource]
+        if (not mine and wanted is None) or (mine and mine[0].state == wanted):
+            return
+        raise
