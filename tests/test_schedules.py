@@ -177,6 +177,8 @@ def test_listing_pause_resume_and_delete_by_name(
     assert world.vertex.schedules == {}
     assert cli.main(["schedule-delete", "dev", "--name", "default", *overrides]) == 12
     assert "no schedule named 'default'" in capsys.readouterr().err
+    assert cli.main(["schedules", "dev", *overrides]) == 0
+    assert f"(no schedules of environment dev in {PARENT})" in capsys.readouterr().out
 
 
 def test_the_listing_holds_only_this_pipeline_and_environment(
@@ -238,6 +240,26 @@ def test_two_schedules_of_one_name_are_refused_not_made_three(
     assert len(world.vertex.schedules) == 2
     assert cli.main(["schedule-delete", "dev", "--name", "default", *world.overrides()]) == 0
     assert world.vertex.schedules == {}
+
+
+def test_two_commands_racing_leave_one_schedule_the_older(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = {"parent": PARENT, "pipelineJob": {"labels": {}}}
+    fields = {
+        "displayName": "rlhf-tuning:dev:default",
+        "cron": "0 1 * * *",
+        "createPipelineJobRequest": request,
+    }
+    rival: dict[str, Any] = {}
+    world.vertex.before_schedule_create = lambda: rival.update(
+        world.vertex.add_schedule(PARENT, fields)
+    )
+    assert world.schedule("0 3 * * 1") == 13
+    assert "created by someone else at the same time" in capsys.readouterr().err
+    assert list(world.vertex.schedules) == [rival["name"]]
+    assert world.schedule("0 3 * * 1") == 0  # the same command again updates that one
+    assert world.only_schedule()["cron"] == "0 3 * * 1"
 
 
 @pytest.mark.parametrize(

@@ -313,6 +313,8 @@ class VertexStandIn(LoopbackServer):
         self.schedules: dict[str, dict[str, Any]] = {}
         # How many schedule pauses, resumes or deletes take effect and then answer 503.
         self.lose_answers = 0
+        # Called once before the next schedule is created (a rival command lands there).
+        self.before_schedule_create: Callable[[], None] | None = None
         self._schedule_ids = iter(range(4_000_000_000_000_000_001, 5_000_000_000_000_000_000))
         self.lock = threading.Lock()
         super().__init__()
@@ -664,6 +666,9 @@ class VertexStandIn(LoopbackServer):
                     if missing or "createPipelineJobRequest" not in body:
                         self._error(400, "INVALID_ARGUMENT", f"missing {missing}")
                         return
+                    rival, standin.before_schedule_create = standin.before_schedule_create, None
+                    if rival is not None:
+                        rival()
                     created = standin.add_schedule(name.removesuffix("/schedules"), body)
                     self._schedule_reply(200, created)
                     return

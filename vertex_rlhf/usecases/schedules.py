@@ -149,8 +149,8 @@ def _create(
     """Creates the schedule; never leaves two of one name.
 
     A create whose outcome is unclear (the network failed after it was sent) is looked
-    for by name and, if it was made, updated to this request. A schedule of the same name
-    created meanwhile by someone else makes ours be deleted again.
+    for by name and, if it was made, updated to this request. When another command created
+    one of the same name meanwhile, the older schedule stays and this one is deleted again.
     """
     from vertex_rlhf.cloud import schedules as cloud
 
@@ -161,8 +161,9 @@ def _create(
         if len(found) != 1:
             raise
         return cloud.update(target, found[0], request, display, cron)
-    found = cloud.list_schedules(target, prefix, exact=display)
-    if len(found) > 1:
+    found = cloud.list_schedules(target, prefix, exact=display)  # oldest first
+    if len(found) > 1 and found[0].resource != state.resource:
+        # Two commands raced: the oldest schedule stays, the newer ones remove themselves.
         cloud.delete(target, state.resource)
         others = ", ".join(s.resource for s in found if s.resource != state.resource)
         raise PipelineError(

@@ -15,7 +15,7 @@ from vertex_rlhf.views.text import name
 COLUMNS = (
     ("NAME", 16),
     ("STATE", 9),
-    ("CRON", 26),
+    ("CRON", 34),
     ("VERSION", 12),
     ("DIGEST", 71),
     ("NEXT RUN", 24),
