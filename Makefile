@@ -2,6 +2,7 @@
 # Variables: ENV=dev|prod|local|path/to/file.yaml  OVERRIDES="training.kl_coeff=0.2 ..."
 #            VERSION=1.0.0 (a registry tag)  WAIT=1  DRY_RUN=1  YES=1  JOB=<job id or resource name>
 #            JOBS="<id> <id> ..."  LAST=<N>  (make compare)
+#            CRON='0 3 * * 1' (or 'TZ=Europe/Paris 0 3 * * 1')  NAME=<schedule name>  (schedules)
 # make passes every value to the CLI as raw text, and the CLI's one door reads it
 # (vertex_rlhf/config/values.py): WAIT, DRY_RUN and YES take 1/0, true/false, yes/no,
 # on/off; OVERRIDES, ARGS and JOBS are split with shell quoting rules
@@ -18,7 +19,7 @@ LAST   ?=
 # User-set variables reach the shell only through $(call q,VAR): their raw text
 # ($(value), so make never expands $(...) in them) as one single-quoted word, which the
 # CLI reads. They are not exported to recipes either, which would expand them.
-USER_VARS := ENV OVERRIDES JOB JOB_ID JOBS LAST VERSION WAIT DRY_RUN YES IN OUT KIND ARGS CONFIG A B JSON
+USER_VARS := ENV OVERRIDES JOB JOB_ID JOBS LAST VERSION WAIT DRY_RUN YES IN OUT KIND ARGS CONFIG A B JSON CRON NAME
 unexport $(USER_VARS)
 q  = '$(subst ','\'',$(value $(1)))'
 # A list variable as one argument, split by the CLI with shell quoting rules (a newline,
@@ -35,10 +36,15 @@ qflag = $(if $(value $(1)),$(2)=$(call q,$(1)))
 SUBMIT_FLAGS = $(if $(value VERSION),--version $(call q,VERSION)) \
                $(call qflag,WAIT,--wait) $(call qflag,DRY_RUN,--dry-run) $(call qflag,YES,--yes) \
                $(if $(value JOB_ID),--job-id $(call q,JOB_ID))
+# Flags for `rlhf schedule` and its siblings.
+# (--flag=VALUE: a value that starts with "-" stays the flag's value.)
+SCHEDULE_FLAGS = $(if $(value VERSION),--version=$(call q,VERSION)) $(if $(value NAME),--name=$(call q,NAME))
+NEED_NAME = @test -n $(call q,NAME) || { echo "error[CONFIG_002]: set NAME=<schedule name> (make schedules ENV=... lists them)" >&2; exit 12; }
 
 .DEFAULT_GOAL := help
 .PHONY: help setup compile check-compiled test test-no-orjson lint ci checks docs check steps validate-data \
-        convert-data bench-data plan doctor submit publish versions monitor metrics report compare runs cancel migrate-config diff clean
+        convert-data bench-data plan doctor submit publish versions monitor metrics report compare runs cancel migrate-config diff clean \
+        schedule schedules schedule-pause schedule-resume schedule-delete
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -150,6 +156,25 @@ runs: setup ## list recent runs of the pipeline in ENV's project and region
 cancel: setup ## cancel run JOB=...
 	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
 	$(RLHF) cancel $(call q,JOB) --env $(call q,ENV) $(call qlist,OVERRIDES)
+
+schedule: setup ## create or update ENV's schedule of a published version: CRON='0 3 * * 1' [VERSION=tag] [NAME=name]
+	@test -n $(call q,CRON) || { echo "error[CONFIG_002]: set CRON='minute hour day-of-month month day-of-week', e.g. CRON='0 3 * * 1' or CRON='TZ=Europe/Paris 0 3 * * 1'" >&2; exit 12; }
+	$(RLHF) schedule $(call q,ENV) $(call qlist,OVERRIDES) --cron=$(call q,CRON) $(SCHEDULE_FLAGS)
+
+schedules: setup ## list ENV's schedules: name, cron, state, version and digest, next run, last run
+	$(RLHF) schedules $(call q,ENV) $(call qlist,OVERRIDES)
+
+schedule-pause: setup ## pause ENV's schedule NAME=... (no new runs; a running one goes on)
+	$(NEED_NAME)
+	$(RLHF) schedule-pause $(call q,ENV) $(call qlist,OVERRIDES) --name=$(call q,NAME)
+
+schedule-resume: setup ## resume ENV's paused schedule NAME=... (missed runs are skipped)
+	$(NEED_NAME)
+	$(RLHF) schedule-resume $(call q,ENV) $(call qlist,OVERRIDES) --name=$(call q,NAME)
+
+schedule-delete: setup ## delete ENV's schedule NAME=... (the runs it started go on)
+	$(NEED_NAME)
+	$(RLHF) schedule-delete $(call q,ENV) $(call qlist,OVERRIDES) --name=$(call q,NAME)
 
 migrate-config: setup ## write params/<env>.yaml from an original-layout CONFIG=old.yaml [ENV=name]
 	@test -n $(call q,CONFIG) || { echo "error[CONFIG_002]: set CONFIG=<original config file>" >&2; exit 12; }

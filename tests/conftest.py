@@ -112,7 +112,7 @@ _USER_ENV_NAMES = {
     "GNUMAKEFLAGS",
     # The Makefile's user variables (USER_VARS) and its interpreter, read from the environment.
     *("ENV", "OVERRIDES", "JOB", "JOB_ID", "JOBS", "LAST", "VERSION", "WAIT", "DRY_RUN", "YES"),
-    *("IN", "OUT", "KIND", "ARGS", "CONFIG"),
+    *("IN", "OUT", "KIND", "ARGS", "CONFIG", "CRON", "NAME"),
     "PYTHON",
 }
 

@@ -1,4 +1,5 @@
-"""A local stand-in for the Vertex AI v1 REST API: PipelineJob create, get, list, cancel.
+"""A local stand-in for the Vertex AI v1 REST API: PipelineJob create, get, list, cancel;
+Schedule create, get, list, patch, pause, resume, delete (``projects.locations.schedules``).
 
 It records every request, serves scripted job timelines against a clock the test
 controls, and injects faults (429/503 bursts, dropped connections, a create that
@@ -253,28 +254,38 @@ HOSTILE = (
     "nameless",  # list items without a name
 )
 OTHER_JOB = "projects/rlhf-test-project/locations/us-central1/pipelineJobs/someone-elses-job"
+OTHER_SCHEDULE = "projects/rlhf-test-project/locations/us-central1/schedules/999999999"
 
 
-def spoil(mode: str, body: dict[str, Any], listing: bool) -> dict[str, Any] | bytes:
-    """The answer ``body`` as a hostile server in ``mode`` gives it."""
+def spoil(
+    mode: str,
+    body: dict[str, Any],
+    listing: bool,
+    key: str = "pipelineJobs",
+    other: str = OTHER_JOB,
+) -> dict[str, Any] | bytes:
+    """The answer ``body`` as a hostile server in ``mode`` gives it.
+
+    ``key`` is the list field of a listing, ``other`` the name another resource has.
+    """
     if mode == "truncated":
         data = json.dumps(body).encode()
         return data[: max(1, len(data) // 2)]
     if mode == "wrong-types":
         if listing:
-            return {"pipelineJobs": "not a list", "nextPageToken": 7}
+            return {key: "not a list", "nextPageToken": 7}
         return {**body, "createTime": "yesterday", "state": {"not": "a state"}}
     if mode == "other-job" and not listing:
-        return {**body, "name": OTHER_JOB}
+        return {**body, "name": other}
     if listing and mode in ("repeat-page-token", "endless-pages"):
         # The same token (or a new one that is not a number) over the same page.
         token = "again" if mode == "repeat-page-token" else f"page-{time.monotonic_ns()}"
         return {**body, "nextPageToken": token}
     if listing and mode == "duplicates":
-        return {**body, "pipelineJobs": [j for j in body["pipelineJobs"] for _ in (0, 1)]}
+        return {**body, key: [j for j in body.get(key, []) for _ in (0, 1)]}
     if listing and mode == "nameless":
-        jobs = [{k: v for k, v in j.items() if k != "name"} for j in body["pipelineJobs"]]
-        return {**body, "pipelineJobs": jobs}
+        jobs = [{k: v for k, v in j.items() if k != "name"} for j in body.get(key, [])]
+        return {**body, key: jobs}
     return body
 
 
@@ -298,8 +309,55 @@ class VertexStandIn(LoopbackServer):
         self.service_labels = {"vertex-ai-pipelines-run-billing-id": "8106518047893254144"}
         # A hostile answer to every request (see ``HOSTILE``), or None.
         self.hostile: str | None = None
+        # Schedules by resource name, as the REST API shows them (camelCase JSON).
+        self.schedules: dict[str, dict[str, Any]] = {}
+        # How many schedule pauses, resumes or deletes take effect and then answer 503.
+        self.lose_answers = 0
+        # Called once before the next schedule is created (a rival command lands there).
+        self.before_schedule_create: Callable[[], None] | None = None
+        self._schedule_ids = iter(range(4_000_000_000_000_000_001, 5_000_000_000_000_000_000))
         self.lock = threading.Lock()
         super().__init__()
+
+    def add_schedule(self, parent: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Adds a schedule as the service would have made it; returns its resource."""
+        name = f"{parent}/schedules/{next(self._schedule_ids)}"
+        now = self.stamp(self.clock())
+        resource = {
+            "state": "ACTIVE",
+            "startedRunCount": "0",
+            "maxConcurrentRunCount": "1",
+            **fields,
+            "name": name,
+            "createTime": now,
+            "updateTime": now,
+            "startTime": now,
+        }
+        resource.setdefault("nextRunTime", self.stamp(self.clock() + 3600))
+        self.schedules[name] = resource
+        return resource
+
+    def fire(self, schedule: str, timeline: list[Step] | None = None) -> str:
+        """Starts a run of ``schedule`` as the service would at its time; its job name."""
+        resource = self.schedules[schedule]
+        request = resource["createPipelineJobRequest"]
+        parent = request["parent"]
+        count = int(resource.get("startedRunCount", "0")) + 1
+        job_id = f"rlhf-tuning-scheduled-{schedule.rsplit('/', 1)[-1][-6:]}-{count}"
+        name = f"{parent}/pipelineJobs/{job_id}"
+        job = dict(request["pipelineJob"])
+        self.add_job(
+            name,
+            timeline or self.next_timeline,
+            labels={**job.pop("labels", {}), **self.service_labels},
+            fields={**job, "scheduleName": schedule},
+        )
+        resource["startedRunCount"] = str(count)
+        resource["lastScheduledRunResponse"] = {
+            "scheduledRunTime": self.stamp(self.clock()),
+            "runResponse": name,
+        }
+        return name
 
     def fail_next(self, count: int, status: int, method: str = "GET") -> None:
         """The next ``count`` requests of ``method`` get ``status``.
@@ -438,8 +496,16 @@ class VertexStandIn(LoopbackServer):
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, body: dict[str, Any], listing: bool = False) -> None:
-                spoilt = spoil(standin.hostile, body, listing) if standin.hostile else body
+            def _reply(
+                self,
+                status: int,
+                body: dict[str, Any],
+                listing: bool = False,
+                key: str = "pipelineJobs",
+                other: str = OTHER_JOB,
+            ) -> None:
+                hostile = standin.hostile
+                spoilt = spoil(hostile, body, listing, key, other) if hostile else body
                 data = spoilt if isinstance(spoilt, bytes) else json.dumps(spoilt).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -493,11 +559,45 @@ class VertexStandIn(LoopbackServer):
                 )
                 return path, query, body
 
+            def _schedule_reply(
+                self, status: int, body: dict[str, Any], listing: bool = False
+            ) -> None:
+                self._reply(status, body, listing, key="schedules", other=OTHER_SCHEDULE)
+
+            def _list_schedules(self, parent: str, query: dict[str, list[str]]) -> None:
+                found = [
+                    s for n, s in standin.schedules.items() if n.startswith(f"{parent}/schedules/")
+                ]
+                wanted = query.get("filter", [""])[0]
+                if wanted.startswith('display_name="'):
+                    exact = wanted[len('display_name="') : -1]
+                    found = [s for s in found if s.get("displayName") == exact]
+                elif wanted.startswith('display_name:"') and wanted.endswith('*"'):
+                    prefix = wanted[len('display_name:"') : -2]
+                    found = [s for s in found if str(s.get("displayName", "")).startswith(prefix)]
+                size = int(query.get("pageSize", ["0"])[0]) or 100
+                token = query.get("pageToken", ["0"])[0]
+                start = int(token) if token.isdigit() else 0
+                page: dict[str, Any] = {"schedules": found[start : start + size]}
+                if start + size < len(found):
+                    page["nextPageToken"] = str(start + size)
+                self._schedule_reply(200, page, listing=True)
+
             def do_GET(self) -> None:
                 path, query, _ = self._record("GET")
                 if self._fault("GET"):
                     return
                 name = path.removeprefix("/v1/")
+                if name.endswith("/schedules"):
+                    self._list_schedules(name.removesuffix("/schedules"), query)
+                    return
+                if "/schedules/" in name:
+                    schedule = standin.schedules.get(name)
+                    if schedule is None:
+                        self._error(404, "NOT_FOUND", f"{name} not found")
+                        return
+                    self._schedule_reply(200, schedule)
+                    return
                 if name.endswith("/pipelineJobs"):
                     jobs = [
                         standin.view(j)
@@ -508,6 +608,9 @@ class VertexStandIn(LoopbackServer):
                     if wanted.startswith("labels."):
                         key, value = wanted[len("labels.") :].split("=", 1)
                         jobs = [j for j in jobs if j["labels"].get(key) == value.strip('"')]
+                    elif wanted.startswith("schedule_name="):
+                        value = wanted[len("schedule_name=") :].strip('"')
+                        jobs = [j for j in jobs if j.get("scheduleName") == value]
                     size = int(query.get("pageSize", ["0"])[0]) or len(jobs) or 1
                     token = query.get("pageToken", ["0"])[0]
                     start = int(token) if token.isdigit() else 0  # hostile tokens: page 1
@@ -522,11 +625,53 @@ class VertexStandIn(LoopbackServer):
                     return
                 self._reply(200, standin.view(job))
 
+            def _schedule_action(self, name: str, action: str, body: Any) -> None:
+                schedule = standin.schedules.get(name)
+                if schedule is None:
+                    self._error(404, "NOT_FOUND", f"{name} not found")
+                    return
+                before, after = ("ACTIVE", "PAUSED") if action == "pause" else ("PAUSED", "ACTIVE")
+                if schedule["state"] != before:
+                    self._error(
+                        400, "FAILED_PRECONDITION", f"schedule is {schedule['state']}, not {before}"
+                    )
+                    return
+                schedule["state"] = after
+                stamp = standin.stamp(standin.clock())
+                schedule["lastPauseTime" if action == "pause" else "lastResumeTime"] = stamp
+                if self._lost():
+                    return
+                self._reply(200, {})
+
+            def _lost(self) -> bool:
+                """Answers 503 to a call that took effect, while ``lose_answers`` lasts."""
+                with standin.lock:
+                    lost = standin.lose_answers > 0
+                    standin.lose_answers -= 1 if lost else 0
+                if lost:
+                    self._error(503, "UNAVAILABLE", "the answer was lost")
+                return lost
+
             def do_POST(self) -> None:
                 path, query, body = self._record("POST")
                 if self._fault("POST"):
                     return
                 name = path.removeprefix("/v1/")
+                for action in ("pause", "resume"):
+                    if name.endswith(f":{action}") and "/schedules/" in name:
+                        self._schedule_action(name.removesuffix(f":{action}"), action, body)
+                        return
+                if name.endswith("/schedules"):
+                    missing = [k for k in ("displayName", "cron") if not body.get(k)]
+                    if missing or "createPipelineJobRequest" not in body:
+                        self._error(400, "INVALID_ARGUMENT", f"missing {missing}")
+                        return
+                    rival, standin.before_schedule_create = standin.before_schedule_create, None
+                    if rival is not None:
+                        rival()
+                    created = standin.add_schedule(name.removesuffix("/schedules"), body)
+                    self._schedule_reply(200, created)
+                    return
                 if name.endswith(":cancel"):
                     job = standin.jobs.get(name.removesuffix(":cancel"))
                     if job is None:
@@ -559,7 +704,83 @@ class VertexStandIn(LoopbackServer):
                     return
                 self._reply(200, standin.view(standin.jobs[full]))
 
+            def do_PATCH(self) -> None:
+                path, query, body = self._record("PATCH")
+                if self._fault("PATCH"):
+                    return
+                name = path.removeprefix("/v1/")
+                schedule = standin.schedules.get(name)
+                if schedule is None:
+                    self._error(404, "NOT_FOUND", f"{name} not found")
+                    return
+                mask = [p for p in query.get("updateMask", [""])[0].split(",") if p]
+                fields = {_camel(p): p for p in mask}
+                unknown = [p for p in fields if p not in UPDATABLE]
+                if not mask or unknown:
+                    self._error(400, "INVALID_ARGUMENT", f"bad update mask {mask}")
+                    return
+                if schedule["state"] not in ("ACTIVE", "PAUSED"):
+                    self._error(400, "FAILED_PRECONDITION", "only active or paused ones")
+                    return
+                cleared = _cleared(schedule, body, list(fields))
+                if cleared:
+                    self._error(400, "INVALID_ARGUMENT", f"cannot unset {cleared}")
+                    return
+                for key in fields:
+                    schedule[key] = body.get(key)
+                schedule["updateTime"] = standin.stamp(standin.clock())
+                self._schedule_reply(200, schedule)
+
+            def do_DELETE(self) -> None:
+                path, _, _ = self._record("DELETE")
+                if self._fault("DELETE"):
+                    return
+                name = path.removeprefix("/v1/")
+                if standin.schedules.pop(name, None) is None:
+                    self._error(404, "NOT_FOUND", f"{name} not found")
+                    return
+                if self._lost():
+                    return
+                self._reply(
+                    200,
+                    {
+                        "name": f"{name}/operations/1",
+                        "done": True,
+                        "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+                    },
+                )
+
         return Handler
+
+
+# Schedule fields a PATCH may name, and the run-request fields it may not clear.
+UPDATABLE = {
+    "displayName",
+    "cron",
+    "maxConcurrentRunCount",
+    "createPipelineJobRequest",
+    "allowQueueing",
+    "maxRunCount",
+    "startTime",
+    "endTime",
+}
+
+
+def _camel(path: str) -> str:
+    head, *rest = path.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _cleared(schedule: dict[str, Any], body: dict[str, Any], fields: list[str]) -> list[str]:
+    """The non-empty fields a patch would unset (the service refuses that)."""
+    cleared = [f for f in fields if schedule.get(f) and not body.get(f)]
+    if "createPipelineJobRequest" in fields:
+        old = schedule.get("createPipelineJobRequest", {}).get("pipelineJob", {})
+        new = (body.get("createPipelineJobRequest") or {}).get("pipelineJob", {})
+        cleared += [f for f in ("serviceAccount", "network") if old.get(f) and not new.get(f)]
+        if old.get("encryptionSpec") and not new.get("encryptionSpec"):
+            cleared.append("encryptionSpec")
+    return cleared
 
 
 def _iso(moment: datetime) -> str:

@@ -13,7 +13,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from vertex_rlhf.cli import datasets, doctor, metrics, parameters, report, runs, templates
+from vertex_rlhf.cli import (
+    datasets,
+    doctor,
+    metrics,
+    parameters,
+    report,
+    runs,
+    schedules,
+    templates,
+)
 from vertex_rlhf.config import values
 from vertex_rlhf.errors import RLHFError
 from vertex_rlhf.views.logs import EscapingFormatter
@@ -22,7 +31,7 @@ from vertex_rlhf.views.text import outside
 # The most characters of one error message printed (a server's error can be megabytes).
 ERROR_LIMIT = 10_000
 # Each noun's module adds its subcommands, in the order `rlhf --help` lists them.
-NOUNS = (templates, parameters, datasets, runs, metrics, report, doctor)
+NOUNS = (templates, parameters, datasets, runs, schedules, metrics, report, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

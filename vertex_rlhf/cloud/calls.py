@@ -343,6 +343,37 @@ def job_answer(resource: Any, asked: str, what: str) -> dict[str, Any]:
     return job
 
 
+def schedule_answer(resource: Any, asked: str | None, what: str) -> dict[str, Any]:
+    """A Schedule answer as a dict (``Schedule.to_dict``), if it is the schedule asked for.
+
+    Args:
+        resource: the answer (a GAPIC ``Schedule``).
+        asked: the schedule's resource name, or None (a create: any name).
+        what: the call, for messages.
+
+    Raises:
+        PipelineError: the answer is about another schedule, or cannot be read.
+    """
+    import warnings
+
+    from google.cloud.aiplatform_v1 import Schedule
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            schedule = dict(Schedule.to_dict(resource, use_integers_for_enums=False))
+    except Exception as error:
+        raise coded(error, what) from None
+    name = schedule.get("name")
+    if not isinstance(name, str) or not name or (asked is not None and name != asked):
+        raise PipelineError(
+            f"{what}: the answer is about another schedule ({str(name)[:200]!r}),"
+            f" not {asked or 'the one created'}; refused",
+            hint=MALFORMED_HINT,
+        )
+    return schedule
+
+
 def bounded_pages(
     what: str,
     pages: Iterable[Any],

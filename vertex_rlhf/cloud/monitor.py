@@ -67,6 +67,11 @@ def _short(state: str | int | None) -> str:
     return str(state or "").removeprefix("PIPELINE_STATE_") or "UNKNOWN"
 
 
+def short_state(state: str | int | None) -> str:
+    """A job or task state as a name (``SUCCEEDED``; ``UNKNOWN(n)`` for a bare integer)."""
+    return _short(state)
+
+
 def _time(value: str | None) -> datetime | None:
     if not value:
         return None

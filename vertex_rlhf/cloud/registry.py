@@ -182,6 +182,26 @@ def _check_tag_names(what: str, tag: str, named: str, digest: str, race: bool = 
         )
 
 
+def find(host: str, package: str, ref: str) -> RegistryVersion | None:
+    """The published version a tag names (or a digest, checked), or None when the
+    registry has no such tag or digest.
+
+    Raises:
+        ConfigError: ``ref`` is neither a tag nor ``sha256:`` and 64 hex digits.
+        RLHFError: the registry could not be read, or answered malformed.
+    """
+    names.check_tag(ref, digest_ok=True)
+    registry = client(host)
+    what = f"resolve {package}:{ref} in {host}"
+    if ref.startswith("sha256:"):
+        known = {v.digest for v in list_versions(host, package)}
+        return RegistryVersion(host, package, ref) if ref in known else None
+    tag = _call(what, _get_tag, registry, package, ref)
+    if tag is None:
+        return None
+    return RegistryVersion(host, package, _tag_digest(what, ref, tag), [ref])
+
+
 def resolve(host: str, package: str, ref: str) -> RegistryVersion:
     """Resolves a tag (or checks a digest) to the version to submit.
 
@@ -194,22 +214,17 @@ def resolve(host: str, package: str, ref: str) -> RegistryVersion:
         ConfigError: ``ref`` is neither a tag nor ``sha256:`` and 64 hex digits.
         PipelineError: the tag or digest does not exist (the message lists the tags).
     """
-    names.check_tag(ref, digest_ok=True)
-    registry = client(host)
+    found = find(host, package, ref)
+    if found is not None:
+        return found
     what = f"resolve {package}:{ref} in {host}"
     if ref.startswith("sha256:"):
-        known = {v.digest for v in list_versions(host, package)}
-        if ref not in known:
-            raise PipelineError(f"{what}: no such version", hint="see `make versions`")
-        return RegistryVersion(host, package, ref)
-    tag = _call(what, _get_tag, registry, package, ref)
-    if tag is None:
-        tags = sorted(t for v in list_versions(host, package) for t in v.tags)
-        raise PipelineError(
-            f"{what}: no tag {ref!r}; tags that exist: {', '.join(tags) or 'none'}",
-            hint="publish it with `make publish` or pin one of the existing tags",
-        )
-    return RegistryVersion(host, package, _tag_digest(what, ref, tag), [ref])
+        raise PipelineError(f"{what}: no such version", hint="see `make versions`")
+    tags = sorted(t for v in list_versions(host, package) for t in v.tags)
+    raise PipelineError(
+        f"{what}: no tag {ref!r}; tags that exist: {', '.join(tags) or 'none'}",
+        hint="publish it with `make publish` or pin one of the existing tags",
+    )
 
 
 def find_tag(host: str, package: str, tag: str) -> RegistryVersion | None:

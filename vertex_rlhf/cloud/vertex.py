@@ -184,6 +184,18 @@ def pipeline_service(target: VertexTarget) -> Any:
     )
 
 
+def schedule_service(target: VertexTarget) -> Any:
+    """A GAPIC ``ScheduleServiceClient`` for the target's region, over REST."""
+    from google.cloud.aiplatform_v1 import ScheduleServiceClient
+
+    endpoint = target.api_endpoint or f"{target.location}-aiplatform.googleapis.com"
+    return ScheduleServiceClient(
+        credentials=credentials(target),
+        client_options={"api_endpoint": endpoint},
+        transport="rest",
+    )
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether an API error is worth retrying (``calls.is_transient``)."""
     from vertex_rlhf.cloud import calls

@@ -40,7 +40,7 @@ TAG_FORM = "1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit, no '..'
 
 def project_problem(project: str) -> str | None:
     """Why ``project`` is not a project id or number, or None if it is one."""
-    if PROJECT.match(project):
+    if PROJECT.fullmatch(project):
         return None
     return f"project {project!r} is not {PROJECT_RULE}"
 
@@ -55,7 +55,7 @@ def location_problem(location: str) -> str | None:
 
 def job_id_problem(job_id: str) -> str | None:
     """Why ``job_id`` is not a Vertex pipeline job id, or None."""
-    if JOB_ID.match(job_id):
+    if JOB_ID.fullmatch(job_id):
         return None
     return (
         f"job id {job_id!r} is not a Vertex AI pipeline job id (1-128 of a-z, 0-9 and -,"
@@ -65,7 +65,7 @@ def job_id_problem(job_id: str) -> str | None:
 
 def new_job_id_problem(job_id: str) -> str | None:
     """Why ``job_id`` cannot name a new job (what the SDK and Vertex accept), or None."""
-    if NEW_JOB_ID.match(job_id):
+    if NEW_JOB_ID.fullmatch(job_id):
         return None
     return (
         f"job id {job_id!r} cannot name a new Vertex AI pipeline job (1-128 of a-z, 0-9"
@@ -75,7 +75,7 @@ def new_job_id_problem(job_id: str) -> str | None:
 
 def endpoint_problem(endpoint: str) -> str | None:
     """Why ``endpoint`` is not ``[http[s]://]host[:port]``, or None."""
-    if ENDPOINT.match(endpoint):
+    if ENDPOINT.fullmatch(endpoint):
         return None
     return f"API endpoint {endpoint!r} is not [https://]host[:port]"
 
@@ -133,3 +133,31 @@ def check_tag(tag: str, digest_ok: bool = False) -> None:
     problem = tag_problem(tag, digest_ok)
     if problem:
         raise ConfigError([problem])
+
+
+# A schedule's id is assigned by the service (a number); our own ids are never sent.
+SCHEDULE_ID = re.compile(r"^(?:[1-9][0-9]{0,19}|[a-z][-a-z0-9]{0,127})$")
+SCHEDULE_NAME_FORM = "projects/PROJECT/locations/REGION/schedules/ID"
+# What a user calls a schedule (NAME=): one schedule per environment and name.
+SCHEDULE_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
+SCHEDULE_NAME_RULE = "1-30 of a-z, 0-9 and -, starting with a letter, not ending with -"
+
+
+def schedule_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a schedule of an environment (``NAME=``), or None."""
+    if SCHEDULE_NAME.fullmatch(name):
+        return None
+    return f"schedule name {name!r} is not {SCHEDULE_NAME_RULE}"
+
+
+def parse_schedule_name(name: str, parent: str) -> str:
+    """The id of ``parent/schedules/ID`` (a schedule the service named), checked.
+
+    Raises:
+        ConfigError: not a schedule of ``parent``, or its id is not well formed.
+    """
+    prefix = f"{parent}/schedules/"
+    schedule_id = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not SCHEDULE_ID.fullmatch(schedule_id):
+        raise ConfigError([f"schedule {name!r} is not {prefix}ID (ID: a number)"])
+    return schedule_id

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -312,6 +313,232 @@ def data_output(what: str) -> Callable[[str], str]:
         if problem:
             raise ConfigError([problem])
         return text
+
+    return parse
+
+
+def version(what: str) -> Callable[[str], str]:
+    """An argparse type: a template version, a registry tag or ``sha256:`` and 64 hex digits."""
+    from vertex_rlhf.config import names
+
+    def parse(text: str) -> str:
+        problem = names.tag_problem(text, digest_ok=True)
+        if problem:
+            raise ConfigError([f"{what}: {problem}"])
+        return text
+
+    return parse
+
+
+def schedule_name(what: str) -> Callable[[str], str]:
+    """An argparse type: the name of one schedule of an environment (``NAME=``)."""
+    from vertex_rlhf.config import names
+
+    def parse(text: str) -> str:
+        problem = names.schedule_name_problem(text)
+        if problem:
+            raise ConfigError([f"{what}: {problem}"])
+        return text
+
+    return parse
+
+
+# --- cron expressions, as Vertex AI schedules take them -------------------------------
+# Five fields of unix-cron as Cloud Scheduler documents them (what Vertex AI schedules
+# take): minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week
+# 0-6 or SUN-SAT (7 is Sunday too); each a list of *, N, N-M, */S or N-M/S. An optional
+# first word TZ=Area/City or CRON_TZ=Area/City names an IANA time zone (UTC without one).
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+# (field, lowest, highest, names: the value of names[i] is lowest + i)
+CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, MONTHS),
+    ("day of week", 0, 7, WEEKDAYS),
+)
+CRON_RULE = (
+    "five fields 'minute hour day-of-month month day-of-week' (e.g. '0 3 * * 1': Mondays at"
+    " 03:00), optionally after TZ=Area/City or CRON_TZ=Area/City (an IANA time zone, e.g."
+    " 'TZ=Europe/Paris 0 3 * * 1'; UTC without one)"
+)
+CRON_LIMIT = 200
+TIME_ZONE_PREFIXES = ("TZ=", "CRON_TZ=")
+# Names in the time zone folders that are not IANA zones of their own.
+NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+_ZONE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]{0,40}(?:/[A-Za-z0-9_+-]{1,40}){0,3}$")
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A checked cron expression.
+
+    Attributes:
+        fields: the five fields, names upper-cased and numbers without leading zeros.
+        time_zone: the IANA time zone, or None (UTC).
+        prefix: how the time zone was given, ``TZ`` or ``CRON_TZ``.
+    """
+
+    fields: tuple[str, ...]
+    time_zone: str | None = None
+    prefix: str = "TZ"
+
+    def __str__(self) -> str:
+        """The expression as the API receives it."""
+        zone = f"{self.prefix}={self.time_zone} " if self.time_zone else ""
+        return zone + " ".join(self.fields)
+
+
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names this machine knows (tzdata, or the system's database)."""
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones()) - NOT_ZONES
+
+
+def time_zone_problem(zone: str) -> str | None:
+    """Why ``zone`` is not an IANA time zone name, or None.
+
+    Only a name from the database's list is taken: nothing is ever looked up by path.
+    """
+    if _ZONE_FORM.fullmatch(zone) and zone in time_zones():
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(zone, sorted(time_zones()), n=3) if len(zone) < 60 else []
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return (
+        f"time zone {zone[:80]!r} is not an IANA time zone name (such as UTC, Europe/Paris,"
+        f" America/New_York){hint}"
+    )
+
+
+def _cron_number(word: str, field: tuple[str, int, int, tuple[str, ...]]) -> int | str:
+    """A value of a field (a number or a name), or why it is not one."""
+    title, low, high, names = field
+    if word.upper() in names:
+        return low + names.index(word.upper())
+    if not (word.isascii() and word.isdigit()) or len(word) > 2:
+        named = f" or {names[0]}-{names[-1]}" if names else ""
+        return f"{word!r} is not a number{named}"
+    value = int(word)
+    if not low <= value <= high:
+        named = f" or {names[0]}-{names[-1]}" if names else ""
+        extra = " (7 is Sunday too)" if title == "day of week" else ""
+        shown_high = 6 if title == "day of week" else high
+        return f"{value} is outside {low}-{shown_high}{named}{extra}"
+    return value
+
+
+def _cron_item(item: str, field: tuple[str, int, int, tuple[str, ...]]) -> tuple[str, set[int]]:
+    """One item of a field's list, normalized, and the values it selects.
+
+    Raises:
+        ValueError: why it is not an item (the message is shown).
+    """
+    _, low, high, names = field
+    base, slash, step_text = item.partition("/")
+    step = 1
+    if slash:
+        if not (step_text.isascii() and step_text.isdigit()) or not 1 <= int(step_text) <= high:
+            raise ValueError(f"step {step_text!r} must be a whole number from 1 to {high}")
+        step = int(step_text)
+        if base != "*" and "-" not in base:
+            raise ValueError(f"a step follows * or a range (*/{step}, N-M/{step}), not {base!r}")
+    if base == "*":
+        text, first, last = "*", low, high
+    else:
+        start, dash, end = base.partition("-")
+        first_value = _cron_number(start, field)
+        last_value = _cron_number(end, field) if dash else first_value
+        for value in (first_value, last_value):
+            if isinstance(value, str):
+                raise ValueError(value)
+        assert isinstance(first_value, int) and isinstance(last_value, int)
+        if first_value > last_value:
+            raise ValueError(f"range {base!r} runs backwards; write the lower value first")
+        first, last = first_value, last_value
+
+        def shown(word: str) -> str:
+            return word.upper() if word.upper() in names else str(int(word))
+
+        text = shown(start) + (f"-{shown(end)}" if dash else "")
+    if slash:
+        text += f"/{step}"
+    return text, set(range(first, last + 1, step))
+
+
+def parse_cron(text: str, what: str = "--cron") -> Cron:
+    """Reads a cron expression as Vertex AI schedules take it.
+
+    Raises:
+        ConfigError: naming the field and what it allows.
+    """
+
+    def refuse(problem: str) -> ConfigError:
+        return ConfigError([f"{what} {text[:80]!r}: {problem}; give {CRON_RULE}"])
+
+    if not text.strip():
+        raise refuse("is empty")
+    if len(text) > CRON_LIMIT:
+        raise refuse(f"is {len(text)} characters long (at most {CRON_LIMIT})")
+    if not re.fullmatch(r"[\x21-\x7e]+(?: +[\x21-\x7e]+)*", text):
+        raise refuse(
+            "holds characters other than printable ASCII and single spaces between words"
+            " (no tabs, newlines, or spaces before or after)"
+        )
+    words = text.split()
+    zone, prefix = None, "TZ"
+    for start in TIME_ZONE_PREFIXES:
+        if words[0].startswith(start):
+            prefix, zone = start[:-1], words[0][len(start) :]
+            words = words[1:]
+            problem = time_zone_problem(zone)
+            if problem:
+                raise refuse(problem)
+            break
+    if any("=" in word for word in words):
+        raise refuse("only a first word TZ=Area/City or CRON_TZ=Area/City may hold '='")
+    if words and words[0].startswith("@"):
+        raise refuse(f"macros such as {words[0][:20]!r} are not taken; write the five fields")
+    if len(words) != len(CRON_FIELDS):
+        raise refuse(
+            f"has {len(words)} field(s), not 5 (no seconds or years: minute hour"
+            " day-of-month month day-of-week)"
+        )
+    fields, chosen = [], []
+    for word, field in zip(words, CRON_FIELDS, strict=True):
+        items, values = [], set()
+        for item in word.split(","):
+            try:
+                if not item:
+                    raise ValueError("an empty item in the list")
+                shown, selected = _cron_item(item, field)
+            except ValueError as error:
+                _, low, high, names = field
+                allowed = f"{low}-{6 if field[0] == 'day of week' else high}"
+                named = f" or {names[0]}-{names[-1]}" if names else ""
+                raise refuse(
+                    f"{field[0]} field {word[:40]!r}: {error} (it takes *, {allowed}{named},"
+                    " lists a,b, ranges a-b and steps */s or a-b/s)"
+                ) from None
+            items.append(shown)
+            values |= selected
+        fields.append(",".join(items))
+        chosen.append(values)
+    days, months, weekdays = chosen[2], chosen[3], fields[4]
+    if weekdays == "*" and all(day > _DAYS_IN_MONTH[month - 1] for day in days for month in months):
+        raise refuse("it never runs: no month chosen has the day(s) chosen")
+    return Cron(tuple(fields), zone, prefix)
+
+
+def cron(what: str) -> Callable[[str], Cron]:
+    """An argparse type: a cron expression with an optional IANA time zone (``Cron``)."""
+
+    def parse(text: str) -> Cron:
+        return parse_cron(text, what)
 
     return parse
 
