@@ -390,3 +390,26 @@ def test_health_checker_fails_on_parameters_it_cannot_read(
     err = capsys.readouterr().err
     assert err.startswith("error[CONFIG_002]: params/base.yaml:")
     assert "GOOGLE_CLOUD_PROJECT is not set" in err and "Traceback" not in err
+
+
+def test_the_api_and_rlhf_submit_send_the_same_request(
+    workdir: Path, vertex: VertexStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One submit path: the Python API and `rlhf submit` build their create requests with the
+    same use case, so the bodies agree in everything but the job id."""
+    from vertex_rlhf import VertexAIClient, cli
+
+    config = "configs/production_config.yaml"
+    assert cli.main(["migrate-config", config, "--params-dir", "params"]) == 0
+    manifest = json.loads(Path("compiled/manifest.json").read_text(encoding="utf-8"))
+    current = Path("compiled") / manifest["templates"][manifest["current"]]["file"]
+    client = VertexAIClient(config)
+    assert client.run_pipeline_job(client.create_pipeline_job(current))["success"] is True
+    assert cli.main(["submit", "production", "--yes"]) == 0, capsys.readouterr().err
+    api, face = (request["body"] for request in vertex.calls("POST"))
+    for body in (api, face):
+        body.pop("name", None)
+    assert api["labels"] == face["labels"]
+    assert api["runtimeConfig"] == face["runtimeConfig"]
+    assert api["pipelineSpec"] == face["pipelineSpec"]
+    assert api == face
