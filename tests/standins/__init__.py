@@ -18,7 +18,11 @@ class LoopbackServer:
         handler.disable_nagle_algorithm = True
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for the loop to look at its flag: every 50 ms, not every 0.5 s
+        # (the default), which each test that stops a stand-in would wait for.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
