@@ -146,3 +146,24 @@ def test_no_project_anywhere_says_where_it_looked(
     assert f"looked in: {tmp_path}/params, " in message
     assert f"{tmp_path}/site-packages/params" in message
     assert "--params-dir" in message
+
+
+# --- environment arguments ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["dev.yaml", "prod.yml"])
+def test_a_bare_file_name_suggests_the_environment_meant(
+    typed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # not where params/ is: the project is found from the package
+    with pytest.raises(ConfigError) as raised:
+        resolve_environment(typed)
+    stem = typed.split(".")[0]
+    assert f"did you mean `{stem}`" in raised.value.render()
+    assert raised.value.exit_status == 12
+
+
+def test_no_suggestion_for_a_name_that_is_not_an_environment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        resolve_environment("nosuchenv.yaml")
+    assert "did you mean" not in raised.value.render()

@@ -13,6 +13,7 @@ import yaml
 import vertex_rlhf.original.layout as legacy
 from tests.conftest import REPO
 from vertex_rlhf import cli
+from vertex_rlhf.config.environment import ENV_NAME
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import ConfigError
 
@@ -241,3 +242,21 @@ def test_make_migrate_config_passes_the_file_and_only_an_explicit_env() -> None:
     missing = make("migrate-config")
     assert missing.returncode == 2  # make's status for a failed recipe
     assert "error[CONFIG_002]: set CONFIG=<original config file>" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "file_name",
+    [
+        "base_config.yaml",  # the seed's own name: 'base' is reserved
+        "base.yml",
+        "2024_config.yaml",
+        "my config.yaml",
+        "prodé_config.yaml",
+        "___.yaml",
+        "a" * 80 + "_config.yaml",
+        "config.yaml",
+    ],
+)
+def test_original_file_names_give_a_valid_environment_name(file_name: str) -> None:
+    name = legacy.default_env_name(f"configs/{file_name}")
+    assert ENV_NAME.match(name) and name != "base", name

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -288,3 +289,44 @@ def test_ctrl_c_stops_watching_and_never_cancels(vertex: VertexStandIn, tmp_path
     assert "Resume with: make monitor JOB=rlhf-tuning-dev-1 ENV=dev" in err
     assert "Traceback" not in err
     assert vertex.calls("POST") == []  # never cancelled
+
+
+@pytest.mark.usefixtures("project_env")
+def test_cli_monitor_polls_at_least_once_a_minute(
+    vertex_on_fake_clock: VertexStandIn,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-quiet"
+    vertex_on_fake_clock.add_job(job, timeline_long_running(seconds=7200.0))
+
+    class OnFakeTime(monitor.PipelineMonitor):
+        """The CLI's monitor, as the CLI configures it, on the test's clock."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs, clock=clock, sleep=clock.sleep, now=clock.now)
+
+    monkeypatch.setattr(monitor, "PipelineMonitor", OnFakeTime)
+    status = cli.main(
+        [
+            "monitor",
+            "rlhf-tuning-dev-quiet",
+            "--env",
+            "dev",
+            f"vertex_ai.api_endpoint={vertex_on_fake_clock.url}",
+            "--poll-interval",
+            "5",
+            "--timeout",
+            "3600",
+            "--metrics-log",
+            str(tmp_path / "metrics.jsonl"),
+        ]
+    )
+    assert status == 0, capsys.readouterr().err
+    assert "Stopped watching after 3600s" in capsys.readouterr().err
+    # Nothing changes for an hour: the pauses grow from 5 s and stop at 60 s.
+    assert clock.sleeps[0] == 5.0
+    assert max(clock.sleeps) == 60.0
+    assert len(vertex_on_fake_clock.calls("GET")) >= 3600 / 60

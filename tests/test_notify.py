@@ -20,14 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CURRENT_VERSION, REPO, TEST_PROJECT, fresh_pipeline_root
+from tests.conftest import CURRENT_VERSION, REPO, TEST_PROJECT, FakeClock, fresh_pipeline_root
 from tests.standins.registry import RegistryStandIn
-from tests.standins.vertex import VertexStandIn
+from tests.standins.vertex import TASK_PARENTS, Step, VertexStandIn
+from tests.test_monitor import watcher
 from vertex_rlhf import cli
-from vertex_rlhf.cloud import registry, submission
+from vertex_rlhf.cloud import monitor, registry, submission
 from vertex_rlhf.config.params import load_params
-from vertex_rlhf.errors import ConfigError
+from vertex_rlhf.errors import ConfigError, DataError
 from vertex_rlhf.template import plan, signature
+from vertex_rlhf.views import run_report
 from vertex_rlhf.views.plan import render_plan
 
 SERVICE_ACCOUNT = "rlhf-runner@rlhf-test-project.iam.gserviceaccount.com"
@@ -411,3 +413,84 @@ def test_a_yaml_11_word_in_the_list_is_refused_with_its_place(params_dir: Path, 
     )
     assert problem.startswith(f"{params_dir}/alerts.yaml:2: vertex_ai.notify_emails[1]: "), problem
     assert "takes text" in problem and "quote it" in problem
+
+
+# ---- the exit handler: what the monitor shows ----
+
+EXIT_JOB = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-7"
+
+
+def _compiled_parents() -> dict[str, set[str | None]]:
+    """task -> its parent tasks in the compiled template (names repeat across graphs;
+    the root DAG task is the pipeline)."""
+    # The stand-in runs the variant that e-mails (its tree holds the exit handler).
+    notify = COMPILED / f"rlhf-tuning-{CURRENT_VERSION}-notify.yaml"
+    spec = yaml.safe_load(notify.read_text(encoding="utf-8"))
+    parents: dict[str, set[str | None]] = {"rlhf-tuning": {None}}
+
+    def walk(dag: dict[str, Any], parent: str) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            parents.setdefault(name, set()).add(parent)
+            component = spec["components"][task["componentRef"]["name"]]
+            if "dag" in component:
+                walk(component["dag"], name)
+
+    walk(spec["root"]["dag"], "rlhf-tuning")
+    return parents
+
+
+def test_the_stand_in_task_tree_is_the_compiled_one() -> None:
+    compiled = _compiled_parents()
+    for task, parent in TASK_PARENTS.items():
+        assert parent in compiled.get(task, set()), task
+    assert {"exit-handler-1", NOTIFY_TASK} <= set(TASK_PARENTS)
+
+
+def _ended(tasks: dict[str, str | int], errors: dict[str, str]) -> list[Step]:
+    return [
+        Step(0, "PIPELINE_STATE_RUNNING", {"rlhf-tuning": "RUNNING"}),
+        Step(
+            600,
+            "PIPELINE_STATE_FAILED",
+            tasks,
+            errors=errors,
+            job_error="The DAG failed because some tasks failed.",
+        ),
+    ]
+
+
+def test_the_body_failure_is_named_even_when_the_notification_failed_too(
+    vertex_on_fake_clock: VertexStandIn, clock: FakeClock
+) -> None:
+    tasks: dict[str, str | int] = {
+        NOTIFY_TASK: "FAILED",  # listed first: Vertex gives no order
+        "rlhf-tuning": "FAILED",
+        "validate-dataset": "FAILED",
+        "validate-dataset-2": "SUCCEEDED",
+    }
+    errors = {NOTIFY_TASK: "permission denied sending mail", "validate-dataset": "row 3: choice"}
+    vertex_on_fake_clock.add_job(EXIT_JOB, _ended(tasks, errors))
+    status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(EXIT_JOB)
+    assert status.failed_task == "validate-dataset"
+    assert status.failed_stage == "validation"
+    assert isinstance(monitor.final_error(status), DataError)
+    assert status.stages["validation"] == "failed"
+
+
+def test_a_notification_only_failure_says_the_run_itself_did_not_fail(
+    vertex_on_fake_clock: VertexStandIn, clock: FakeClock
+) -> None:
+    done: dict[str, str | int] = {name: "SUCCEEDED" for name in TASK_PARENTS}
+    done[NOTIFY_TASK] = "FAILED"
+    vertex_on_fake_clock.add_job(EXIT_JOB, _ended(done, {NOTIFY_TASK: "invalid recipient"}))
+    status = watcher(vertex_on_fake_clock, clock).monitor_job_with_updates(EXIT_JOB)
+    assert status.failed_task == NOTIFY_TASK
+    assert set(status.stages.values()) == {"succeeded"}  # no stage of the work failed
+    error = monitor.final_error(status)
+    assert error is not None and "only the e-mail notification" in error.render()
+    report = run_report.report(status)
+    lines = [line for line in report.splitlines() if line.startswith("    ")]
+    assert lines[-1].split()[0] == NOTIFY_TASK  # the exit task last
+    # One column for the states, however long the task names are.
+    columns = {line.index(line.split()[1], len(line.split()[0]) + 4) for line in lines}
+    assert len(columns) == 1, report

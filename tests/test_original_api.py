@@ -413,3 +413,38 @@ def test_the_api_and_rlhf_submit_send_the_same_request(
     assert api["runtimeConfig"] == face["runtimeConfig"]
     assert api["pipelineSpec"] == face["pipelineSpec"]
     assert api == face
+
+
+# --- the original Python API: counts are whole numbers, never rounded -----------------------
+
+
+@pytest.mark.parametrize(
+    ("sizes", "argument"),
+    [
+        ((3000.5, 2000), "preference_dataset_size"),
+        ((True, 2000), "preference_dataset_size"),
+        ((3000, "2k"), "prompt_dataset_size"),
+        ((-1, 2000), "preference_dataset_size"),
+        ((3000, 2000, 2.5), "reward_epochs"),
+        ((10**30, 2000), "preference_dataset_size"),
+        ((3000, None), "prompt_dataset_size"),
+    ],
+)
+def test_training_calculator_refuses_counts_it_would_have_to_round(
+    sizes: tuple[Any, ...], argument: str
+) -> None:
+    from vertex_rlhf import TrainingCalculator
+
+    calculator = TrainingCalculator()
+    with pytest.raises(ConfigError, match=f"training steps: {argument} must be a whole number"):
+        calculator.calculate_training_steps(*sizes)
+    ok, message = calculator.validate_training_parameters(*sizes)
+    # validate_training_parameters names them as the seed does: preference_size, ...
+    assert not ok and message.startswith(f"{argument.replace('_dataset', '')} must be a whole")
+
+
+def test_training_calculator_takes_whole_numbers_in_any_spelling() -> None:
+    from vertex_rlhf import TrainingCalculator, TrainingSteps
+
+    expected = TrainingSteps(reward_model_steps=1410, reinforcement_learning_steps=320)
+    assert TrainingCalculator().calculate_training_steps(3000.0, "2000") == expected

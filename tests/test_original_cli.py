@@ -14,6 +14,7 @@ import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
@@ -358,3 +359,84 @@ def test_health_check_runs_the_doctor_or_says_what_replaces_it(
         "error[CONFIG_002]: --health-check: not available in this version;"
         " `make doctor ENV=dev` (`rlhf doctor ENV`) replaces it\n"
     )
+
+
+# The seed's own development config, saved under the names users give such files.
+SEED_DEVELOPMENT = """\
+dataset:
+  preference_dataset: "gs://vertex-ai/generative-ai/rlhf/text_small/summarize_from_feedback_tfds/comparisons/train/*.jsonl"
+  prompt_dataset: "gs://vertex-ai/generative-ai/rlhf/text_small/reddit_tfds/train/*.jsonl"
+  eval_dataset: "gs://vertex-ai/generative-ai/rlhf/text_small/reddit_tfds/val/*.jsonl"
+  preference_size: 3000
+  prompt_size: 2000
+
+training:
+  reward_model_train_steps: 1410
+  reinforcement_learning_train_steps: 320
+"""
+
+
+def seed_main(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "GOOGLE_CLOUD_PROJECT"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "main.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environ,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("where", ["repo", "elsewhere"])
+def test_calculate_steps_reads_the_seeds_config_from_the_checkout_or_elsewhere(
+    where: str, tmp_path: Path
+) -> None:
+    """`python main.py --config configs/base_config.yaml --calculate-steps`, as the seed
+    writes it, from the checkout and from a project folder of the user's."""
+    cwd = tmp_path
+    (cwd / "configs").mkdir()
+    config = cwd / "configs" / "base_config.yaml"
+    config.write_text(SEED_DEVELOPMENT, encoding="utf-8")
+    if where == "repo":
+        cwd = REPO
+    result = seed_main("--config", str(config), "--calculate-steps", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "TrainingSteps(reward_model_steps=1410, reinforcement_learning_steps=320)" in result.stdout
+    )
+
+
+# --- what a parameter or original config file may be, whichever reader opens it -------------
+
+
+def _not_utf8(text: str) -> bytes:
+    return text.encode("utf-16")
+
+
+def _huge(text: str) -> bytes:
+    return (text + "  instruction: '" + "x" * (2 * 1024 * 1024) + "'\n").encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [(_not_utf8, ":1: not valid UTF-8"), (_huge, ": too large: more than 1024 KB")],
+)
+@pytest.mark.parametrize("layout", ["original", "params"])
+def test_unreadable_config_files_are_coded_errors_in_every_reader(
+    make: Any, expected: str, layout: str, tmp_path: Path
+) -> None:
+    if layout == "original":  # scripts/main.py reads it through the original-layout loader
+        config = tmp_path / "configs" / "production_config.yaml"
+        text = SEED_DEVELOPMENT
+    else:
+        config = tmp_path / "params" / "team.yaml"
+        (tmp_path / "params").mkdir()
+        (tmp_path / "params" / "base.yaml").write_text("{}\n", encoding="utf-8")
+        text = "training:\n  kl_coeff: 0.2\n"
+    config.parent.mkdir(exist_ok=True)
+    config.write_bytes(make(text))
+    result = seed_main("--config", str(config), "--calculate-steps", cwd=REPO)
+    assert result.returncode == 12, result.stderr
+    assert f"error[CONFIG_002]: {config}{expected}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -282,3 +282,33 @@ def test_overrides_win_over_files(params_dir: Path) -> None:
     assert params.training.kl_coeff == 0.3
     assert params.training.reward_model_train_steps is None
     assert params.training.reinforcement_learning_train_steps == 10000
+
+
+# --- whole numbers Vertex AI cannot carry ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "dataset.preference_size",
+        "dataset.prompt_size",
+        "training.reward_model_epochs",
+        "training.reinforcement_learning_epochs",
+        "training.reward_model_train_steps",
+        "training.reinforcement_learning_train_steps",
+    ],
+)
+@pytest.mark.parametrize("value", ["9223372036854775808", "99999999999999999999999999"])
+@pytest.mark.usefixtures("project_env")
+def test_integers_beyond_what_vertex_carries_are_refused(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_params("local", [f"{key}={value}"], REPO / "params")
+    assert f"{key}: {value} is too large" in raised.value.render()
+    assert raised.value.exit_status == 12
+
+
+@pytest.mark.usefixtures("project_env")
+def test_the_largest_exact_integer_is_still_accepted() -> None:
+    key = "training.reward_model_train_steps"
+    params = load_params("local", [f"{key}={2**53 - 1}"], REPO / "params")
+    assert params.training.reward_model_train_steps == 2**53 - 1

@@ -243,3 +243,26 @@ def test_international_labels_load_and_reserved_keys_are_refused(params_dir: Pat
 def test_an_override_key_with_an_empty_part(params_dir: Path, override: str) -> None:
     [problem] = problems(params_dir, "dev", override)
     assert problem.startswith(f"override {override!r}: ") and "has an empty part" in problem
+
+
+# --- parameter files too large to be parameter files ----------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["many keys", "alias bomb"])
+def test_a_huge_parameter_file_is_refused_without_advice_to_raise_limits(
+    shape: str, tmp_path: Path
+) -> None:
+    if shape == "many keys":
+        text = "training:\n" + "".join(f"  k{i}: {i}\n" for i in range(20000))
+    else:
+        text = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 7)
+        )
+    (tmp_path / "base.yaml").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "huge.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_params("huge", [], tmp_path)
+    message = raised.value.render()
+    assert "huge.yaml: too large" in message and "remove repeated or aliased" in message
+    assert "max_yaml_expanded_nodes" not in message
+    assert raised.value.exit_status == 12

@@ -133,6 +133,8 @@ def test_rows_in_the_prompt_chosen_rejected_form_point_to_convert_data() -> None
         ('{"input_text": "x"}\n'.encode("utf-16-be") * 5, "UTF-16"),
         ('{"input_text": "x"}\n'.encode("utf-32") * 5, "UTF-32"),
     ],
+    # Named ids: a gzip stream holds its time, and xdist's workers must collect alike.
+    ids=["gzip", "utf-16-le-bom", "utf-16-be", "utf-32"],
 )
 def test_files_that_are_not_utf8_jsonl_name_the_real_cause_once(
     tmp_path: Path, content: bytes, cause: str

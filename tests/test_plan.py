@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from vertex_rlhf import cli
 from vertex_rlhf.config.params import load_params
 from vertex_rlhf.errors import PipelineError
 from vertex_rlhf.template import plan
+from vertex_rlhf.views.plan import render_plan
 
 TEMPLATE = REPO / "compiled" / f"rlhf-tuning-{CURRENT_VERSION}.yaml"
 GPU = plan.MachineSpec("a2-ultragpu-8g", "NVIDIA_A100_80GB", 8, "us-central1")
@@ -231,3 +233,18 @@ def test_tasks_that_take_the_job_uuid_always_run_even_with_caching_on() -> None:
         assert cache[task].startswith("always runs") and "job's uuid" in cache[task], task
     assert cache["reward-model-trainer"].startswith("reused if")  # the point of resuming
     assert cache["rlhf-preprocessor"].startswith("reused if")
+
+
+@pytest.mark.usefixtures("project_env")
+def test_plan_shows_tasks_without_wrapper_dags_in_aligned_columns() -> None:
+    built = build("dev", "vertex_ai.notify_emails=[ops@example.com]")
+    text = render_plan(built)
+    described = built.as_dict()["cache"]  # what a dry run prints
+    assert "reward-model-graph/reward-model-trainer" in described
+    assert not any(w in key for key in described for w in ("exit-handler-", "condition-"))
+    cache = text.split("  cache:\n", 1)[1].splitlines()
+    assert not any(w in text for w in ("exit-handler-", "rlhf-train-template/", "condition-"))
+    assert any(line.split()[0] == "reward-model-graph/reward-model-trainer" for line in cache)
+    assert any(line.split()[0] == "vertex-pipelines-notification-email" for line in cache)
+    columns = {re.search(r"  (always runs|reused if)", line).start() for line in cache}  # type: ignore[union-attr]
+    assert len(columns) == 1, "\n".join(cache)

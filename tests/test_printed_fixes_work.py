@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TEST_PROJECT
-from tests.standins.vertex import VertexStandIn, scale, timeline_success
+from tests.standins.vertex import VertexStandIn, timeline_success
 
 COMMAND = re.compile(r"`((?:make|rlhf|python) [^`]+)`")
 FIX_LINE = re.compile(r"^\s*fix: .*?\b((?:make|rlhf) [a-z-]+(?: [A-Z_]+=\S+)*)", re.M)
@@ -193,16 +193,21 @@ def test_the_resume_command_follows_the_same_job_with_the_same_overrides(
     scratch: Path, vertex: VertexStandIn
 ) -> None:
     job = f"projects/{TEST_PROJECT}/locations/us-central1/pipelineJobs/rlhf-tuning-dev-1"
-    # Long enough to outlive the first watch, short enough for the resumed one to see it end.
-    vertex.add_job(job, scale(timeline_success(), 0.002))
+    # An hour's run: it outlives the first watch, however slowly that one starts.
+    vertex.add_job(job, timeline_success())
     endpoint = f"vertex_ai.api_endpoint={vertex.url}"
     first = run(
         scratch,
         ["rlhf", "monitor", "rlhf-tuning-dev-1", "--env", "dev", endpoint, "--timeout", "0.5"],
     )
     assert first.returncode == 0, first.stderr
+    assert "SUCCEEDED" not in first.stdout
     [command] = re.findall(r"resume with: (make monitor .*)$", first.stderr, re.M)
     assert f"OVERRIDES={endpoint}" in command
+    # The hour passes between the watches, so the resumed one sees the end at its first
+    # poll (not 15 s later, at its second).
+    with vertex.lock:
+        vertex.jobs[job].created_at -= 3600.0
     again = run(scratch, shlex.split(command))
     assert again.returncode == 0, again.stderr
     assert "SUCCEEDED (100%" in again.stdout

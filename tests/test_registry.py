@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CURRENT_VERSION
 from tests.standins.registry import RegistryStandIn
 from vertex_rlhf import cli
 from vertex_rlhf.cloud import calls, registry
@@ -148,3 +149,21 @@ def test_publish_without_a_registry_in_the_parameters(
 ) -> None:
     assert cli.main(["publish", "dev"]) == 12
     assert "vertex_ai.template_registry: not set" in capsys.readouterr().err
+
+
+def test_a_pinned_sha256_digest_resolves_to_that_version(
+    registry_standin: RegistryStandIn, compiled_copy: Path
+) -> None:
+    template = compiled_copy / f"rlhf-tuning-{CURRENT_VERSION}.yaml"
+    published, _ = registry.publish(registry_standin.url, template, CURRENT_VERSION)
+    version = registry.resolve(registry_standin.url, "rlhf-tuning", published.digest)
+    assert (version.host, version.package, version.digest) == (
+        registry_standin.url,
+        "rlhf-tuning",
+        registry.file_digest(template),
+    )
+    downloaded = registry.download(version, compiled_copy / "downloads")
+    assert downloaded.read_bytes() == template.read_bytes()
+    other = "sha256:" + "0" * 64
+    with pytest.raises(PipelineError, match="no such version"):
+        registry.resolve(registry_standin.url, "rlhf-tuning", other)

@@ -311,3 +311,80 @@ def test_submit_and_wait_for_a_failure_exits_with_training_004(
     assert "fix: the batch size is fixed at 64: lower training.prompt_sequence_length" in err
     assert "failed task: reward-model-trainer (reward model)" in result.stdout
     assert "Traceback" not in err
+
+
+KMS_KEY = "projects/rlhf-test-project/locations/us-central1/keyRings/rlhf/cryptoKeys/runs"
+NETWORK = "projects/123456789/global/networks/rlhf-vpc"
+
+
+@pytest.mark.usefixtures("project_env", "storage_emulator")
+def test_the_create_request_carries_cmek_account_network_labels_and_parameters_exactly(
+    vertex: VertexStandIn,
+) -> None:
+    request = make_request(
+        vertex,
+        f"training.encryption_spec_key_name={KMS_KEY}",
+        f"vertex_ai.network={NETWORK}",
+        "training.reward_model_train_steps=2000",
+        "vertex_ai.labels.team=ml",
+    )
+    submission.submit(request, retry=fast(), read_retry=fast())
+    [create] = vertex.calls("POST")
+    assert create["query"]["pipelineJobId"] == [request.job_id]
+    body = dict(create["body"])
+    spec = body.pop("pipelineSpec")
+    compiled = yaml.safe_load(
+        (REPO / "compiled" / f"rlhf-tuning-{request.template.version}.yaml").read_text()
+    )
+    assert spec == compiled
+    values = body["runtimeConfig"].pop("parameterValues")
+    assert body == {
+        "displayName": "rlhf-dev",
+        "labels": {
+            "team": "ml",
+            "app": "rlhf-tuning",
+            "pipeline": "rlhf-tuning",
+            "pipeline-version": request.template.version.replace(".", "-"),
+            "git-commit": "abc123def456",
+            "environment": "dev",
+        },
+        "runtimeConfig": {"gcsOutputDirectory": request.pipeline_root},
+        "encryptionSpec": {"kmsKeyName": KMS_KEY},
+        "serviceAccount": SERVICE_ACCOUNT,
+        "network": NETWORK,
+    }
+    assert values["encryption_spec_key_name"] == KMS_KEY
+    assert values["reward_model_train_steps"] == 2000
+    assert values["large_model_reference"] == "llama-2-7b"
+    assert values == {k: v for k, v in request.parameter_values.items() if v is not None}
+
+
+# ---- the commit label says when the working tree had uncommitted changes ----
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_commit_label_marks_a_dirty_tree(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    git(tmp_path, "add", "params.yaml")
+    git(tmp_path, "commit", "-q", "-m", "one")
+    head = git(tmp_path, "rev-parse", "--short=12", "HEAD")
+    assert submission.git_commit(tmp_path) == head
+    (tmp_path / "params.yaml").write_text("a: 2\n")
+    assert submission.git_commit(tmp_path) == f"{head}-dirty"
+    template = submission.TemplateRef(None, "rlhf-tuning", "1.0.0", "")
+    labels = submission.run_labels({}, template, "dev", submission.git_commit(tmp_path))
+    assert labels["git-commit"] == f"{head}-dirty"
+    (tmp_path / "untracked.txt").write_text("not part of the run\n")
+    git(tmp_path, "checkout", "--", "params.yaml")
+    assert submission.git_commit(tmp_path) == head  # untracked files do not count

@@ -66,7 +66,9 @@ class RegistryStandIn(LoopbackServer):
         super().__init__()
 
     def upload(self, content: bytes, tags: list[str]) -> tuple[str, str]:
-        package = yaml.safe_load(content)["pipelineInfo"]["name"]
+        # libyaml's loader when there is one: a template takes 0.3 s in pure Python.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        package = yaml.load(content, Loader=loader)["pipelineInfo"]["name"]
         digest = "sha256:" + hashlib.sha256(content).hexdigest()
         entry = self.packages.setdefault(package, {"versions": {}, "tags": {}, "order": []})
         if digest not in entry["versions"]:
