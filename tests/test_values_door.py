@@ -308,3 +308,79 @@ def test_original_config_flag_says_what_the_path_is(tmp_path: Path, kind: str, a
         result, f"config file '{path}': {called}", "give a parameter file (e.g. params/dev.yaml)"
     )
     assert "not a valid environment name" not in result.stderr
+
+
+# Every grammar is matched whole: a pattern's `$` also matches before a final newline, so a
+# value with one used to pass ("dev\n", "1.2.0\n", "gs://bucket/root\n").
+GRAMMAR_CHECKED_KEYS = [
+    ("vertex_ai.pipeline_root", "gs://rlhf-bucket/root"),
+    ("vertex_ai.service_account", "runner@rlhf-test-project.iam.gserviceaccount.com"),
+    ("vertex_ai.template_registry", "https://us-central1-kfp.pkg.dev/rlhf-project/repo"),
+    ("vertex_ai.api_endpoint", "https://us-central1-aiplatform.googleapis.com"),
+    ("vertex_ai.notify_emails", "[ops@example.com]"),
+    ("training.tensorboard_resource_id", "projects/p/locations/us-central1/tensorboards/1"),
+    ("training.encryption_spec_key_name", "projects/p/locations/l/keyRings/k/cryptoKeys/c"),
+    ("dataset.preference_dataset", "gs://rlhf-bucket/preference.jsonl"),
+]
+
+
+@pytest.mark.usefixtures("project_env")
+@pytest.mark.parametrize(
+    ("key", "value"), GRAMMAR_CHECKED_KEYS, ids=[k for k, _ in GRAMMAR_CHECKED_KEYS]
+)
+def test_a_parameter_with_a_trailing_newline_is_refused(
+    key: str, value: str, tmp_path: Path
+) -> None:
+    import shutil
+
+    import yaml
+
+    from tests.conftest import REPO
+    from vertex_rlhf.config.params import load_params
+
+    shutil.copyfile(REPO / "params" / "base.yaml", tmp_path / "base.yaml")
+    section, name = key.split(".")
+
+    def load(text: str) -> None:
+        data: dict[str, dict[str, object]] = {
+            "dataset": {
+                "preference_dataset": "gs://rlhf-bucket/preference.jsonl",
+                "prompt_dataset": "gs://rlhf-bucket/prompt.jsonl",
+            }
+        }
+        data.setdefault(section, {})[name] = [text] if value.startswith("[") else text
+        (tmp_path / "team.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+        load_params("team", params_dir=tmp_path)
+
+    plain = value.strip("[]")
+    load(plain)  # the value itself is valid
+    with pytest.raises(ConfigError, match=name):
+        load(plain + "\n")
+
+
+@pytest.mark.parametrize(
+    ("check", "text"),
+    [
+        ("environment", "dev\n"),
+        ("tag", "1.2.0\n"),
+        ("digest", "sha256:" + "a" * 64 + "\n"),
+        ("job id", "rlhf-tuning-dev-1\n"),
+        ("original env", "production\n"),
+    ],
+)
+def test_a_name_with_a_trailing_newline_is_refused(check: str, text: str) -> None:
+    from vertex_rlhf.config import environment, names
+    from vertex_rlhf.original import layout
+
+    if check == "environment":
+        with pytest.raises(ConfigError):
+            environment.check_name(text)
+    elif check in ("tag", "digest"):
+        assert names.tag_problem(text, digest_ok=True)
+        assert names.tag_problem(text.strip(), digest_ok=True) is None
+    elif check == "job id":
+        assert names.new_job_id_problem(text)
+        assert names.new_job_id_problem(text.strip()) is None
+    else:
+        with pytest.raises(ConfigError):
+            layout._check_env_name(text)

@@ -282,7 +282,7 @@ class _Checker:
 
     def check_apis(self) -> None:
         apis = {"aiplatform.googleapis.com": "Vertex AI", "storage.googleapis.com": "Cloud Storage"}
-        if self.v.template_registry and _AR_REGISTRY.match(self.v.template_registry):
+        if self.v.template_registry and _AR_REGISTRY.fullmatch(self.v.template_registry):
             apis["artifactregistry.googleapis.com"] = "Artifact Registry"
         for service, title in apis.items():
             name = f"{title} API"
@@ -366,7 +366,7 @@ class _Checker:
         data_locations = [str(x).lower() for x in (bucket.data_locations or [])]
         if location.lower() == region:
             verdict = PASS, f"region {location}"
-        elif re.match(r"^[A-Z]+-[A-Z]+\d+$", location):
+        elif re.fullmatch(r"^[A-Z]+-[A-Z]+\d+$", location):
             verdict = FAIL, f"region {location}"
         elif location in _MULTI_REGIONS:
             inside = region.startswith(_MULTI_REGIONS[location])
@@ -531,7 +531,7 @@ class _Checker:
                 name, SKIP, "vertex_ai.template_registry is not set (templates come from compiled/)"
             )
             return
-        match = _AR_REGISTRY.match(host)
+        match = _AR_REGISTRY.fullmatch(host)
         if not match:
             self.add(name, SKIP, f"{host} is not an Artifact Registry repository")
             return

@@ -95,7 +95,7 @@ def gs_uri(uri: str) -> str | None:
     """
     if uri.startswith("/gcs/"):
         uri = "gs://" + uri[len("/gcs/") :]
-    match = GS_URI.match(uri)
+    match = GS_URI.fullmatch(uri)
     if not match or any(part in ("", ".", "..") for part in match.group(2).rstrip("/").split("/")):
         return None
     return uri.rstrip("/")

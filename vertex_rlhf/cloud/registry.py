@@ -90,7 +90,7 @@ def _tag_digest(what: str, tag: str, answer: Any) -> str:
     if not isinstance(version, str):
         raise calls.malformed(what, f"tag {tag} was answered without a version")
     digest = _digest_of(version)
-    if not names.DIGEST.match(digest):
+    if not names.DIGEST.fullmatch(digest):
         raise calls.malformed(
             what, f"tag {tag} names version {version[:120]!r}, which is not a sha256 digest"
         )
@@ -250,7 +250,7 @@ def download(version: RegistryVersion, directory: Path) -> Path:
         ConfigError: the version's digest is not ``sha256:`` and 64 hex digits.
         PipelineError: the download failed or its sha256 differs from the digest.
     """
-    if not names.DIGEST.match(version.digest):
+    if not names.DIGEST.fullmatch(version.digest):
         names.check_tag(version.digest, digest_ok=True)
     registry = client(version.host)
     directory.mkdir(parents=True, exist_ok=True)
@@ -287,7 +287,7 @@ def list_versions(host: str, package: str) -> list[RegistryVersion]:
     for v in versions:
         digest = _digest_of(v["name"])
         created = v.get("createTime", "")
-        if not names.DIGEST.match(digest) or not isinstance(created, str):
+        if not names.DIGEST.fullmatch(digest) or not isinstance(created, str):
             raise calls.malformed(what, f"version {v['name'][:120]!r} is not a sha256 digest")
         found.setdefault(
             digest,

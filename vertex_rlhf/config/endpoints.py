@@ -63,7 +63,7 @@ def endpoint_problem(variable: str, value: str) -> str | None:
     parts = _parts(value)
     if parts is not None:
         scheme, host, _ = parts
-        if scheme == "https" and _GOOGLE_HOST.match(host):
+        if scheme == "https" and _GOOGLE_HOST.fullmatch(host):
             return None
         if scheme == "http" and is_loopback_host(host):
             return None
@@ -110,7 +110,7 @@ def vertex_endpoint_problem(value: str) -> str | None:
     parts = _parts(url)
     if parts is not None:
         scheme, host, _ = parts
-        if scheme == "https" and (_GOOGLE_HOST.match(host) or is_loopback_host(host)):
+        if scheme == "https" and (_GOOGLE_HOST.fullmatch(host) or is_loopback_host(host)):
             return None
         if scheme == "http" and is_loopback_host(host):
             return None

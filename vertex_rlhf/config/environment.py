@@ -60,7 +60,7 @@ def check_name(name: str, what: str = "environment") -> str:
     Raises:
         ConfigError: it is not; the message states the rule.
     """
-    if not ENV_NAME.match(name):
+    if not ENV_NAME.fullmatch(name):
         raise ConfigError(
             [
                 f"{what} {name!r} is not a valid environment name: names are {ENV_NAME_RULE}"
@@ -165,7 +165,7 @@ def _project_base(params_dir: str | Path | None) -> Path:
 
 def _did_you_mean(path: Path, params_dir: str | Path | None) -> str:
     """For ``dev.yaml`` typed where ``dev`` (``params/dev.yaml``) was meant."""
-    if path.is_absolute() or len(path.parts) != 1 or not ENV_NAME.match(path.stem):
+    if path.is_absolute() or len(path.parts) != 1 or not ENV_NAME.fullmatch(path.stem):
         return ""
     try:
         directory = Path(params_dir) if params_dir else find_project_root() / "params"

@@ -699,7 +699,7 @@ def _check_datasets(d: DatasetParams) -> Iterator[tuple[str, str]]:
         if not path.strip():
             yield key, "must not be empty"
         elif path.startswith("gs://"):
-            if not _GCS_PATH.match(path):
+            if not _GCS_PATH.fullmatch(path):
                 yield key, f"{path!r} is not a valid gs://BUCKET/PATH"
         elif not d.allow_local_paths:
             yield (
@@ -761,13 +761,13 @@ def _check_training(t: TrainingParams, region: str) -> Iterator[tuple[str, str]]
     for key, (length, limit) in lengths.items():
         if not 1 <= length <= limit:
             yield key, f"must be between 1 and {limit} (GCPC's maximum), got {length}"
-    if t.tensorboard_resource_id and not _TENSORBOARD.match(t.tensorboard_resource_id):
+    if t.tensorboard_resource_id and not _TENSORBOARD.fullmatch(t.tensorboard_resource_id):
         yield (
             "training.tensorboard_resource_id",
             ("must look like projects/NUMBER/locations/REGION/tensorboards/ID"),
         )
     key = "training.encryption_spec_key_name"
-    if t.encryption_spec_key_name and not _KMS_KEY.match(t.encryption_spec_key_name):
+    if t.encryption_spec_key_name and not _KMS_KEY.fullmatch(t.encryption_spec_key_name):
         yield key, "must look like projects/P/locations/L/keyRings/R/cryptoKeys/K"
     elif t.encryption_spec_key_name and (
         t.accelerator_type != catalog.GPU or region != catalog.CMEK_REGION
@@ -795,14 +795,14 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
                 f" use one of {', '.join(catalog.REGIONS)}"
             ),
         )
-    if not _GCS_PATH.match(v.pipeline_root):
+    if not _GCS_PATH.fullmatch(v.pipeline_root):
         yield (
             "vertex_ai.pipeline_root",
             (f"{v.pipeline_root!r} must be a gs://BUCKET/PATH where Vertex writes run artifacts"),
         )
-    if v.service_account and not _SERVICE_ACCOUNT.match(v.service_account):
+    if v.service_account and not _SERVICE_ACCOUNT.fullmatch(v.service_account):
         yield "vertex_ai.service_account", f"{v.service_account!r} is not a service account e-mail"
-    if v.template_registry and not _REGISTRY.match(v.template_registry):
+    if v.template_registry and not _REGISTRY.fullmatch(v.template_registry):
         yield (
             "vertex_ai.template_registry",
             (f"{v.template_registry!r} must look like https://REGION-kfp.pkg.dev/PROJECT/REPO"),
@@ -811,7 +811,7 @@ def _check_vertex(v: VertexParams) -> Iterator[tuple[str, str]]:
         problem = names.tag_problem(v.template_version, digest_ok=True)
         if problem:
             yield "vertex_ai.template_version", f"{problem} (e.g. 1.0.0, latest)"
-    if v.api_endpoint and not re.match(r"^(https?://)?[-\w.]+(:\d+)?$", v.api_endpoint):
+    if v.api_endpoint and not re.fullmatch(r"^(https?://)?[-\w.]+(:\d+)?$", v.api_endpoint):
         yield "vertex_ai.api_endpoint", f"{v.api_endpoint!r} is not a host[:port] endpoint"
     yield from _check_emails(v.notify_emails)
     yield from _check_labels(v.labels)
@@ -864,7 +864,7 @@ def local_dataset_problems(params: RLHFParams) -> list[str]:
 def _check_emails(emails: list[str]) -> Iterator[tuple[str, str]]:
     key = "vertex_ai.notify_emails"
     for email in emails:
-        if not _EMAIL.match(email):
+        if not _EMAIL.fullmatch(email):
             yield key, f"{email!r} is not an e-mail address (name@example.com)"
     if len(emails) > MAX_NOTIFY_EMAILS:
         yield (

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from vertex_rlhf.config.environment import find_project_root
+from vertex_rlhf.config.environment import ENV_NAME, find_project_root
 from vertex_rlhf.config.params import SECTIONS, RLHFParams, load_params, read_parameter_text
 from vertex_rlhf.errors import ConfigError
 
@@ -50,8 +50,6 @@ NOTES = {
         " training.reinforcement_learning_epochs"
     ),
 }
-# The environment-name rule of params/ (names become part of job ids and labels).
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
 
 @dataclass
@@ -196,13 +194,13 @@ def default_env_name(path: str | Path) -> str:
         # a name with spaces or accents): the first spelling that is a valid
         # environment name, never the reserved 'base'.
         name = re.sub(r"^[^a-z]+", "", name)[:30].rstrip("-")
-        if _ENV_NAME.match(name) and name != "base":
+        if ENV_NAME.fullmatch(name) and name != "base":
             return name
     return "config"
 
 
 def _check_env_name(env: str) -> None:
-    if not _ENV_NAME.match(env) or env == "base":
+    if not ENV_NAME.fullmatch(env) or env == "base":
         raise ConfigError(
             [
                 f"environment name {env!r}: use 1-30 of a-z, 0-9 and -, starting with a"
