@@ -384,3 +384,24 @@ def test_a_name_with_a_trailing_newline_is_refused(check: str, text: str) -> Non
     else:
         with pytest.raises(ConfigError):
             layout._check_env_name(text)
+
+
+def test_a_script_run_with_make_args_knows_its_own_absolute_path(tmp_path: Path) -> None:
+    """`make bench-data` runs scripts/bench_data.py through the door; the script starts
+    itself again from a temporary folder, which needs its own absolute path."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "scripts" / "where.py"
+    script.parent.mkdir()
+    script.write_text("import sys\nprint(__file__, sys.argv[1:])\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "vertex_rlhf.config.values", "scripts/where.py", "--a 'b c'"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{script} ['--a', 'b c']"

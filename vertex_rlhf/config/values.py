@@ -589,8 +589,10 @@ def run_script(argv: Sequence[str]) -> int:
     except ConfigError as error:
         print(error.render(), file=sys.stderr)
         return error.exit_status
-    sys.argv = [script, *words]
-    runpy.run_path(script, run_name="__main__")
+    # An absolute __file__: a script may run itself again from another folder.
+    path = os.path.abspath(script)
+    sys.argv = [path, *words]
+    runpy.run_path(path, run_name="__main__")
     return 0
 
 
