@@ -193,7 +193,9 @@ def measure(mode: str, path: str, out: str) -> dict[str, float]:
         from vertex_rlhf.data.report import check_dataset
 
         check = check_dataset(path, "preference")
-        assert check.valid, check.problems
+        # A tree before the dataset records (``--before``) returns (report, profile).
+        report = check[0] if isinstance(check, tuple) else check.report()
+        assert not report["errors"], report["problems"]
     elif mode == "validate, 1 process":  # what the forked reader is measured against
         from vertex_rlhf.data.files import validate
 
