@@ -136,7 +136,7 @@ versions: setup ## list the published template versions and their tags
 
 diff: setup ## what changed between template versions A=... and B=... [ENV=...] [JSON=1]
 	@test -n $(call q,A) -a -n $(call q,B) || { echo "error[CONFIG_002]: set A= and B= (template versions, e.g. make diff A=1.1.1 B=1.2.0)" >&2; exit 12; }
-	$(RLHF) diff $(if $(filter command line environment,$(origin ENV)),--env $(call q,ENV)) $(call qflag,JSON,--json) -- $(call q,A) $(call q,B) $(if $(filter command line environment,$(origin ENV)),$(call qlist,OVERRIDES))
+	$(RLHF) diff $(if $(filter command line environment,$(origin ENV)),--env $(call q,ENV)) $(call qflag,JSON,--json) -- $(call q,A) $(call q,B) $(call qlist,OVERRIDES)
 
 monitor: setup ## follow run JOB=... to its end (Ctrl-C stops watching, never cancels)
 	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }

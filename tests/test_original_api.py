@@ -392,6 +392,54 @@ def test_health_checker_fails_on_parameters_it_cannot_read(
     assert "GOOGLE_CLOUD_PROJECT is not set" in err and "Traceback" not in err
 
 
+def _doctor_records(monkeypatch: pytest.MonkeyPatch, status: str) -> list[Any]:
+    """Stands for the doctor's checks: records the setting each run checks."""
+    from vertex_rlhf.cloud.health import CheckResult
+    from vertex_rlhf.usecases import doctor
+
+    checked: list[Any] = []
+
+    def checks(setting: Any) -> list[CheckResult]:
+        checked.append(setting)
+        return [
+            CheckResult("project", status, setting.params.vertex_ai.project_id, code="AUTH_001")
+        ]
+
+    monkeypatch.setattr(doctor, "doctor", checks)
+    return checked
+
+
+@pytest.mark.parametrize(("status", "healthy"), [("pass", True), ("fail", False)])
+def test_health_checker_takes_the_parameters_the_client_takes(
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: str,
+    healthy: bool,
+) -> None:
+    """``HealthChecker(rlhf_config)``, as ``VertexAIClient(rlhf_config)``, checks those
+    parameters (it raised TypeError from pathlib)."""
+    from vertex_rlhf import ConfigManager, HealthChecker
+
+    checked = _doctor_records(monkeypatch, status)
+    rlhf_config = ConfigManager("configs/production_config.yaml").get_rlhf_config()
+    assert HealthChecker(rlhf_config).check_resources() is healthy
+    assert [s.params for s in checked] == [rlhf_config]
+    assert TEST_PROJECT in capsys.readouterr().out
+
+
+def test_health_checker_of_a_config_manager_checks_it_with_its_overrides(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vertex_rlhf import ConfigManager, HealthChecker
+
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", TEST_PROJECT)
+    checked = _doctor_records(monkeypatch, "pass")
+    manager = ConfigManager("params/dev.yaml", ["vertex_ai.project_id=another-project-7"])
+    assert HealthChecker(manager).check_resources() is True
+    assert [s.params.vertex_ai.project_id for s in checked] == ["another-project-7"]
+
+
 def test_the_api_and_rlhf_submit_send_the_same_request(
     workdir: Path, vertex: VertexStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -211,3 +211,24 @@ def test_the_resume_command_follows_the_same_job_with_the_same_overrides(
     again = run(scratch, shlex.split(command))
     assert again.returncode == 0, again.stderr
     assert "SUCCEEDED (100%" in again.stdout
+
+
+@pytest.mark.parametrize("target", ["check", "plan"])
+def test_an_unset_project_names_the_make_override_that_sets_it(scratch: Path, target: str) -> None:
+    """`pass vertex_ai.project_id=...` alone, given to make as written, is a make variable
+    the CLI never sees: the message names the OVERRIDES= form, and it works."""
+    environ = {**os.environ, "HOME": str(scratch)}
+    environ.pop("GOOGLE_CLOUD_PROJECT", None)
+
+    def make(*variables: str) -> subprocess.CompletedProcess[str]:
+        argv = ["make", "-s", "--no-print-directory", target, "ENV=dev", *variables]
+        return subprocess.run(
+            argv, cwd=scratch, capture_output=True, text=True, env=environ, timeout=300
+        )
+
+    first = make()
+    assert first.returncode != 0 and "GOOGLE_CLOUD_PROJECT is not set" in first.stderr
+    [printed] = re.findall(r"\(make: (OVERRIDES='[a-z_.]+=)\.\.\.'\)", first.stderr)
+    again = make(printed.replace("'", "") + "my-project-123")
+    assert again.returncode == 0, again.stderr
+    assert "GOOGLE_CLOUD_PROJECT" not in again.stderr

@@ -610,6 +610,22 @@ def test_make_diff_passes_the_versions_raw_after_a_double_dash(tmp_path: Path) -
     assert not mark.exists()
 
 
+def test_make_diff_refuses_overrides_without_an_environment_instead_of_dropping_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make diff A=1.1.1 B=latest OVERRIDES=vertex_ai.template_registry=...` without ENV=
+    dropped the registry, then said 'latest' is no such template."""
+    from tests.test_makefile_quoting import cli_argv, run_make
+
+    overrides = "vertex_ai.template_registry=https://us-central1-kfp.pkg.dev/p/r"
+    argv = run_make(tmp_path, "diff", A="1.1.1", B="latest", OVERRIDES=overrides)
+    assert argv[-2:] == ["--shell-words", overrides]
+    assert cli.main(cli_argv(argv)) == 12
+    err = capsys.readouterr().err
+    assert "KEY=VALUE overrides (vertex_ai.template_registry=" in err
+    assert "need --env ENV (make: ENV=...)" in err
+
+
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "lone-surrogate"])
 def test_every_hostile_text_of_the_views_table_is_shown_escaped_and_bounded(
     variant: str, compiled_copy: Path, capsys: pytest.CaptureFixture[str]

@@ -129,7 +129,10 @@ def run_diff(args: argparse.Namespace) -> int:
     if args.env is None:
         if args.overrides:
             flags.check_flags(
-                [f"KEY=VALUE overrides ({name(args.overrides[0])} ...) need --env ENV"]
+                [
+                    f"KEY=VALUE overrides ({name(args.overrides[0])} ...) need --env ENV"
+                    " (make: ENV=...)"
+                ]
             )
         directory = flags.compiled_dir(args)
     else:

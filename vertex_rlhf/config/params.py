@@ -534,7 +534,10 @@ def _resolve_problems(merged: DictConfig, sources: list[Source], keys: list[str]
         try:
             OmegaConf.select(merged, key, throw_on_missing=True)
         except MissingMandatoryValue:
-            problems.append(f"{key}: required but not set; set it in params/ or pass {key}=...")
+            problems.append(
+                f"{key}: required but not set; set it in params/ or pass {key}=..."
+                f" (make: OVERRIDES='{key}=...')"
+            )
         except OmegaConfBaseException as error:
             text = str(error).splitlines()[0]
             env_var = re.search(r"Environment variable '([^']+)' not found", text)
@@ -546,6 +549,7 @@ def _resolve_problems(merged: DictConfig, sources: list[Source], keys: list[str]
         problems.append(
             f"{_locate(sources, needed_by[0])}: environment variable {variable} is not set"
             f" (needed by {', '.join(needed_by)}); export it or pass {needed_by[0]}=..."
+            f" (make: OVERRIDES='{needed_by[0]}=...')"
         )
     return problems
 

@@ -365,13 +365,20 @@ class HealthChecker:
     """The health check of ``rlhf doctor`` (``make doctor ENV=...``), from Python.
 
     Args:
-        config: a parameter file, a ``ConfigManager``, or None for ``params/dev.yaml``.
+        config: a parameter file, a ``ConfigManager`` (its overrides apply), the parameters
+            ``ConfigManager(...).get_rlhf_config()`` gives (as ``VertexAIClient`` takes
+            them), or None for ``params/dev.yaml``.
     """
 
-    def __init__(self, config: str | Path | ConfigManager | None = None) -> None:
-        if isinstance(config, ConfigManager):
-            config = config.config_path
-        self.config_path = Path(config) if config is not None else Path("params/dev.yaml")
+    def __init__(self, config: str | Path | ConfigManager | RLHFParams | None = None) -> None:
+        self._config: ConfigManager | RLHFParams | None = None
+        self.config_path: Path | None
+        if isinstance(config, RLHFParams):
+            self._config, self.config_path = config, None
+        elif isinstance(config, ConfigManager):
+            self._config, self.config_path = config, config.config_path
+        else:
+            self.config_path = Path(config) if config is not None else Path("params/dev.yaml")
 
     def check_resources(self) -> bool:
         """Runs every check, printing one line each; True when all pass.
@@ -381,11 +388,16 @@ class HealthChecker:
         """
         import sys
 
-        from vertex_rlhf.original.commands import run_health_check
+        from vertex_rlhf.original.commands import run_health_check, run_health_check_of
         from vertex_rlhf.views.text import outside
 
         try:
-            return run_health_check(self.config_path) == 0
+            if self._config is None:
+                assert self.config_path is not None
+                return run_health_check(self.config_path) == 0
+            params, env = _as_params(self._config)
+            setting = Setting(params, env, env, Path.cwd(), compiled_folder(None), env)
+            return run_health_check_of(setting) == 0
         except RLHFError as error:
             print(outside(error.render(), 10_000), file=sys.stderr)
             return False

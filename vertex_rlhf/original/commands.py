@@ -218,11 +218,16 @@ def _follow(setting: Setting, job: str) -> int:
 
 def run_health_check(config_path: str | Path) -> int:
     """``--health-check``: ``rlhf doctor`` on the file; its exit status."""
+    setting, _ = setting_of(config_path)
+    return run_health_check_of(setting)
+
+
+def run_health_check_of(setting: Setting) -> int:
+    """``rlhf doctor`` on loaded parameters: prints the checks; their exit status."""
     from vertex_rlhf.cloud.health import exit_status
     from vertex_rlhf.usecases.doctor import doctor
     from vertex_rlhf.views.health import render_health
 
-    setting, _ = setting_of(config_path)
     results = doctor(setting)
     print(render_health(results))
     return exit_status(results)
