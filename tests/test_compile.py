@@ -231,3 +231,29 @@ def test_template_is_environment_agnostic(template: Path) -> None:
             assert value not in text, value
     assert "serviceAccount" not in text
     assert "{{$.pipeline_google_cloud_project_id}}" in text
+
+
+def test_a_corrupt_manifest_names_a_fix_that_works_as_printed(tmp_path: Path) -> None:
+    import shlex
+    import shutil
+
+    from tests.conftest import REPO
+    from vertex_rlhf.errors import PipelineError
+    from vertex_rlhf.template.compiler import manifest_fix, read_manifest
+
+    folder = tmp_path / "compiled copy"
+    shutil.copytree(REPO / "compiled", folder)
+    (folder / "manifest.json").write_text("{bad", encoding="utf-8")
+    with pytest.raises(PipelineError) as caught:
+        read_manifest(folder)
+    assert caught.value.hint == manifest_fix(folder)
+    printed = caught.value.hint.split("run `", 1)[1].split("`", 1)[0]
+    shutil.rmtree(folder)  # "remove FOLDER", then the command as printed
+    argv = shlex.split(printed)
+    assert argv[:2] == ["rlhf", "compile"]
+    from vertex_rlhf import cli
+
+    assert cli.main(argv[1:]) == 0
+    assert read_manifest(folder)["current"]
+    # The project's own compiled/ is committed: git restores it.
+    assert manifest_fix(REPO / "compiled").endswith("checkout -- compiled/manifest.json`")

@@ -196,19 +196,26 @@ def test_the_listing_holds_only_this_pipeline_and_environment(
 
 
 @pytest.mark.parametrize(
-    ("extra", "version"),
+    ("extra", "version", "fix"),
     [
-        (("vertex_ai.template_registry=null",), "1.2.0"),  # a local template
-        ((), "9.9.9"),  # a version never published
-        ((), "sha256:" + "0" * 64),  # a digest the registry does not hold
+        (("vertex_ai.template_registry=null",), "1.2.0", "`make publish ENV=dev`"),  # local
+        ((), "9.9.9", "`make publish ENV=dev`"),  # a version never published
+        # A digest names bytes: publishing cannot make it; only the listed ones can run.
+        ((), "sha256:" + "0" * 64, "fix: pick one that `make versions ENV=dev` lists"),
     ],
 )
-def test_an_unpublished_template_is_refused_with_the_publish_fix(
-    world: World, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], version: str
+def test_an_unpublished_template_is_refused_with_the_fix_that_can_work(
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    version: str,
+    fix: str,
 ) -> None:
     assert world.schedule("0 3 * * 1", *extra, version=version) == 12
     err = capsys.readouterr().err
-    assert "error[CONFIG_002]" in err and "`make publish ENV=dev`" in err
+    assert "error[CONFIG_002]" in err and fix in err
+    if version.startswith("sha256:"):
+        assert "make publish" not in err
     assert world.vertex.requests == []
 
 

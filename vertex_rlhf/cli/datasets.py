@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-profile", action="store_true", help="validate only: no profile (faster)")
     p.set_defaults(func=run_validate_data)
 
-    p = sub.add_parser("convert-data", help="convert prompt/chosen/rejected JSONL to Vertex's")
+    p = sub.add_parser(
+        "convert-data", help="convert prompt/chosen/rejected rows to Vertex's RLHF layout"
+    )
     p.add_argument(
         "input",
         type=values.local_data_path("input", directory_ok=False),

@@ -133,6 +133,27 @@ def variant_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [entry, *(v for v in entry.values() if isinstance(v, dict) and "file" in v)]
 
 
+def manifest_fix(directory: Path) -> str:
+    """How to get a readable ``manifest.json`` back: the project's ``compiled/`` is committed,
+    so git restores it; another folder is compiled afresh (its current version only)."""
+    import shlex
+
+    from vertex_rlhf.config.environment import find_project_root
+
+    root = find_project_root()
+    try:
+        own = directory.resolve() == (root / "compiled").resolve()
+    except OSError:
+        own = False
+    if own:
+        return f"restore it: `git -C {shlex.quote(str(root))} checkout -- compiled/{MANIFEST}`"
+    folder = shlex.quote(str(directory))
+    return (
+        f"restore it from where {folder} was copied, or remove {folder} and run"
+        f" `rlhf compile --compiled-dir {folder}` (that compiles the current version only)"
+    )
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     """Reads ``compiled/manifest.json``; an absent file is an empty manifest."""
     path = directory / MANIFEST
@@ -142,7 +163,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise PipelineError(
-            f"{path}: not valid JSON ({error})", hint="run `make compile` to rewrite it"
+            f"{path}: not valid JSON ({error})",
+            hint=manifest_fix(directory),
         ) from None
     return manifest
 

@@ -81,6 +81,15 @@ def _published_version(setting: Setting, version: str | None) -> str:
         )
     package = submission.local_template(setting.compiled).name
     if registry.find(v.template_registry, package, chosen) is None:
+        versions = _make(setting, "versions")
+        if chosen.startswith("sha256:"):  # a digest names bytes: publishing makes no other
+            raise ConfigError(
+                [
+                    f"digest {chosen} is not published in {v.template_registry}: a schedule"
+                    f" runs a published version; fix: pick one that `{versions}` lists"
+                    " (VERSION=...)"
+                ]
+            )
         also = (
             f" (`{publish}` publishes compiled/'s version {current})" if chosen != current else ""
         )
@@ -88,7 +97,7 @@ def _published_version(setting: Setting, version: str | None) -> str:
             [
                 f"version {chosen!r} is not published in {v.template_registry}: a schedule"
                 f" runs a published version; fix: publish it with `{publish}`{also}, or"
-                f" pick one that `{_make(setting, 'versions')}` lists (VERSION=...)"
+                f" pick one that `{versions}` lists (VERSION=...)"
             ]
         )
     return chosen
