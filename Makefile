@@ -38,7 +38,8 @@ SUBMIT_FLAGS = $(if $(value VERSION),--version $(call q,VERSION)) \
                $(if $(value JOB_ID),--job-id $(call q,JOB_ID))
 # Flags for `rlhf schedule` and its siblings.
 # (--flag=VALUE: a value that starts with "-" stays the flag's value.)
-SCHEDULE_FLAGS = $(if $(value VERSION),--version=$(call q,VERSION)) $(if $(value NAME),--name=$(call q,NAME))
+SCHEDULE_FLAGS = $(if $(value VERSION),--version=$(call q,VERSION)) $(if $(value NAME),--name=$(call q,NAME)) \
+                 $(call qflag,DRY_RUN,--dry-run) $(call qflag,YES,--yes)
 NEED_NAME = @test -n $(call q,NAME) || { echo "error[CONFIG_002]: set NAME=<schedule name> (make schedules ENV=... lists them)" >&2; exit 12; }
 
 .DEFAULT_GOAL := help
@@ -160,7 +161,7 @@ cancel: setup ## cancel run JOB=...
 	@test -n $(call q,JOB) || { echo "error[CONFIG_002]: set JOB=<job id or resource name>" >&2; exit 12; }
 	$(RLHF) cancel $(call q,JOB) --env $(call q,ENV) $(call qlist,OVERRIDES)
 
-schedule: setup ## create or update ENV's schedule of a published version: CRON='0 3 * * 1' [VERSION=tag] [NAME=name]
+schedule: setup ## create or update ENV's schedule of a published version: CRON='0 3 * * 1' [VERSION=tag] [NAME=name] [DRY_RUN=1] [YES=1]
 	@test -n $(call q,CRON) || { echo "error[CONFIG_002]: set CRON='minute hour day-of-month month day-of-week', e.g. CRON='0 3 * * 1' or CRON='TZ=Europe/Paris 0 3 * * 1'" >&2; exit 12; }
 	$(RLHF) schedule $(call q,ENV) $(call qlist,OVERRIDES) --cron=$(call q,CRON) $(SCHEDULE_FLAGS)
 

@@ -382,6 +382,10 @@ def test_make_schedule_and_make_schedules_end_to_end(world: World) -> None:
         )
 
     overrides = "OVERRIDES=" + " ".join(world.overrides())
+    dry = make("schedule", "ENV=dev", "CRON=0 3 * * 1", "DRY_RUN=yes", overrides)
+    assert dry.returncode == 0, dry.stderr
+    assert "This schedule books a run" in dry.stdout and "dry run: nothing was sent" in dry.stderr
+    assert world.vertex.schedules == {}
     made = make("schedule", "ENV=dev", "CRON=TZ=Europe/Paris 0 3 * * 1", "VERSION=1.1.1", overrides)
     assert made.returncode == 0, made.stderr
     again = make("schedule", "ENV=dev", "CRON=0 4 * * 2", "VERSION=1.2.0", overrides)
@@ -394,3 +398,59 @@ def test_make_schedule_and_make_schedules_end_to_end(world: World) -> None:
     assert "1.2.0" in row and world.digests["1.2.0"] in row
     paused = make("schedule-pause", "ENV=dev", "NAME=default", overrides)
     assert paused.returncode == 0 and world.only_schedule()["state"] == "PAUSED"
+
+
+class _Terminal:
+    """A stdin that is a terminal and answers one line."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self.answer
+
+
+def test_a_dry_run_shows_what_each_run_books_and_sends_nothing(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["schedule", "dev", "--cron", "*/5 * * * *", "--dry-run", *world.overrides()])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "This schedule books a run in project" in out and "at every */5 * * * *" in out
+    assert "  steps:" in out and "pinned to its registry digest when scheduled" in out
+    assert "dry run: nothing was sent" in err
+    assert world.vertex.requests == [] and world.registry.requests == []
+
+
+@pytest.mark.parametrize(("answer", "status", "made"), [("n\n", 1, 0), ("\n", 1, 0), ("y\n", 0, 1)])
+def test_a_terminal_confirms_what_each_run_books_before_scheduling(
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    status: int,
+    made: int,
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", _Terminal(answer))
+    assert world.schedule("0 3 * * 1") == status
+    err = capsys.readouterr().err
+    assert "This schedule books a run" in err and "Schedule it? [y/N]" in err
+    assert len(world.vertex.schedules) == made
+    if not made:
+        assert "not scheduled: nothing was sent" in err and world.vertex.requests == []
+
+
+def test_yes_schedules_from_a_terminal_without_asking(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    assert world.schedule("0 3 * * 1", "--yes") == 0
+    assert "Schedule it?" not in capsys.readouterr().err
+    assert len(world.vertex.schedules) == 1

@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         " else compiled/'s current version",
     )
     _name(p)
+    p.add_argument("--dry-run", action="store_true", help="show what each run books; send nothing")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="schedule without asking (a terminal is asked to confirm what each run books)",
+    )
     flags.api_timeout(p)
     p.set_defaults(func=run_schedule)
 
@@ -75,10 +81,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_schedule(args: argparse.Namespace) -> int:
     """Creates the environment's schedule, or updates it when it exists."""
+    from vertex_rlhf.usecases import runs
+    from vertex_rlhf.views.plan import confirm, render_schedule_booking
     from vertex_rlhf.views.schedules import scheduled_lines
 
     setting = flags.setting(args)
     order = schedules.ScheduleOrder(args.cron, args.name, args.version)
+    # Every run of a schedule books GPUs: it is shown (and, on a terminal, confirmed) first,
+    # as a submit is, before any request.
+    if args.dry_run or (not args.yes and sys.stdin.isatty()):
+        shown = render_schedule_booking(
+            runs.booking(setting),
+            schedules.booked_template(setting, args.version),
+            setting.params.vertex_ai.project_id,
+            args.name,
+            str(args.cron),
+        )
+        if args.dry_run:
+            print(shown)
+            print("dry run: nothing was sent", file=sys.stderr)
+            return 0
+        if not confirm(shown, "Schedule it?"):
+            print("not scheduled: nothing was sent", file=sys.stderr)
+            return 1
     result = schedules.schedule(setting, order)
     for line in result.warnings:
         print(outside(line if line.startswith("note:") else f"warning: {line}"), file=sys.stderr)

@@ -103,6 +103,17 @@ def _published_version(setting: Setting, version: str | None) -> str:
     return chosen
 
 
+def booked_template(setting: Setting, version: str | None = None) -> TemplateRef:
+    """The template a schedule would run, as far as it is known offline: its name and the
+    version asked for (the registry pins the digest when the schedule is made)."""
+    from vertex_rlhf.cloud import submission
+    from vertex_rlhf.template.compiler import read_manifest
+
+    current = str(read_manifest(setting.compiled).get("current", ""))
+    chosen = version or setting.params.vertex_ai.template_version or current
+    return submission.TemplateRef(None, runs.pipeline_name(setting.compiled), chosen, "")
+
+
 def schedule(setting: Setting, order: ScheduleOrder) -> Scheduled:
     """Creates the environment's schedule ``order.name``, or updates it if it exists.
 

@@ -58,15 +58,37 @@ def render_booking(plan: Plan, template: Any, project: str, job_id: str) -> str:
     return "\n".join(lines)
 
 
-def confirm_booking(plan: Plan, template: Any, project: str, job_id: str) -> bool:
-    """Shows a terminal what the run books and asks to go on (default: no)."""
+def render_schedule_booking(plan: Plan, template: Any, project: str, name: str, cron: str) -> str:
+    """The lines a terminal reads before confirming a schedule: what each run books."""
+    lines = [
+        f"This schedule books a run in project {outside(project, one_line=True)}"
+        f" ({outside(plan.region, one_line=True)}) at every {outside(cron, one_line=True)}"
+        " (one at a time):",
+        f"  model:       {outside(plan.model, one_line=True)} on {plan.accelerator_type}",
+        f"  machines:    from {plan.machine_source}",
+        *_machines_and_steps(plan),
+        f"  template:    {outside(template.name, one_line=True)}"
+        f" {outside(template.version, one_line=True)} (pinned to its registry digest when"
+        " scheduled)",
+        f"  schedule:    {outside(name, one_line=True)}",
+    ]
+    return "\n".join(lines)
+
+
+def confirm(shown: str, question: str = "Submit it?") -> bool:
+    """Shows a terminal what it is about to book and asks to go on (default: no)."""
     import sys
 
-    print(render_booking(plan, template, project, job_id), file=sys.stderr)
-    print("Submit it? [y/N] (--yes or YES=1 skips this question) ", end="", file=sys.stderr)
+    print(shown, file=sys.stderr)
+    print(f"{question} [y/N] (--yes or YES=1 skips this question) ", end="", file=sys.stderr)
     sys.stderr.flush()
     try:
         answer = sys.stdin.readline()
     except (OSError, UnicodeDecodeError):
         return False
     return answer.strip().lower() in ("y", "yes")
+
+
+def confirm_booking(plan: Plan, template: Any, project: str, job_id: str) -> bool:
+    """Shows a terminal what the run books and asks to go on (default: no)."""
+    return confirm(render_booking(plan, template, project, job_id))
