@@ -145,3 +145,24 @@ def test_a_report_of_a_dict_missing_a_key_every_status_has_is_a_key_error() -> N
     del plain["state"]
     with pytest.raises(KeyError, match="state"):
         api.PipelineMonitor.generate_monitoring_report(plain)
+
+
+@pytest.mark.parametrize("when", ["yesterday", "2026-13-40T99:00:00Z", "", None, 17, "\x1b[2J"])
+def test_a_time_the_server_garbled_is_unknown_not_a_crash(when: object) -> None:
+    from datetime import datetime, timezone
+
+    from vertex_rlhf.cloud import monitor
+    from vertex_rlhf.cloud.status import parse_time
+
+    assert parse_time(when) is None
+    job = {
+        "name": "projects/p/locations/l/pipelineJobs/j",
+        "state": "PIPELINE_STATE_RUNNING",
+        "start_time": when,
+        "job_detail": {
+            "task_details": [{"task_name": "t", "state": "RUNNING", "start_time": when}]
+        },
+    }
+    status = monitor.job_status(job, datetime(2026, 12, 6, tzinfo=timezone.utc))
+    assert status.elapsed_seconds is None and status.tasks[0].seconds is None
+    assert parse_time("2026-12-06T08:00:00Z") == datetime(2026, 12, 6, 8, tzinfo=timezone.utc)

@@ -33,7 +33,7 @@ from rich.progress import Progress
 from tests.conftest import REPO, SAMPLES, TEST_PROJECT, before_each_piece
 from tests.standins.vertex import VertexStandIn, scale, timeline_success
 from vertex_rlhf.cloud import monitor
-from vertex_rlhf.cloud.status import JobStatus
+from vertex_rlhf.cloud.status import JobStatus, parse_time
 from vertex_rlhf.data import convert as convert_module
 from vertex_rlhf.data import files
 from vertex_rlhf.data.progress import REPORT_EVERY, counted
@@ -302,7 +302,8 @@ def status_at(seconds: float) -> JobStatus:
     vertex.add_job(JOB, timeline_success(3600.0))
     clock["t"] = seconds
     resource = PipelineJob.from_json(json.dumps(vertex.view(vertex.jobs[JOB])))
-    now = monitor._time(vertex.stamp(seconds))
+    now = parse_time(vertex.stamp(seconds))
+    assert now is not None
     status = monitor.job_status(PipelineJob.to_dict(resource, use_integers_for_enums=False), now)
     return dataclasses.replace(status, console_url="https://console.example/run")
 

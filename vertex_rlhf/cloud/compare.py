@@ -15,6 +15,7 @@ from typing import Any
 
 from vertex_rlhf.cloud import metrics
 from vertex_rlhf.cloud.monitor import STAGES, job_status, list_runs
+from vertex_rlhf.cloud.status import parse_time
 from vertex_rlhf.cloud.submission import sanitize_label
 from vertex_rlhf.cloud.vertex import VertexTarget, target_of
 from vertex_rlhf.errors import ConfigError
@@ -49,20 +50,16 @@ class RunFacts:
     points: list[metrics.Point] = field(default_factory=list)
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 def _stage_seconds(job: dict[str, Any], now: datetime) -> dict[str, float | None]:
     """Each stage's wall time: its first task's start to its last task's end."""
     stages = {t.name: t.stage for t in job_status(job, now).tasks}
     spans: dict[str, list[datetime]] = {}
     for detail in job.get("job_detail", {}).get("task_details", []):
         stage = stages.get(detail.get("task_name", ""))
-        start = _time(detail.get("start_time"))
+        start = parse_time(detail.get("start_time"))
         if stage is None or start is None:
             continue
-        end = _time(detail.get("end_time")) or _time(job.get("end_time")) or now
+        end = parse_time(detail.get("end_time")) or parse_time(job.get("end_time")) or now
         spans.setdefault(stage, []).extend([start, end])
     return {
         name: (max(spans[name]) - min(spans[name])).total_seconds() if name in spans else None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vertex_rlhf.cloud import calls
-from vertex_rlhf.cloud.status import JobStatus, RunRow, TaskStatus
+from vertex_rlhf.cloud.status import JobStatus, RunRow, TaskStatus, parse_time
 from vertex_rlhf.cloud.vertex import VertexTarget, pipeline_service, read_retry
 from vertex_rlhf.data.writes import append_lines
 from vertex_rlhf.errors import DataError, PipelineError, RLHFError, TrainingError
@@ -60,29 +60,19 @@ NEVER_RAN = {"SKIPPED", "NOT_TRIGGERED"}
 OUTPUTS = ("model_resource_name", "endpoint_resource_name")
 
 
-def _short(state: str | int | None) -> str:
-    """A job or task state as a name: integers the client does not know as ``UNKNOWN(n)``."""
+def short_state(state: str | int | None) -> str:
+    """A job or task state as a name (``SUCCEEDED``; ``UNKNOWN(n)`` for an integer the
+    client does not know)."""
     if isinstance(state, int) and not isinstance(state, bool):
         return f"UNKNOWN({state})"
     return str(state or "").removeprefix("PIPELINE_STATE_") or "UNKNOWN"
 
 
-def short_state(state: str | int | None) -> str:
-    """A job or task state as a name (``SUCCEEDED``; ``UNKNOWN(n)`` for a bare integer)."""
-    return _short(state)
-
-
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _seconds(start: str | None, end: str | None, now: datetime) -> float | None:
-    begun = _time(start)
+    begun = parse_time(start)
     if begun is None:
         return None
-    return ((_time(end) or now) - begun).total_seconds()
+    return ((parse_time(end) or now) - begun).total_seconds()
 
 
 def _stage_of(task: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str | None:
@@ -122,7 +112,7 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> JobStatus:
         elapsed time and outputs (``cloud.status.JobStatus``).
     """
     now = now or datetime.now(timezone.utc)
-    state = _short(job.get("state", ""))
+    state = short_state(job.get("state", ""))
     details = job.get("job_detail", {}).get("task_details", [])
     by_id = {t.get("task_id", ""): t for t in details}
     children = {t.get("parent_task_id") for t in details}
@@ -132,7 +122,7 @@ def job_status(job: dict[str, Any], now: datetime | None = None) -> JobStatus:
     stage_states: dict[str, list[str]] = {name: [] for name, _ in STAGES}
     for detail in details:
         name = detail.get("task_name", "")
-        task_state = _short(detail.get("state", "STATE_UNSPECIFIED"))
+        task_state = short_state(detail.get("state", "STATE_UNSPECIFIED"))
         stage = _stage_of(detail, by_id)
         if stage in stage_states:
             stage_states[stage].append(task_state)
@@ -504,7 +494,7 @@ def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[RunR
         labels = job.get("labels") or {}
         runs[name] = RunRow(
             job_id=name[len(prefix) :],
-            state=_short(job.get("state", "")),
+            state=short_state(job.get("state", "")),
             version=labels.get("pipeline-version", "?"),
             environment=labels.get("environment", "?"),
             created=job.get("create_time", ""),

@@ -227,22 +227,6 @@ def resolve(host: str, package: str, ref: str) -> RegistryVersion:
     )
 
 
-def find_tag(host: str, package: str, tag: str) -> RegistryVersion | None:
-    """The version ``tag`` names in the registry, or None when there is no such tag.
-
-    Raises:
-        ConfigError: ``tag`` is not a tag (``names.TAG_FORM``).
-        PipelineError: a malformed answer, or a registry fault.
-    """
-    names.check_tag(tag)
-    registry = client(host)
-    what = f"resolve {package}:{tag} in {host}"
-    found = _call(what, _get_tag, registry, package, tag)
-    if found is None:
-        return None
-    return RegistryVersion(host, package, _tag_digest(what, tag, found), [tag])
-
-
 def download(version: RegistryVersion, directory: Path) -> Path:
     """Downloads a version by digest and checks that the bytes match it.
 

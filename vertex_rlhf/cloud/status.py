@@ -10,7 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A time the server sent (RFC 3339, ``Z`` or an offset) as an aware datetime; None
+    for a missing or malformed one (an answer's odd field never ends a watch)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
 
 # The keys of the original Python API's status dict, in their order: every status has
 # the first twelve; the watch adds the others when they are facts (README "Python API").

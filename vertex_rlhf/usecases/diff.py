@@ -174,28 +174,24 @@ def resolve(
             f"{compiled}/manifest.json: no pipeline name, so no registry package to look in",
             hint="run `make compile`",
         )
-    if ref.is_digest:
+    version = registry.find(host, package, ref.text)
+    if version is None and not ref.is_digest and ref.text in local:
+        note = f"not published in {host}; the compiled file"
+        return _local(ref, ref.text, local[ref.text], note)
+    if version is None and ref.is_digest:
         published = registry.list_versions(host, package)
-        if ref.text not in {v.digest for v in published}:
-            digests = ", ".join(v.digest[:19] + "..." for v in published) or "none"
-            raise ConfigError(
-                [
-                    f"{what} {ref.text!r}: neither a template compiled in {compiled}/ nor a"
-                    f" version of {package} in {host} (published: {digests})"
-                ]
-            )
-        version = registry.RegistryVersion(host, package, ref.text)
-    else:
-        found_tag = registry.find_tag(host, package, ref.text)
-        if found_tag is None:
-            if ref.text in local:
-                note = f"not published in {host}; the compiled file"
-                return _local(ref, ref.text, local[ref.text], note)
-            tags = [t for v in registry.list_versions(host, package) for t in v.tags]
-            raise ConfigError(
-                [f"{what} {ref.text!r}: no such version; {_known(compiled, local, tags)}"]
-            )
-        version = found_tag
+        digests = ", ".join(v.digest[:19] + "..." for v in published) or "none"
+        raise ConfigError(
+            [
+                f"{what} {ref.text!r}: neither a template compiled in {compiled}/ nor a"
+                f" version of {package} in {host} (published: {digests})"
+            ]
+        )
+    if version is None:
+        tags = [t for v in registry.list_versions(host, package) for t in v.tags]
+        raise ConfigError(
+            [f"{what} {ref.text!r}: no such version; {_known(compiled, local, tags)}"]
+        )
     path = registry.download(version, downloads)
     note = ""
     if ref.text in local and local[ref.text].path.is_file():

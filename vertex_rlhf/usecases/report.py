@@ -244,16 +244,6 @@ def _with(report: RunReport, **changes: Any) -> RunReport:
     return dataclasses.replace(report, **changes)
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _number(value: Any) -> int | None:
     """An integer output or parameter (aiplatform sends ``30.0``); None otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -282,15 +272,16 @@ def report_of(
     """
     from vertex_rlhf.cloud import monitor
     from vertex_rlhf.cloud.compare import run_facts
+    from vertex_rlhf.cloud.status import parse_time
 
     now = now or datetime.now(timezone.utc)
     status = monitor.job_status(job, now)
     facts = run_facts(job, list(points or []), now)
     details = (job.get("job_detail") or {}).get("task_details") or []
-    begun = _time(job.get("start_time")) or _time(job.get("create_time"))
+    begun = parse_time(job.get("start_time")) or parse_time(job.get("create_time"))
     tasks = []
     for detail, task in zip(details, status.tasks, strict=True):
-        start = _time(detail.get("start_time"))
+        start = parse_time(detail.get("start_time"))
         offset = (start - begun).total_seconds() if start and begun else None
         if task.seconds is None:
             offset = None
