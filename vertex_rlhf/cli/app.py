@@ -26,10 +26,8 @@ from vertex_rlhf.cli import (
 from vertex_rlhf.config import values
 from vertex_rlhf.errors import RLHFError
 from vertex_rlhf.views.logs import EscapingFormatter
-from vertex_rlhf.views.text import outside
+from vertex_rlhf.views.text import ERROR_LIMIT, outside
 
-# The most characters of one error message printed (a server's error can be megabytes).
-ERROR_LIMIT = 10_000
 # Each noun's module adds its subcommands, in the order `rlhf --help` lists them.
 NOUNS = (templates, parameters, datasets, runs, schedules, metrics, report, doctor)
 

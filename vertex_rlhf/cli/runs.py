@@ -10,8 +10,8 @@ from vertex_rlhf.cli import flags
 from vertex_rlhf.config import values
 from vertex_rlhf.usecases import runs
 from vertex_rlhf.usecases.setting import Setting, load_setting
-from vertex_rlhf.views.following import resume_hint, show_watch
-from vertex_rlhf.views.text import name
+from vertex_rlhf.views.following import resume_hint, show_watch, submitted_lines
+from vertex_rlhf.views.parameters import warning_lines
 
 if TYPE_CHECKING:
     from vertex_rlhf.cloud.vertex import VertexTarget
@@ -77,7 +77,7 @@ def run_submit(args: argparse.Namespace) -> int:
     setting = load_setting(args.env, overrides, args.params_dir, args.compiled_dir)
     order = runs.SubmitOrder(job_id=args.job_id, dry_run=args.dry_run)
     with runs.prepared(setting, order) as ready:
-        for line in [*ready.notes, *(f"warning: {w}" for w in ready.warnings)]:
+        for line in [*ready.notes, *warning_lines(ready.warnings)]:
             print(line, file=sys.stderr)
         if args.dry_run:
             print(yaml.safe_dump(runs.dry_run(setting, ready), sort_keys=False), end="")
@@ -87,7 +87,7 @@ def run_submit(args: argparse.Namespace) -> int:
             print("not submitted: nothing was sent", file=sys.stderr)
             return 1
         submitted = runs.send(ready)
-    print(f"Submitted {name(submitted.name, 1000)}\n  console: {name(submitted.console_url, 1000)}")
+    print(submitted_lines(submitted.name, submitted.console_url))
     if not args.wait:
         print(f"  follow it with: {resume_hint(submitted.name, args.env, args.overrides)}")
         return 0

@@ -389,7 +389,7 @@ class HealthChecker:
         import sys
 
         from vertex_rlhf.original.commands import run_health_check, run_health_check_of
-        from vertex_rlhf.views.text import outside
+        from vertex_rlhf.views.text import ERROR_LIMIT, outside
 
         try:
             if self._config is None:
@@ -399,5 +399,5 @@ class HealthChecker:
             setting = Setting(params, env, env, Path.cwd(), compiled_folder(None), env)
             return run_health_check_of(setting) == 0
         except RLHFError as error:
-            print(outside(error.render(), 10_000), file=sys.stderr)
+            print(outside(error.render(), ERROR_LIMIT), file=sys.stderr)
             return False

@@ -22,8 +22,7 @@ from vertex_rlhf.errors import DataError, RLHFError
 from vertex_rlhf.usecases import datasets, parameters, runs
 from vertex_rlhf.usecases.setting import Setting, compiled_folder
 from vertex_rlhf.views import parameters as shown
-from vertex_rlhf.views.following import resume_hint, show_watch
-from vertex_rlhf.views.text import name
+from vertex_rlhf.views.following import resume_hint, show_watch, submitted_lines
 
 
 def setting_of(
@@ -181,7 +180,7 @@ def _submit(setting: Setting, wait: bool) -> int:
             print("not submitted: nothing was sent", file=sys.stderr)
             return 1
         submitted = runs.send(ready)
-    print(f"Submitted {name(submitted.name, 1000)}\n  console: {name(submitted.console_url, 1000)}")
+    print(submitted_lines(submitted.name, submitted.console_url))
     if not wait:
         print(f"  follow it with: {resume_hint(submitted.name, setting.spec)}")
         return 0
@@ -262,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parses the original flags and runs the matching command; errors print one screen."""
-    from vertex_rlhf.views.text import outside
+    from vertex_rlhf.views.text import ERROR_LIMIT, outside
 
     try:
         args = build_parser().parse_args(argv)
@@ -278,7 +277,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except RLHFError as error:
         if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
             raise
-        print(outside(error.render(), 10_000), file=sys.stderr)
+        print(outside(error.render(), ERROR_LIMIT), file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from vertex_rlhf.views.text import path
+from vertex_rlhf.views.text import name, path
 
 if TYPE_CHECKING:
     from vertex_rlhf.cloud.status import JobStatus
@@ -27,6 +27,11 @@ def resume_hint(job: str, env: str, overrides: Sequence[str] = ()) -> str:
     if overrides:
         command += " OVERRIDES=" + shlex.quote(" ".join(shlex.quote(o) for o in overrides))
     return command
+
+
+def submitted_lines(job: str, console_url: str) -> str:
+    """What both faces print once a run is created."""
+    return f"Submitted {name(job, 1000)}\n  console: {name(console_url, 1000)}"
 
 
 def show_watch(

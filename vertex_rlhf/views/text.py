@@ -77,6 +77,8 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
+# The most characters of one error screen (a server's error can be megabytes).
+ERROR_LIMIT = 10_000
 # The most characters of a path printed back (a user's path can be long, never a screen).
 PATH_LIMIT = 1000
 
