@@ -20,6 +20,8 @@ from vertex_rlhf.data.rules import (
     check_lines,
     check_model_layout,
     new_dataset_report,
+    report_summary,
+    validate_dataset_files,
 )
 from vertex_rlhf.steps import calculate_training_steps
 
@@ -181,6 +183,23 @@ def model_layout(model: str) -> str:
 
     found = catalog.MODELS.get(catalog.canonical_model_name(model))
     return "" if found is None else ("chat" if found.chat else "text")
+
+
+def count_rows(path: str, kind: str, model: str = "") -> int:
+    """The rows of a local dataset, every one validated (against ``model``'s layout when
+    given), as ``steps``, ``check`` and ``plan`` count them.
+
+    Raises:
+        DataError: invalid rows, listed.
+    """
+    from vertex_rlhf.errors import DataError
+
+    report = validate_dataset_files(path, kind, 5, model, model_layout(model))
+    if report["errors"]:
+        raise DataError(
+            report_summary(report), hint="correct or remove the rows above, then run again"
+        )
+    return int(report["rows"])
 
 
 def _datasets(params: RLHFParams) -> list[tuple[str, str]]:

@@ -408,8 +408,7 @@ def row_counts(params: RLHFParams) -> dict[str, int | None]:
     Raises:
         DataError: a local dataset has invalid rows.
     """
-    from vertex_rlhf.data.rules import report_summary, validate_dataset_files
-    from vertex_rlhf.errors import DataError
+    from vertex_rlhf.data.report import count_rows
 
     d = params.dataset
     counts: dict[str, int | None] = {}
@@ -420,8 +419,5 @@ def row_counts(params: RLHFParams) -> dict[str, int | None]:
         if path.startswith("gs://"):
             counts[kind] = declared
             continue
-        report = validate_dataset_files(path, kind)
-        if report["errors"]:
-            raise DataError(report_summary(report), hint="correct or remove the rows above")
-        counts[kind] = int(report["rows"])
+        counts[kind] = count_rows(path, kind)
     return counts

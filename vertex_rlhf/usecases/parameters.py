@@ -163,18 +163,9 @@ def _row_count(
 ) -> RowCount | None:
     """Counts a local dataset's rows (validating them), or uses the declared size."""
     if not path.startswith("gs://"):
-        from vertex_rlhf.data.report import DatasetCheck, model_layout
-        from vertex_rlhf.data.rules import report_summary, validate_dataset_files
+        from vertex_rlhf.data.report import count_rows
 
-        check = DatasetCheck.from_report(
-            validate_dataset_files(path, kind, 5, model, model_layout(model))
-        )
-        if not check.valid:
-            raise DataError(
-                report_summary(check.report()),
-                hint="correct or remove the rows above, then run again",
-            )
-        return RowCount(kind, int(check.rows), True, path)
+        return RowCount(kind, count_rows(path, kind, model), True, path)
     if declared is None:
         if not required:
             return None
