@@ -426,6 +426,31 @@ def bounded_pages(
     raise malformed(what, f"more than {MAX_PAGES} pages")
 
 
+def listing(
+    what: str,
+    method: Callable[..., Any],
+    request: dict[str, Any],
+    items: Callable[[Any], Iterable[T]],
+    limit: int,
+    key: Callable[[T], Any] | None = None,
+) -> list[T]:
+    """One GAPIC list call through the door: the client retries reads itself (not twice),
+    the command's ``--timeout`` bounds it, and its pages are bounded (``bounded_pages``).
+
+    Raises:
+        RLHFError: as ``call`` and ``bounded_pages`` do.
+    """
+    pager = call(
+        what,
+        method,
+        request=request,
+        retry=read_retry(),
+        timeout=remaining(60.0),
+        retried=False,
+    )
+    return bounded_pages(what, pager.pages, items, limit, key=key)
+
+
 def transient_retry(initial: float, maximum: float, timeout: float) -> Retry:
     """A ``google.api_core`` Retry of transient errors: exponential backoff with jitter.
 

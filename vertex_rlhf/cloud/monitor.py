@@ -471,16 +471,13 @@ def list_runs(target: VertexTarget, pipeline: str, limit: int = 20) -> list[RunR
         "order_by": "create_time desc",
         "page_size": limit,
     }
-    pager = calls.call(
+    listed = calls.listing(
         what,
         client.list_pipeline_jobs,
-        request=request,
-        retry=read_retry(),
-        timeout=calls.remaining(60.0),
-        retried=False,  # the client retries (read_retry): not twice
-    )
-    listed = calls.bounded_pages(
-        what, pager.pages, lambda page: page.pipeline_jobs, limit, key=lambda job: job.name
+        request,
+        lambda page: page.pipeline_jobs,
+        limit,
+        key=lambda job: job.name,
     )
     prefix = f"{target.parent}/pipelineJobs/"
     runs: dict[str, RunRow] = {}

@@ -176,17 +176,10 @@ def list_schedules(target: VertexTarget, prefix: str, exact: str | None = None) 
         "order_by": "create_time",
         "page_size": 100,
     }
-    pager = calls.call(
+    listed = calls.listing(
         what,
         client.list_schedules,
-        request=request,
-        retry=read_retry(),
-        timeout=calls.remaining(60.0),
-        retried=False,  # the client retries (read_retry): not twice
-    )
-    listed = calls.bounded_pages(
-        what,
-        pager.pages,
+        request,
         lambda page: page.schedules,
         LIST_LIMIT,
         key=lambda schedule: schedule.name,
@@ -382,15 +375,7 @@ def last_run(target: VertexTarget, resource: str) -> LastRun | None:
         "order_by": "create_time desc",
         "page_size": 1,
     }
-    pager = calls.call(
-        what,
-        client.list_pipeline_jobs,
-        request=request,
-        retry=read_retry(),
-        timeout=calls.remaining(60.0),
-        retried=False,
-    )
-    listed = calls.bounded_pages(what, pager.pages, lambda page: page.pipeline_jobs, 1)
+    listed = calls.listing(what, client.list_pipeline_jobs, request, lambda p: p.pipeline_jobs, 1)
     if not listed:
         return None
     name = str(listed[0].name)
